@@ -1,0 +1,126 @@
+"""modelyard: CI/CD/CT for machine-learning models in one package.
+
+``import modelyard`` is kept light: the public names below are resolved on first use, so that
+importing the package never pulls in SQLAlchemy, web servers, Ray or torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY: dict[str, str] = {
+    # tracking (fluent API, MLflow-compatible names)
+    "start_run": "modelyard.tracking.fluent",
+    "end_run": "modelyard.tracking.fluent",
+    "active_run": "modelyard.tracking.fluent",
+    "log_param": "modelyard.tracking.fluent",
+    "log_params": "modelyard.tracking.fluent",
+    "log_metric": "modelyard.tracking.fluent",
+    "log_metrics": "modelyard.tracking.fluent",
+    "set_tag": "modelyard.tracking.fluent",
+    "set_tags": "modelyard.tracking.fluent",
+    "log_artifact": "modelyard.tracking.fluent",
+    "log_artifacts": "modelyard.tracking.fluent",
+    "log_dataset": "modelyard.tracking.fluent",
+    "search_runs": "modelyard.tracking.fluent",
+    "get_run": "modelyard.tracking.fluent",
+    "Run": "modelyard.tracking.run",
+    # pipelines
+    "step": "modelyard.pipeline.step",
+    "pipeline": "modelyard.pipeline.graph",
+    "Pipeline": "modelyard.pipeline.graph",
+    # config
+    "Settings": "modelyard.config",
+    "load_settings": "modelyard.config",
+}
+_SUBMODULES = frozenset(
+    {
+        "config",
+        "errors",
+        "logs",
+        "models",
+        "data",
+        "store",
+        "tracking",
+        "registry",
+        "pipeline",
+        "evaluate",
+        "serving",
+        "delivery",
+        "monitoring",
+        "packaging",
+        "testing",
+    }
+)
+
+__all__ = sorted([*_LAZY, "__version__", "models"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"modelyard.{name}")
+    raise AttributeError(f"module 'modelyard' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from modelyard import models as models
+    from modelyard.config import Settings as Settings
+    from modelyard.config import load_settings as load_settings
+    from modelyard.pipeline.graph import Pipeline as Pipeline
+    from modelyard.pipeline.graph import pipeline as pipeline
+    from modelyard.pipeline.step import step as step
+    from modelyard.tracking.fluent import (
+        active_run as active_run,
+    )
+    from modelyard.tracking.fluent import (
+        end_run as end_run,
+    )
+    from modelyard.tracking.fluent import (
+        get_run as get_run,
+    )
+    from modelyard.tracking.fluent import (
+        log_artifact as log_artifact,
+    )
+    from modelyard.tracking.fluent import (
+        log_artifacts as log_artifacts,
+    )
+    from modelyard.tracking.fluent import (
+        log_dataset as log_dataset,
+    )
+    from modelyard.tracking.fluent import (
+        log_metric as log_metric,
+    )
+    from modelyard.tracking.fluent import (
+        log_metrics as log_metrics,
+    )
+    from modelyard.tracking.fluent import (
+        log_param as log_param,
+    )
+    from modelyard.tracking.fluent import (
+        log_params as log_params,
+    )
+    from modelyard.tracking.fluent import (
+        search_runs as search_runs,
+    )
+    from modelyard.tracking.fluent import (
+        set_tag as set_tag,
+    )
+    from modelyard.tracking.fluent import (
+        set_tags as set_tags,
+    )
+    from modelyard.tracking.fluent import (
+        start_run as start_run,
+    )
+    from modelyard.tracking.run import Run as Run

@@ -1,0 +1,108 @@
+"""The root Typer app: global options, error rendering and the command groups.
+
+Command modules import nothing heavy at module level; the work happens inside the commands.
+Errors derived from :class:`~modelyard.errors.ModelyardError` print one message and a hint on
+stderr and exit with the error's code; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from modelyard.cli import check as check_cmd
+from modelyard.cli import config as config_cmd
+from modelyard.cli import db as db_cmd
+from modelyard.cli import demo as demo_cmd
+from modelyard.cli import models as models_cmd
+from modelyard.cli import pipeline as pipeline_cmd
+from modelyard.cli import runs as runs_cmd
+from modelyard.cli import serve as serve_cmd
+from modelyard.cli.state import state
+
+app = typer.Typer(
+    name="modelyard",
+    help="CI/CD/CT for machine-learning models: data and model tests, cached pipelines, "
+    "tracking, a model registry, gated releases, fast serving and monitoring.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks on errors")] = False,
+    home: Annotated[
+        str | None, typer.Option("--home", help="modelyard home (env MODELYARD_HOME)")
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    ] = None,
+) -> None:
+    state.debug = debug
+    if home is not None:
+        state.overrides["home"] = home
+    if log_level is not None:
+        state.overrides["log_level"] = log_level.upper()
+
+
+@app.command("version")
+def _version() -> None:
+    """Print the modelyard version."""
+    from modelyard import __version__
+
+    typer.echo(__version__)
+
+
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(db_cmd.app, name="db")
+app.add_typer(runs_cmd.app, name="runs")
+app.add_typer(models_cmd.app, name="models")
+app.add_typer(check_cmd.app, name="check")
+pipeline_cmd.register(app)
+serve_cmd.register(app)
+demo_cmd.register(app)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and turn modelyard errors into one message, a hint and an exit code."""
+    from modelyard.errors import ModelyardError
+
+    try:
+        result: Any = app(args=argv, prog_name="modelyard", standalone_mode=False)
+    except ModelyardError as exc:
+        if state.debug:
+            import traceback
+
+            traceback.print_exc()
+        typer.echo(f"error: {exc.message}", err=True)
+        if exc.hint:
+            typer.echo(f"hint: {exc.hint}", err=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # click usage errors and anything unexpected
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if state.debug:
+            raise
+        typer.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
+        typer.echo("hint: re-run with --debug for the traceback and report it", err=True)
+        return 1
+    return int(result) if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run())
