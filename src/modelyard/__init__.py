@@ -57,7 +57,30 @@ _SUBMODULES = frozenset(
     }
 )
 
-__all__ = sorted([*_LAZY, "__version__", "models"])
+__all__ = [  # noqa: RUF022  (grouped as in _LAZY; a test checks it matches)
+    "__version__",
+    "active_run",
+    "end_run",
+    "get_run",
+    "load_settings",
+    "log_artifact",
+    "log_artifacts",
+    "log_dataset",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "models",
+    "pipeline",
+    "Pipeline",
+    "Run",
+    "search_runs",
+    "set_tag",
+    "set_tags",
+    "Settings",
+    "start_run",
+    "step",
+]
 
 
 def __getattr__(name: str) -> Any:

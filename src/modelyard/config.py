@@ -35,7 +35,7 @@ class ServingSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    workers: int | None = Field(None, ge=1, description="model worker processes; default: one per core")
+    workers: int | None = Field(None, ge=1, description="model worker processes; default: per core")
     max_batch_size: int = Field(64, ge=1)
     max_wait_ms: float = Field(2.0, ge=0)
     queue_size: int = Field(1024, ge=1)
@@ -117,8 +117,17 @@ class Settings(BaseSettings):
     _sources: dict[str, str] = {}
 
     def sources(self) -> dict[str, str]:
-        """Where each top-level value came from: argument, env NAME, a file, or default."""
+        """Where each value came from: argument, env NAME, a file, or default.
+
+        Keys are field names, and ``table.field`` for nested tables (``serving.port``).
+        """
         return dict(self._sources)
+
+    def source_of(self, key: str) -> str:
+        """Where ``key`` (``log_level`` or ``serving.port``) came from."""
+        if key in self._sources:
+            return self._sources[key]
+        return self._sources.get(key.split(".", 1)[0], "default")
 
 
 def _read_project_table(path: Path) -> dict[str, Any] | None:
@@ -134,6 +143,9 @@ def _read_project_table(path: Path) -> dict[str, Any] | None:
         return dict(table)
     table = data.get("tool", {}).get("modelyard")
     return dict(table) if isinstance(table, dict) else None
+
+
+_NESTED = frozenset({"serving", "pipeline"})
 
 
 def find_project_root(start: Path | None = None) -> tuple[Path, Path | None]:
@@ -176,14 +188,15 @@ def load_settings(start: Path | None = None, **overrides: Any) -> Settings:
         (overrides, "argument"),
     ):
         for key, value in layer.items():
-            if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                merged[key] = {**merged[key], **value}
-            else:
-                merged[key] = value
-            if label == "env":
-                sources[key] = f"env MODELYARD_{key.upper()}"
-            else:
-                sources[key] = label
+            if isinstance(value, dict) and key in _NESTED:
+                merged[key] = {**merged.get(key, {}), **value}
+                for sub in value:
+                    sources[f"{key}.{sub}"] = (
+                        f"env MODELYARD_{key.upper()}__{sub.upper()}" if label == "env" else label
+                    )
+                continue
+            merged[key] = value
+            sources[key] = f"env MODELYARD_{key.upper()}" if label == "env" else label
     # relative paths in the project file are relative to the project root
     for key in ("home",):
         if key in file_values and not Path(str(file_values[key])).is_absolute():
@@ -194,7 +207,7 @@ def load_settings(start: Path | None = None, **overrides: Any) -> Settings:
         problems = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"])
-            origin = sources.get(str(err["loc"][0]), "default") if err["loc"] else "?"
+            origin = sources.get(loc) or sources.get(str(err["loc"][0]) if loc else "", "default")
             problems.append(f"{loc} ({origin}): {err['msg']}")
         raise ConfigError(
             "invalid settings: " + "; ".join(problems),
@@ -210,5 +223,5 @@ class _SettingsNoEnv(Settings):
     """Settings built from an already-merged dict: pydantic-settings must not re-read env."""
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+    def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # type: ignore[no-untyped-def]
         return (init_settings,)

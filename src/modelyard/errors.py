@@ -13,7 +13,7 @@ value and what to do next::
     ├── NotFoundError                  exit 4   HTTP 404   unknown run/model/version/alias/artifact
     ├── ConflictError                  exit 5   HTTP 409   already exists, immutable
     ├── IntegrityError                 exit 6   HTTP 500   tampered or missing artifact bytes
-    ├── SchemaOutdatedError            exit 7   HTTP 503   the metadata store needs `modelyard db upgrade`
+    ├── SchemaOutdatedError            exit 7   HTTP 503   run `modelyard db upgrade`
     ├── MissingExtraError              exit 8   HTTP 500   an optional dependency is not installed
     ├── PipelineError                  exit 9   HTTP 500   a graph or a step failed
     │   └── GateFailed                 exit 10  HTTP 500   a candidate did not earn registration

@@ -25,7 +25,6 @@ def show(
 ) -> None:
     """Print every setting, its value and where it came from."""
     s = state.settings()
-    sources = s.sources()
     dumped = s.model_dump(mode="json")
     rows: dict[str, Any] = {}
     _flatten("", dumped, rows)
@@ -37,20 +36,15 @@ def show(
     if as_json:
         emit_json(
             {
-                "values": {
-                    k: {"value": v, "source": sources.get(k.split(".")[0], "default")}
-                    for k, v in rows.items()
-                },
+                "values": {k: {"value": v, "source": s.source_of(k)} for k, v in rows.items()},
                 "derived": derived,
             }
         )
         return
     width = max(len(k) for k in rows)
-    for key, value in rows.items():
-        if key == "db_url" and isinstance(value, str):
-            value = _redact_url(value)
-        source = sources.get(key.split(".")[0], "default")
-        typer.echo(f"{key:<{width}}  {value!s:<40}  ({source})")
+    for key, raw in rows.items():
+        value = _redact_url(raw) if key == "db_url" and isinstance(raw, str) else raw
+        typer.echo(f"{key:<{width}}  {value!s:<40}  ({s.source_of(key)})")
     for key, value in derived.items():
         typer.echo(f"{key:<{width}}  {value!s:<40}  (derived)")
 
