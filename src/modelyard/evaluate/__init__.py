@@ -1,1 +1,84 @@
-"""modelyard.evaluate."""
+"""Evaluation and the release gate.
+
+- :mod:`~modelyard.evaluate.metrics`: named metrics (classification and regression) and
+  :func:`~modelyard.evaluate.metrics.predict`, which turns any model's answers into
+  :class:`~modelyard.evaluate.metrics.Predictions`.
+- :mod:`~modelyard.evaluate.slices`: named slices of a test frame.
+- :mod:`~modelyard.evaluate.stats`: the paired bootstrap and McNemar's test.
+- :mod:`~modelyard.evaluate.policy`: :class:`GatePolicy`, in Python or TOML.
+- :mod:`~modelyard.evaluate.gate`: :class:`Gate`, :class:`GateVerdict` and
+  :func:`evaluate_and_register`, which the pipeline's register step calls.
+
+Names are resolved on first use, so ``import modelyard.evaluate`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY: dict[str, str] = {
+    "METRICS": "modelyard.evaluate.metrics",
+    "Predictions": "modelyard.evaluate.metrics",
+    "compute_metrics": "modelyard.evaluate.metrics",
+    "predict": "modelyard.evaluate.metrics",
+    "Slice": "modelyard.evaluate.slices",
+    "paired_bootstrap": "modelyard.evaluate.stats",
+    "mcnemar": "modelyard.evaluate.stats",
+    "GatePolicy": "modelyard.evaluate.policy",
+    "Margin": "modelyard.evaluate.policy",
+    "OutputSchema": "modelyard.evaluate.policy",
+    "Gate": "modelyard.evaluate.gate",
+    "GateOutcome": "modelyard.evaluate.gate",
+    "GateVerdict": "modelyard.evaluate.gate",
+    "RuleResult": "modelyard.evaluate.gate",
+    "evaluate_and_register": "modelyard.evaluate.gate",
+}
+
+__all__ = [
+    "METRICS",
+    "Gate",
+    "GateOutcome",
+    "GatePolicy",
+    "GateVerdict",
+    "Margin",
+    "OutputSchema",
+    "Predictions",
+    "RuleResult",
+    "Slice",
+    "compute_metrics",
+    "evaluate_and_register",
+    "mcnemar",
+    "paired_bootstrap",
+    "predict",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'modelyard.evaluate' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from modelyard.evaluate.gate import Gate as Gate
+    from modelyard.evaluate.gate import GateOutcome as GateOutcome
+    from modelyard.evaluate.gate import GateVerdict as GateVerdict
+    from modelyard.evaluate.gate import RuleResult as RuleResult
+    from modelyard.evaluate.gate import evaluate_and_register as evaluate_and_register
+    from modelyard.evaluate.metrics import METRICS as METRICS
+    from modelyard.evaluate.metrics import Predictions as Predictions
+    from modelyard.evaluate.metrics import compute_metrics as compute_metrics
+    from modelyard.evaluate.metrics import predict as predict
+    from modelyard.evaluate.policy import GatePolicy as GatePolicy
+    from modelyard.evaluate.policy import Margin as Margin
+    from modelyard.evaluate.policy import OutputSchema as OutputSchema
+    from modelyard.evaluate.slices import Slice as Slice
+    from modelyard.evaluate.stats import mcnemar as mcnemar
+    from modelyard.evaluate.stats import paired_bootstrap as paired_bootstrap
