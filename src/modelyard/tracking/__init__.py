@@ -1,1 +1,44 @@
-"""modelyard.tracking."""
+"""Tracking: runs, params, metrics (with steps), datasets, artifacts, lineage and search.
+
+- :mod:`modelyard.tracking.fluent`: ``modelyard.start_run()``, ``log_metric`` and friends.
+- :mod:`modelyard.tracking.client`: :class:`TrackingClient` over explicit stores.
+- :mod:`modelyard.tracking.run`: :class:`Run`, the live run with buffered writes.
+- :mod:`modelyard.tracking.search`: the filter grammar and its SQL compilation.
+- :mod:`modelyard.tracking.lineage`: ``capture(project_root)``: git state and environment.
+- :mod:`modelyard.tracking.fingerprint`: ``fingerprint_frame(frame)``: content hashes of data.
+
+Submodules are imported on first use so that ``import modelyard.tracking`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["Page", "Run", "RunInfo", "TrackingClient", "capture", "fingerprint_frame"]
+
+_LAZY = {
+    "Page": "modelyard.tracking.entities",
+    "Run": "modelyard.tracking.run",
+    "RunInfo": "modelyard.tracking.entities",
+    "TrackingClient": "modelyard.tracking.client",
+    "capture": "modelyard.tracking.lineage",
+    "fingerprint_frame": "modelyard.tracking.fingerprint",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'modelyard.tracking' has no attribute {name!r}")
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from modelyard.tracking.client import TrackingClient as TrackingClient
+    from modelyard.tracking.entities import Page as Page
+    from modelyard.tracking.entities import RunInfo as RunInfo
+    from modelyard.tracking.fingerprint import fingerprint_frame as fingerprint_frame
+    from modelyard.tracking.lineage import capture as capture
+    from modelyard.tracking.run import Run as Run
