@@ -89,7 +89,9 @@ run_tags = Table(
 metrics = Table(
     "metrics",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     Column("key", String(NAME), nullable=False),
     Column("value", Float, nullable=False),
@@ -228,6 +230,8 @@ alias_events = Table(
     Column("at", Float, nullable=False),
     Column("actor", String(NAME), nullable=True),
     Column("reason", Text, nullable=True),
+    # set | delete | rollback: rollback pops the history, so repeated rollbacks walk back in time
+    Column("action", String(16), nullable=False, server_default="set"),
     Index("ix_alias_events_model_alias_at", "model_id", "alias", "at"),
 )
 

@@ -1,0 +1,445 @@
+"""The SQL metadata store: SQLite (WAL) by default, PostgreSQL by URL, versioned by Alembic.
+
+Opening is cheap: engines are cached per URL within a process and the schema revision is checked
+once per URL. A new, empty database is migrated to the head revision on open; a database whose
+revision is behind raises :class:`~modelyard.errors.SchemaOutdatedError` naming ``modelyard db
+upgrade``, and one written by a newer modelyard says so.
+
+SQLite transactions: the driver's implicit transactions are turned off and SQLAlchemy's
+``begin`` emits ``BEGIN`` itself. Write transactions (:meth:`MetadataStore.begin`) use ``BEGIN
+IMMEDIATE``, so concurrent writers queue on the busy timeout instead of failing with "database is
+locked" when a read lock cannot be upgraded; reads (:meth:`MetadataStore.read`) use a deferred
+``BEGIN`` and never block writers under WAL.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelyard.errors import ConfigError, NotFoundError, SchemaOutdatedError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.sql.elements import ClauseElement
+
+    from modelyard.config import Settings
+
+__all__ = ["HEAD_REVISION", "MIGRATIONS_DIR", "REVISIONS", "MetadataStore"]
+
+#: Revisions in order; the last is what this code writes and expects.
+REVISIONS: tuple[str, ...] = ("0001", "0002")
+HEAD_REVISION = REVISIONS[-1]
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+_BEGIN_OPTION = "modelyard_begin"  # execution option: "DEFERRED" | "IMMEDIATE" | "" (autocommit)
+_PG_MIGRATION_LOCK = 0x6D6F64656C  # pg_advisory_xact_lock key serialising first-open migrations
+
+_lock = threading.Lock()
+_engines: dict[str, Engine] = {}
+_checked: set[str] = set()  # URLs found at the head revision in this process
+
+
+def _after_fork_in_child() -> None:
+    # A forked child must not share the parent's pooled connections (SQLite handles and PostgreSQL
+    # sockets); dispose(close=False) gives each engine a fresh pool without closing the parent's.
+    for engine in _engines.values():
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparseable URL is reported by _create_engine
+        return url
+
+
+def _create_engine(url: str, *, create: bool) -> Engine:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(
+            f"db_url {url!r} is not a SQLAlchemy URL",
+            hint="use sqlite:////abs/path/modelyard.db or postgresql+psycopg://user@host/db",
+            db_url=url,
+        ) from exc
+    backend = parsed.get_backend_name()
+    kwargs: dict[str, Any] = {}
+    if backend == "sqlite":
+        database = parsed.database or ""
+        memory = database in ("", ":memory:") or database.startswith("file::memory:")
+        if memory:
+            from sqlalchemy.pool import StaticPool
+
+            kwargs["poolclass"] = StaticPool
+        elif create:
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
+    elif backend == "postgresql":
+        kwargs.update(pool_size=5, max_overflow=10, pool_recycle=3600)
+    try:
+        engine = sa.create_engine(parsed, **kwargs)
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise ConfigError(
+            f"no database driver for {_safe_url(url)!r}: {exc}",
+            hint="for PostgreSQL: pip install 'modelyard[postgres]' and use postgresql+psycopg://",
+            db_url=_safe_url(url),
+        ) from exc
+    if backend == "sqlite":
+        _install_sqlite_hooks(engine)
+    return engine
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module: SQLAlchemy emits BEGIN below.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            # WAL + NORMAL: a crash of the process never loses a commit; only power loss may drop
+            # the last transactions, never corrupting the file.
+            cur.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        if mode:
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _get_engine(url: str, *, create: bool) -> Engine:
+    engine = _engines.get(url)
+    if engine is None:
+        with _lock:
+            engine = _engines.get(url)
+            if engine is None:
+                engine = _create_engine(url, create=create)
+                _engines[url] = engine
+    return engine
+
+
+class MetadataStore:
+    """Connections and schema management for one metadata database.
+
+    Build with :meth:`open` or :meth:`from_settings`; the constructor only stores its arguments.
+
+    Args:
+        engine: a SQLAlchemy engine (from :meth:`open`, which configures SQLite correctly).
+        url: the URL the engine was made from.
+    """
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self._engine = engine
+        self._url = url
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def open(cls, url: str, *, create: bool = True) -> MetadataStore:
+        """Open the store at ``url``, creating it at the head revision if it is empty.
+
+        Args:
+            url: SQLAlchemy URL (``sqlite:////path/modelyard.db``, ``postgresql+psycopg://...``).
+            create: migrate an empty database to the head revision; when False an empty database
+                raises :class:`NotFoundError`.
+
+        Raises:
+            SchemaOutdatedError: the database is at an older revision (run ``modelyard db
+                upgrade``) or at a revision newer than this modelyard knows.
+            ConfigError: the URL is malformed or its driver is not installed.
+        """
+        store = cls(_get_engine(url, create=create), url)
+        if url not in _checked:
+            store._check_or_create(create=create)
+            _checked.add(url)
+        return store
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, create: bool = True) -> MetadataStore:
+        """Open the store named by ``settings.resolved_db_url``."""
+        return cls.open(settings.resolved_db_url, create=create)
+
+    @classmethod
+    def open_unchecked(cls, url: str) -> MetadataStore:
+        """Open without checking the revision: for ``modelyard db current/upgrade`` only."""
+        return cls(_get_engine(url, create=True), url)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine."""
+        return self._engine
+
+    @property
+    def url(self) -> str:
+        """The URL this store was opened with."""
+        return self._url
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password masked, for messages."""
+        return _safe_url(self._url)
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return str(self._engine.dialect.name)
+
+    # ------------------------------------------------------------------ transactions
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction, committed on success and rolled back on error.
+
+        On SQLite it starts with ``BEGIN IMMEDIATE``: the write lock is taken up front, so
+        concurrent writers wait (up to the busy timeout) instead of failing mid-transaction.
+        """
+        with self._engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction: one consistent snapshot; never blocks writers on SQLite/WAL."""
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def connect_autocommit(self) -> Iterator[Connection]:
+        """A connection whose statements each run on their own (no ``BEGIN`` on SQLite).
+
+        The fastest path for a single ``SELECT``; use :meth:`read` when several statements must
+        see the same snapshot.
+        """
+        with self._engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.execution_options(**{_BEGIN_OPTION: ""})
+            yield conn
+
+    def fetch(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run one read-only statement on a raw driver connection and return its rows.
+
+        The hot path for lookups (alias resolution): the statement is compiled once per
+        dialect and cached (pass module-level statements, not ones built per call), and
+        execution skips SQLAlchemy's result machinery, so values come back as the driver
+        returns them (JSON columns are text on SQLite).
+        """
+        compiled = _compiled(statement, self._engine)
+        raw = self._engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                if compiled[1] is None:
+                    cursor.execute(compiled[0], dict(params))
+                else:
+                    cursor.execute(compiled[0], tuple(params[k] for k in compiled[1]))
+                return list(cursor.fetchall())
+            finally:
+                cursor.close()
+        finally:
+            raw.close()
+
+    # ------------------------------------------------------------------ schema
+    @staticmethod
+    def head_revision() -> str:
+        """The schema revision this modelyard writes."""
+        return HEAD_REVISION
+
+    def current_revision(self) -> str | None:
+        """The database's Alembic revision, or None when it has none (empty or base)."""
+        with self.connect_autocommit() as conn:
+            return _read_revision(conn)
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Migrate the database to ``revision`` (default: the head) through Alembic."""
+        from alembic import command
+
+        with self._migration_transaction() as conn:
+            command.upgrade(self._alembic_config(conn), revision)
+        _checked.discard(self._url)
+
+    def downgrade(self, revision: str) -> None:
+        """Migrate the database down to ``revision`` (``"base"`` drops every table)."""
+        from alembic import command
+
+        with self._migration_transaction() as conn:
+            command.downgrade(self._alembic_config(conn), revision)
+        _checked.discard(self._url)
+
+    def stamp(self, revision: str) -> None:
+        """Record ``revision`` as current without running migrations (repair only)."""
+        from alembic import command
+
+        with self._migration_transaction() as conn:
+            command.stamp(self._alembic_config(conn), revision)
+        _checked.discard(self._url)
+
+    def check(self) -> None:
+        """Raise :class:`SchemaOutdatedError` unless the database is at the head revision."""
+        with self.connect_autocommit() as conn:
+            self._judge(_read_revision(conn), has_tables=_has_tables(conn))
+
+    def dispose(self) -> None:
+        """Close pooled connections and forget this URL (tests and long-lived tools)."""
+        with _lock:
+            _engines.pop(self._url, None)
+            _checked.discard(self._url)
+        self._engine.dispose()
+
+    # ------------------------------------------------------------------ internals
+    def _alembic_config(self, conn: Connection) -> Config:
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+        cfg.set_main_option("sqlalchemy.url", self._url.replace("%", "%%"))
+        cfg.attributes["connection"] = conn
+        return cfg
+
+    @contextmanager
+    def _migration_transaction(self) -> Iterator[Connection]:
+        """One transaction holding the write lock, so concurrent first opens migrate once."""
+        with self.begin() as conn:
+            if self.dialect == "postgresql":
+                import sqlalchemy as sa
+
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            yield conn
+
+    def _check_or_create(self, *, create: bool) -> None:
+        with self.connect_autocommit() as conn:
+            revision = _read_revision(conn)
+            if revision == HEAD_REVISION:
+                return
+            has_tables = _has_tables(conn)
+        if not has_tables and create:
+            from alembic import command
+
+            with self._migration_transaction() as conn:
+                # Another process may have created it while we waited for the lock.
+                if _read_revision(conn) is None and not _has_tables(conn):
+                    command.upgrade(self._alembic_config(conn), "head")
+            with self.connect_autocommit() as conn:
+                revision = _read_revision(conn)
+                has_tables = _has_tables(conn)
+        self._judge(revision, has_tables=has_tables)
+
+    def _judge(self, revision: str | None, *, has_tables: bool) -> None:
+        if revision == HEAD_REVISION:
+            return
+        where = self.safe_url
+        if revision is None and not has_tables:
+            raise NotFoundError(
+                f"metadata store {where} is empty (no modelyard tables)",
+                hint="run `modelyard db upgrade` to create it",
+                db_url=where,
+            )
+        if revision is None or revision in REVISIONS:
+            shown = revision or "base (no revision)"
+            raise SchemaOutdatedError(
+                f"metadata store {where} is at schema revision {shown} but this modelyard "
+                f"expects revision {HEAD_REVISION}",
+                hint="back up the database, then run `modelyard db upgrade`",
+                current=revision,
+                expected=HEAD_REVISION,
+                db_url=where,
+            )
+        raise SchemaOutdatedError(
+            f"metadata store {where} is at schema revision {revision}, newer than this "
+            f"modelyard knows (up to {HEAD_REVISION}); it was written by a newer modelyard",
+            hint="upgrade modelyard (pip install -U modelyard) on this machine",
+            current=revision,
+            expected=HEAD_REVISION,
+            db_url=where,
+        )
+
+
+_compiled_cache: dict[tuple[int, str], tuple[str, tuple[str, ...] | None]] = {}
+
+
+def _compiled(statement: ClauseElement, engine: Engine) -> tuple[str, tuple[str, ...] | None]:
+    """(SQL text, positional parameter names or None for named style), cached per dialect."""
+    key = (id(statement), engine.dialect.name)
+    hit = _compiled_cache.get(key)
+    if hit is None:
+        compiled = statement.compile(dialect=engine.dialect)
+        positional = getattr(compiled, "positiontup", None) if engine.dialect.positional else None
+        hit = (compiled.string, tuple(positional) if positional is not None else None)
+        _compiled_cache[key] = hit
+        _compiled_keepalive.append(statement)  # keep id() unique while cached
+    return hit
+
+
+_compiled_keepalive: list[ClauseElement] = []
+
+
+def _read_revision(conn: Connection) -> str | None:
+    import sqlalchemy as sa
+
+    if not _has_table(conn, "alembic_version"):
+        return None
+    rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    if not rows:
+        return None
+    if len(rows) > 1:  # branched history: never produced by our linear migrations
+        return ",".join(sorted(str(r) for r in rows))
+    return str(rows[0])
+
+
+def _has_table(conn: Connection, name: str) -> bool:
+    import sqlalchemy as sa
+
+    if conn.dialect.name == "sqlite":
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :n"
+    else:
+        query = (
+            "SELECT 1 FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_name = :n"
+        )
+    return conn.execute(sa.text(query), {"n": name}).first() is not None
+
+
+def _has_tables(conn: Connection) -> bool:
+    """Whether any modelyard or Alembic table exists.
+
+    An empty database is created on open; one with only an empty ``alembic_version`` table was
+    downgraded to base and is judged outdated instead of silently recreated.
+    """
+    import sqlalchemy as sa
+
+    if conn.dialect.name == "sqlite":
+        query = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ({})"
+    else:
+        query = (
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_name IN ({})"
+        )
+    from modelyard.store.schema import metadata
+
+    names = sorted([*metadata.tables, "alembic_version"])
+    marks = ", ".join(f":t{i}" for i in range(len(names)))
+    params = {f"t{i}": n for i, n in enumerate(names)}
+    return bool(conn.execute(sa.text(query.format(marks)), params).scalar())
