@@ -122,7 +122,8 @@ def start_run(
 
     Args:
         name: the run's name (``run_name`` is accepted too, as in MLflow).
-        experiment: the experiment's name (default: the ``experiment`` setting).
+        experiment: the experiment's name (default: the parent's for a nested run, else the
+            ``experiment`` setting).
         tags: initial tags.
         parent_run_id: the parent run; by default the active run, if any (see ``nested``).
         nested: make a run started inside another one its child (default True); with False,
@@ -146,6 +147,8 @@ def start_run(
                     run_id=current.id,
                 )
             parent_run_id = current.id
+            if experiment is None:
+                experiment = current.experiment
         run = client.start_run(
             experiment=experiment,
             name=name if name is not None else run_name,
