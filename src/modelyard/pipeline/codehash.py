@@ -1,0 +1,205 @@
+"""Fingerprints of a step's code: its source plus the project code it reaches.
+
+A step's cache must be invalidated when a helper it calls changes (ZenML's zenml#1011 misses
+this). The fingerprint hashes the step's source and, transitively, the source of every function
+or class it references by global name (including ``module.attr`` through project modules), as
+long as that code lives under the project root and outside site-packages. Simple constants it
+references (numbers, strings, tuples of them) are hashed by value, so changing a module-level
+threshold invalidates the cache too. Library code is not hashed: pin libraries instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CodeHasher"]
+
+_CONST_TYPES = (int, float, str, bytes, bool, type(None), complex)
+_EXCLUDED_PARTS = {"site-packages", "dist-packages", ".venv", "venv", ".tox"}
+
+
+def _is_simple_constant(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, _CONST_TYPES):
+        return True
+    if isinstance(value, tuple | frozenset) and depth < 3:
+        return all(_is_simple_constant(v, depth + 1) for v in value)
+    return False
+
+
+class CodeHasher:
+    """Hash project code reachable from steps; memoised per instance (one run).
+
+    Args:
+        project_root: code under this folder (and not in a virtual environment or
+            site-packages) is the project's and is hashed transitively.
+    """
+
+    def __init__(self, project_root: Path) -> None:
+        self.project_root = project_root.resolve()
+        self._memo: dict[int, str] = {}
+        self._local_files: dict[str, bool] = {}
+
+    def add_local_object(self, obj: Any) -> None:
+        """Count the file defining ``obj`` (a step) as project code, wherever it lives.
+
+        Helpers next to a step are hashed even when the pipeline module sits outside the
+        project root (a notebook folder, a test suite).
+        """
+        obj = _unwrap(obj)
+        if isinstance(obj, type):
+            module = sys.modules.get(obj.__module__)
+            filename = getattr(module, "__file__", None)
+        else:
+            code = getattr(obj, "__code__", None)
+            filename = code.co_filename if code is not None else None
+        if filename and not filename.startswith("<"):
+            self._local_files[filename] = True
+
+    # ------------------------------------------------------------ what counts as project code
+    def _is_local_file(self, filename: str | None) -> bool:
+        if not filename or filename.startswith("<"):
+            return False
+        cached = self._local_files.get(filename)
+        if cached is not None:
+            return cached
+        try:
+            path = Path(filename).resolve()
+            rel = path.relative_to(self.project_root)
+        except (ValueError, OSError):
+            ok = False
+        else:
+            ok = not (set(rel.parts) & _EXCLUDED_PARTS) and not _is_modelyard(path)
+        self._local_files[filename] = ok
+        return ok
+
+    def _is_local(self, obj: Any) -> bool:
+        if isinstance(obj, types.FunctionType):
+            return self._is_local_file(obj.__code__.co_filename)
+        if isinstance(obj, type):
+            module = sys.modules.get(obj.__module__)
+            return self._is_local_file(getattr(module, "__file__", None))
+        if isinstance(obj, types.ModuleType):
+            return self._is_local_file(getattr(obj, "__file__", None))
+        return False
+
+    # ------------------------------------------------------------ hashing
+    def fingerprint(self, obj: Any) -> str:
+        """sha256 hex of ``obj``'s code (a function, a class, or a step) and what it reaches."""
+        obj = _unwrap(obj)
+        key = id(obj)
+        if key in self._memo:
+            return self._memo[key]
+        h = hashlib.sha256()
+        seen: set[int] = set()
+        self._visit(obj, h, seen, root=True)
+        digest = h.hexdigest()
+        self._memo[key] = digest
+        return digest
+
+    def _visit(self, obj: Any, h: Any, seen: set[int], *, root: bool = False) -> None:
+        obj = _unwrap(obj)
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, types.FunctionType):
+            h.update(f"fn {obj.__module__}.{obj.__qualname__}\n".encode())
+            h.update(_source(obj).encode())
+            self._visit_code(obj.__code__, obj.__globals__, h, seen)
+            for cell in obj.__closure__ or ():
+                try:
+                    value = cell.cell_contents
+                except ValueError:  # an empty cell
+                    continue
+                self._visit_value("<closure>", value, h, seen)
+            for default in (obj.__defaults__ or ()) + tuple((obj.__kwdefaults__ or {}).values()):
+                if _is_simple_constant(default):
+                    h.update(f"default {default!r}\n".encode())
+        elif isinstance(obj, type):
+            h.update(f"class {obj.__module__}.{obj.__qualname__}\n".encode())
+            h.update(_source(obj).encode())
+            module = sys.modules.get(obj.__module__)
+            globs = vars(module) if module is not None else {}
+            for value in vars(obj).values():
+                fn = value.__func__ if isinstance(value, classmethod | staticmethod) else value
+                if isinstance(fn, property):
+                    fn = fn.fget
+                if isinstance(fn, types.FunctionType):
+                    self._visit_code(fn.__code__, globs, h, seen)
+            for base in obj.__mro__[1:]:
+                if self._is_local(base):
+                    self._visit(base, h, seen)
+
+    def _visit_code(
+        self, code: types.CodeType, globs: dict[str, Any], h: Any, seen: set[int]
+    ) -> None:
+        names = _all_names(code)
+        for name in names:
+            if name not in globs:
+                continue
+            value = globs[name]
+            if isinstance(value, types.ModuleType):
+                if not self._is_local(value):
+                    continue
+                # module.attr: attribute names of the code are in co_names too
+                mod_dict = vars(value)
+                for attr in names:
+                    if attr in mod_dict:
+                        self._visit_value(f"{name}.{attr}", mod_dict[attr], h, seen)
+                continue
+            self._visit_value(name, value, h, seen)
+
+    def _visit_value(self, name: str, value: Any, h: Any, seen: set[int]) -> None:
+        target = _unwrap(value)
+        if isinstance(target, types.FunctionType | type):
+            if self._is_local(target):
+                self._visit(target, h, seen)
+            return
+        if _is_simple_constant(value):
+            h.update(f"const {name}={value!r}\n".encode())
+
+
+def _unwrap(obj: Any) -> Any:
+    """The function or class behind a step, a pipeline or a decorated function."""
+    from modelyard.pipeline.step import FunctionStep, Step
+
+    if isinstance(obj, FunctionStep):
+        return obj.fn
+    if isinstance(obj, Step):
+        return type(obj)
+    inner = getattr(obj, "__wrapped__", None)
+    if inner is not None and isinstance(obj, types.FunctionType):
+        return obj  # hash the wrapper's source; its globals lead to the wrapped function
+    return obj
+
+
+def _all_names(code: types.CodeType) -> list[str]:
+    out: list[str] = []
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        out.extend(c.co_names)
+        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    return list(dict.fromkeys(out))
+
+
+def _source(obj: Any) -> str:
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        code = getattr(obj, "__code__", None)
+        if code is not None:  # no source file (exec'd code): hash the bytecode instead
+            consts = [k for k in code.co_consts if not isinstance(k, types.CodeType)]
+            return str(code.co_code.hex()) + repr(consts)
+        return repr(obj)
+
+
+_MODELYARD_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _is_modelyard(path: Path) -> bool:
+    return path.is_relative_to(_MODELYARD_ROOT)

@@ -1,0 +1,220 @@
+"""Executors run step attempts: in-process or in forked processes (local), or on Ray.
+
+Every executor takes :class:`StepTask` objects and hands back :class:`Completed` ones; the
+runner decides what is ready, what is cached, and what to retry, so all executors share one set
+of semantics. An attempt reads its inputs from the artifact store by sha256 (or from memory when
+they were produced in the same process) and writes its outputs back before it reports.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from modelyard.errors import PipelineError
+
+if TYPE_CHECKING:
+    from modelyard.pipeline.step import FunctionStep, Step
+    from modelyard.store.artifacts import ArtifactStore
+
+__all__ = ["Completed", "Executor", "StepTask", "run_attempt"]
+
+
+@dataclass
+class StepTask:
+    """One attempt of one node.
+
+    Attributes:
+        node_id: the node's id in the graph.
+        step: the step object (function or class form).
+        params: the call's parameters.
+        inputs: input name -> locator (see :func:`modelyard.pipeline.cache.record_fingerprint`).
+        n_outputs: declared number of outputs, or None.
+        output_names: declared output names (a dict return), or ().
+        attempt: 1 for the first attempt.
+        timeout_s: per-attempt limit, or None.
+        ready_at: monotonic time before which the attempt must not start (retry backoff).
+    """
+
+    node_id: str
+    step: FunctionStep | Step
+    params: dict[str, Any]
+    inputs: dict[str, dict[str, Any]]
+    n_outputs: int | None = None
+    output_names: tuple[str, ...] = ()
+    attempt: int = 1
+    timeout_s: float | None = None
+    ready_at: float = 0.0
+
+
+@dataclass
+class Completed:
+    """The outcome of one attempt.
+
+    Attributes:
+        node_id: the node's id.
+        ok: whether the attempt succeeded.
+        record: the output record (when ok).
+        metrics: metrics the step logged with :func:`modelyard.pipeline.log_metric`.
+        duration_s: the attempt's duration.
+        error_type: the exception's class name (when not ok).
+        error: the exception's message.
+        traceback: the formatted traceback, for logs.
+        timed_out: the attempt was stopped at its timeout.
+        exception: the exception itself when it ran in this process.
+    """
+
+    node_id: str
+    ok: bool
+    record: dict[str, Any] | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    duration_s: float = 0.0
+    error_type: str = ""
+    error: str = ""
+    traceback: str = ""
+    timed_out: bool = False
+    exception: BaseException | None = None
+
+
+class Executor(Protocol):
+    """What the runner needs from an executor."""
+
+    def submit(self, task: StepTask) -> None:
+        """Queue an attempt; it starts no earlier than ``task.ready_at``."""
+
+    def wait(self) -> list[Completed]:
+        """Run or wait until at least one queued attempt completes; return the completed ones."""
+
+    def busy(self) -> bool:
+        """Whether attempts are queued or running."""
+
+    def close(self) -> None:
+        """Stop what is running and release resources."""
+
+
+# ---------------------------------------------------------------- one attempt, wherever it runs
+def load_input(
+    locator: dict[str, Any], store: ArtifactStore, memo: dict[str, Any], *, trust: bool
+) -> Any:
+    """Load the value a locator points at (from ``memo`` when this process made it)."""
+    if "record" in locator:
+        record = locator["record"]
+        if record["kind"] == "tuple":
+            return tuple(_load_ref(r, store, memo, trust) for r in record["items"])
+        return {k: _load_ref(r, store, memo, trust) for k, r in record["items"].items()}
+    value = _load_ref(locator["ref"], store, memo, trust)
+    for key in locator.get("path", ()):
+        value = value[key]
+    return value
+
+
+def _load_ref(ref: dict[str, Any], store: ArtifactStore, memo: dict[str, Any], trust: bool) -> Any:
+    from modelyard.pipeline.serializers import decode
+
+    sha = ref["sha256"]
+    if sha in memo:
+        return memo[sha]
+    value = decode(ref["codec"], store.get_bytes(sha), trust=trust)
+    memo[sha] = value
+    return value
+
+
+def store_outputs(
+    value: Any, task: StepTask, store: ArtifactStore, memo: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Serialise a step's return value into the artifact store; return its output record."""
+    name = task.node_id
+    trust = task.step.options.trust
+    if task.n_outputs is not None:
+        if task.output_names:
+            if not isinstance(value, dict) or set(value) != set(task.output_names):
+                raise PipelineError(
+                    f"step {name!r} declares outputs {list(task.output_names)} but returned "
+                    f"{_describe(value)}",
+                    hint="return a dict with exactly those keys",
+                    step=name,
+                )
+            items = {k: _put(value[k], name, trust, store, memo) for k in task.output_names}
+            return {"kind": "dict", "items": items}
+        if not isinstance(value, tuple | list) or len(value) != task.n_outputs:
+            raise PipelineError(
+                f"step {name!r} declares {task.n_outputs} outputs but returned {_describe(value)}",
+                hint=f"return a tuple of {task.n_outputs} values",
+                step=name,
+            )
+        return {"kind": "tuple", "items": [_put(v, name, trust, store, memo) for v in value]}
+    if isinstance(value, tuple):
+        return {"kind": "tuple", "items": [_put(v, name, trust, store, memo) for v in value]}
+    if isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
+        from modelyard.pipeline.serializers import is_jsonable
+
+        if not is_jsonable(value):
+            items = {k: _put(v, name, trust, store, memo) for k, v in value.items()}
+            return {"kind": "dict", "items": items}
+    return {"kind": "single", "ref": _put(value, name, trust, store, memo)}
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return f"a {type(value).__name__} of {len(value)}"
+    if isinstance(value, dict):
+        return f"a dict with keys {sorted(map(str, value))}"
+    return f"a {type(value).__module__}.{type(value).__qualname__}"
+
+
+def _put(
+    value: Any, step: str, trust: bool, store: ArtifactStore, memo: dict[str, Any] | None
+) -> dict[str, Any]:
+    from modelyard.pipeline.serializers import encode
+
+    codec, data = encode(value, step=step, trust=trust)
+    ref = store.put_bytes(data)
+    if memo is not None:
+        memo[ref.sha256] = value
+    return {"sha256": ref.sha256, "codec": codec, "size": ref.size_bytes}
+
+
+def run_attempt(
+    task: StepTask, store: ArtifactStore, memo: dict[str, Any] | None = None
+) -> Completed:
+    """Load inputs, call the step, store its outputs; never raises for a step's own error."""
+    from modelyard.pipeline.step import current_metrics
+
+    started = time.perf_counter()
+    metrics: dict[str, float] = {}
+    cache = memo if memo is not None else {}
+    token = current_metrics().set(metrics)
+    try:
+        trust = task.step.options.trust
+        kwargs = dict(task.params)
+        for key in list(kwargs):
+            if key.startswith("init."):
+                del kwargs[key]
+        for arg, locator in task.inputs.items():
+            kwargs[arg] = load_input(locator, store, cache, trust=trust)
+        value = task.step.invoke(kwargs)
+        record = store_outputs(value, task, store, memo)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        return Completed(
+            task.node_id,
+            ok=False,
+            metrics=metrics,
+            duration_s=time.perf_counter() - started,
+            error_type=type(exc).__name__,
+            error=str(exc),
+            traceback=traceback.format_exc(),
+            exception=exc,
+        )
+    finally:
+        current_metrics().reset(token)
+    return Completed(
+        task.node_id,
+        ok=True,
+        record=record,
+        metrics=metrics,
+        duration_s=time.perf_counter() - started,
+    )

@@ -1,0 +1,206 @@
+"""The local executor: in-process when one step can run, forked processes when several can.
+
+Why not a process pool: a pool pays for its workers up front (spawned interpreters re-import
+the user's code and libraries; that costs more than a trivial pipeline's whole run) and must
+pickle each step and its inputs. Here an attempt runs
+
+* **in this process** when it is the only runnable attempt (or ``max_parallel`` is 1) and it has
+  no timeout: no process cost at all, and its outputs stay in memory for the next step;
+* **in a forked child** when several attempts can run at once or a timeout must be enforced:
+  ``fork`` costs a few milliseconds, the child inherits the loaded code and every value already
+  in memory, reads anything else from the artifact store by sha256, writes its outputs there and
+  reports a small record over a pipe. A child past its timeout is killed.
+
+Where ``fork`` is unavailable, everything runs in-process (timeouts are then not enforced).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from modelyard.logs import get_logger
+from modelyard.pipeline.executors import Completed, StepTask, run_attempt
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
+
+    from modelyard.store.artifacts import ArtifactStore
+
+__all__ = ["LocalExecutor"]
+
+_log = get_logger("pipeline.local")
+
+
+class _Child:
+    __slots__ = ("conn", "deadline", "process", "started", "task")
+
+    def __init__(
+        self, task: StepTask, process: BaseProcess, conn: Connection, started: float
+    ) -> None:
+        self.task = task
+        self.process = process
+        self.conn = conn
+        self.started = started
+        self.deadline = started + task.timeout_s if task.timeout_s else None
+
+
+def _child_main(task: StepTask, store: ArtifactStore, memo: dict[str, Any], conn: Any) -> None:
+    result = run_attempt(task, store, memo)
+    result.exception = None  # exceptions may not pickle; the text travels instead
+    conn.send(result)
+    conn.close()
+
+
+class LocalExecutor:
+    """Runs attempts in this process or in forked children.
+
+    Args:
+        store: the artifact store inputs are read from and outputs written to.
+        max_parallel: most attempts at once (default: the number of CPUs).
+        memo: sha256 -> value already in memory (shared with the runner for the run's outputs).
+    """
+
+    def __init__(
+        self,
+        store: ArtifactStore,
+        *,
+        max_parallel: int | None = None,
+        memo: dict[str, Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.max_parallel = max(1, max_parallel or os.cpu_count() or 1)
+        self.memo: dict[str, Any] = memo if memo is not None else {}
+        self._pending: deque[StepTask] = deque()
+        self._children: list[_Child] = []
+        self.forked = 0  # how many attempts ran in a child (for tests and the benchmark)
+        self.inline = 0
+
+    @staticmethod
+    def can_fork() -> bool:
+        """Whether attempts can run in forked children on this platform."""
+        import multiprocessing as mp
+
+        return hasattr(os, "fork") and "fork" in mp.get_all_start_methods()
+
+    def submit(self, task: StepTask) -> None:
+        self._pending.append(task)
+
+    def busy(self) -> bool:
+        return bool(self._pending or self._children)
+
+    def wait(self) -> list[Completed]:
+        while True:
+            now = time.monotonic()
+            due = [t for t in self._pending if t.ready_at <= now]
+            if due and not self._children:
+                solo = len(due) == 1 or self.max_parallel == 1 or not self.can_fork()
+                task = due[0]
+                if solo and (task.timeout_s is None or not self.can_fork()):
+                    self._pending.remove(task)
+                    self.inline += 1
+                    return [run_attempt(task, self.store, self.memo)]
+            for task in due:
+                if len(self._children) >= self.max_parallel:
+                    break
+                self._pending.remove(task)
+                self._fork(task)
+            if self._children:
+                done = self._wait_children()
+                if done:
+                    return done
+                continue
+            if self._pending:  # only attempts waiting for their retry backoff
+                nxt = min(t.ready_at for t in self._pending)
+                time.sleep(max(0.0, nxt - time.monotonic()))
+                continue
+            return []
+
+    def _fork(self, task: StepTask) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork")
+        recv, send = ctx.Pipe(duplex=False)
+        process = ctx.Process(
+            target=_child_main,
+            args=(task, self.store, self.memo, send),
+            name=f"modelyard-step-{task.node_id}",
+            daemon=True,
+        )
+        process.start()
+        send.close()
+        self.forked += 1
+        self._children.append(_Child(task, process, recv, time.perf_counter()))
+
+    def _wait_children(self) -> list[Completed]:
+        from multiprocessing.connection import wait
+
+        now = time.perf_counter()
+        deadlines = [c.deadline for c in self._children if c.deadline is not None]
+        pending_due = [t.ready_at for t in self._pending]
+        timeout: float | None = None
+        if deadlines:
+            timeout = max(0.0, min(deadlines) - now)
+        if pending_due and len(self._children) < self.max_parallel:
+            until = max(0.0, min(pending_due) - time.monotonic())
+            timeout = until if timeout is None else min(timeout, until)
+        objs: list[Any] = [c.conn for c in self._children]
+        objs += [c.process.sentinel for c in self._children]
+        ready = set(map(id, wait(objs, timeout)))
+        out: list[Completed] = []
+        now = time.perf_counter()
+        for child in list(self._children):
+            if id(child.conn) in ready or id(child.process.sentinel) in ready:
+                out.append(self._collect(child))
+            elif child.deadline is not None and now >= child.deadline:
+                out.append(self._kill(child))
+        return out
+
+    def _collect(self, child: _Child) -> Completed:
+        self._children.remove(child)
+        result: Completed | None = None
+        try:
+            if child.conn.poll():
+                result = child.conn.recv()
+        except (EOFError, OSError):
+            result = None
+        finally:
+            child.conn.close()
+        child.process.join()
+        if result is not None:
+            return result
+        code = child.process.exitcode
+        return Completed(
+            child.task.node_id,
+            ok=False,
+            duration_s=time.perf_counter() - child.started,
+            error_type="ProcessExited",
+            error=f"the step's process exited with code {code} before reporting a result",
+        )
+
+    def _kill(self, child: _Child) -> Completed:
+        self._children.remove(child)
+        child.process.kill()
+        child.process.join()
+        child.conn.close()
+        timeout = child.task.timeout_s
+        _log.warning("step attempt timed out", extra={"step": child.task.node_id})
+        return Completed(
+            child.task.node_id,
+            ok=False,
+            duration_s=time.perf_counter() - child.started,
+            error_type="TimeoutExceeded",
+            error=f"attempt {child.task.attempt} ran past timeout_s={timeout} and was stopped",
+            timed_out=True,
+        )
+
+    def close(self) -> None:
+        for child in list(self._children):
+            child.process.kill()
+            child.process.join()
+            child.conn.close()
+        self._children.clear()
+        self._pending.clear()

@@ -1,0 +1,553 @@
+"""Pipelines: Python code composing steps, traced into a graph that is checked before it runs.
+
+``@modelyard.pipeline`` turns a function into a :class:`Pipeline`. Building it calls the function
+once with the resolved parameters while a builder is active; every step call records a
+:class:`Node` and returns a lazy :class:`StepOutput`. The graph is then checked (missing inputs,
+unknown arguments, cycles, outputs that cannot be stored, non-JSON parameters); each error names
+the user's file and line.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import sys
+import types
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, overload
+
+from modelyard.errors import InvalidInputError, PipelineError
+from modelyard.pipeline.step import FunctionStep, Step
+
+if TYPE_CHECKING:
+    from modelyard.config import Settings
+    from modelyard.pipeline.runner import PipelineResult
+
+__all__ = [
+    "Graph",
+    "Node",
+    "Pipeline",
+    "StepOutput",
+    "current_builder",
+    "pipeline",
+]
+
+AnyStep = FunctionStep | Step
+
+
+def _where(code: types.CodeType | None, line: int | None = None) -> str:
+    if code is None:
+        return "<unknown>"
+    return f"{code.co_filename}:{line if line is not None else code.co_firstlineno}"
+
+
+def step_location(s: AnyStep) -> str:
+    """``file:line`` where a step is defined."""
+    target = s.code_object()
+    if isinstance(target, type):
+        try:
+            file = inspect.getsourcefile(target) or "<unknown>"
+            line = inspect.getsourcelines(target)[1]
+        except (OSError, TypeError):
+            return f"{target.__module__}.{target.__qualname__}"
+        return f"{file}:{line}"
+    return _where(getattr(target, "__code__", None))
+
+
+class StepOutput:
+    """A lazy handle on (part of) a step's result inside a pipeline definition.
+
+    Index it (``out["model"]``, ``out[0]``) to pass one element on; unpack it
+    (``x, y = split(data)``) when the step declares how many outputs it has. ``.after(h)``
+    orders a node after another one without passing data.
+    """
+
+    __slots__ = ("key", "node")
+
+    def __init__(self, node: Node, key: tuple[str | int, ...] = ()) -> None:
+        self.node = node
+        self.key = key
+
+    def __getitem__(self, key: str | int) -> StepOutput:
+        if not isinstance(key, str | int) or isinstance(key, bool):
+            raise InvalidInputError(
+                f"step outputs are indexed by str or int, got {key!r} for step {self.node.id!r}"
+            )
+        return StepOutput(self.node, (*self.key, key))
+
+    def __iter__(self) -> Iterator[StepOutput]:
+        n = self.node.n_outputs
+        if n is None or self.key:
+            raise PipelineError(
+                f"cannot unpack the output of step {self.node.id!r} (called at {self.node.where}):"
+                " its number of outputs is unknown",
+                hint="declare it: @step(outputs=2) or annotate the return as -> tuple[A, B]; "
+                "or index the handle: out[0]",
+            )
+        names = self.node.output_names
+        if names:
+            return iter([StepOutput(self.node, (k,)) for k in names])
+        return iter([StepOutput(self.node, (i,)) for i in range(n)])
+
+    def __bool__(self) -> bool:
+        raise PipelineError(
+            f"the output of step {self.node.id!r} (called at {self.node.where}) is a lazy handle;"
+            " its value is not known while the pipeline is being built",
+            hint="move the condition into a step, or make it a pipeline parameter",
+        )
+
+    def after(self, *others: StepOutput) -> StepOutput:
+        """Run this handle's node after the nodes of ``others`` (no data is passed)."""
+        for other in others:
+            if not isinstance(other, StepOutput):
+                raise InvalidInputError(
+                    f".after() takes step outputs, got {type(other).__name__} "
+                    f"for step {self.node.id!r} at {self.node.where}"
+                )
+            self.node.after.append(other.node)
+        return self
+
+    def __repr__(self) -> str:
+        suffix = "".join(f"[{k!r}]" for k in self.key)
+        return f"<output of {self.node.id}{suffix}>"
+
+
+@dataclass(eq=False)
+class Node:
+    """One step call in a pipeline graph."""
+
+    id: str
+    step: AnyStep
+    inputs: dict[str, StepOutput]
+    params: dict[str, Any]
+    where: str  # file:line of the call site
+    after: list[Node] = field(default_factory=list)
+    n_outputs: int | None = None
+    output_names: tuple[str, ...] = ()
+
+    def upstream(self) -> list[Node]:
+        """Nodes this one depends on (inputs and ``after``), without repeats, in order."""
+        seen: dict[int, Node] = {}
+        for h in self.inputs.values():
+            seen.setdefault(id(h.node), h.node)
+        for n in self.after:
+            seen.setdefault(id(n), n)
+        return list(seen.values())
+
+
+@dataclass
+class Graph:
+    """A checked pipeline graph: nodes in a topological order and the pipeline's return value."""
+
+    name: str
+    nodes: list[Node]
+    returned: Any
+    params: dict[str, Any]
+
+    def node(self, node_id: str) -> Node:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise PipelineError(
+            f"no step {node_id!r} in pipeline {self.name!r}",
+            hint="steps are: " + ", ".join(n.id for n in self.nodes),
+        )
+
+    def downstream_of(self, node_id: str) -> set[str]:
+        """Ids of the nodes that depend, directly or not, on ``node_id``."""
+        out: set[str] = set()
+        frontier = {node_id}
+        while frontier:
+            nxt = {n.id for n in self.nodes if any(u.id in frontier for u in n.upstream())}
+            frontier = nxt - out
+            out |= nxt
+        return out
+
+
+_BUILDER: contextvars.ContextVar[_Builder | None] = contextvars.ContextVar(
+    "modelyard_pipeline_builder", default=None
+)
+
+
+def current_builder() -> _Builder | None:
+    """The graph builder active in this context, if a pipeline is being built."""
+    return _BUILDER.get()
+
+
+def _return_shape(s: AnyStep) -> tuple[int | None, tuple[str, ...]]:
+    opt = s.options.outputs
+    if isinstance(opt, int):
+        return opt, ()
+    if isinstance(opt, tuple):
+        return len(opt), tuple(str(x) for x in opt)
+    hints = _hints(s)
+    ret = hints.get("return")
+    if ret is not None and getattr(ret, "__origin__", None) is tuple:
+        args = getattr(ret, "__args__", ())
+        if args and Ellipsis not in args:
+            return len(args), ()
+    return None, ()
+
+
+def _hints(s: AnyStep) -> dict[str, Any]:
+    import typing
+
+    try:
+        return typing.get_type_hints(s.target())
+    except Exception:  # forward references we cannot resolve: no static checks
+        return {}
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.nodes: list[Node] = []
+        self._ids: dict[str, int] = {}
+
+    def add_call(self, s: AnyStep, args: tuple[Any, ...], kwargs: dict[str, Any]) -> StepOutput:
+        frame = sys._getframe(3)  # the pipeline body: add_call <- _trace <- __call__ <- body
+        where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        target = s.target()
+        sig = inspect.signature(target)
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InvalidInputError(
+                f"bad arguments for step {s.name!r} at {where}: {exc}",
+                hint=f"the step is defined at {step_location(s)} with signature {sig}",
+                step=s.name,
+            ) from exc
+        inputs: dict[str, StepOutput] = {}
+        params: dict[str, Any] = dict(s.bound_params())
+        for pname, value in bound.arguments.items():
+            kind = sig.parameters[pname].kind
+            if kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                raise InvalidInputError(
+                    f"step {s.name!r} takes *args/**kwargs; steps need named arguments "
+                    f"(called at {where})",
+                    hint=f"name every input in the signature at {step_location(s)}",
+                )
+            if isinstance(value, StepOutput):
+                inputs[pname] = value
+            else:
+                _check_param(s, pname, value, where)
+                params[pname] = value
+        for pname, param in sig.parameters.items():
+            if pname in bound.arguments or param.default is not inspect.Parameter.empty:
+                continue
+            raise InvalidInputError(  # pragma: no cover - sig.bind reports it first
+                f"step {s.name!r} at {where} is missing input {pname!r}"
+            )
+        base = s.name
+        count = self._ids.get(base, 0) + 1
+        self._ids[base] = count
+        node_id = base if count == 1 else f"{base}_{count}"
+        n_out, names = _return_shape(s)
+        node = Node(node_id, s, inputs, params, where, n_outputs=n_out, output_names=names)
+        self.nodes.append(node)
+        return StepOutput(node)
+
+
+def _check_param(s: AnyStep, pname: str, value: Any, where: str) -> None:
+    from modelyard.pipeline.serializers import is_jsonable
+
+    if not is_jsonable(value):
+        raise InvalidInputError(
+            f"parameter {pname!r} of step {s.name!r} at {where} is a {type(value).__name__}; "
+            "parameters must be JSON-able (they are part of the cache key)",
+            hint="pass data between steps as step outputs, or pass a path/number/string",
+            step=s.name,
+            param=pname,
+        )
+
+
+def _check_graph(name: str, nodes: list[Node]) -> list[Node]:
+    """Check every node and return the nodes in a topological order."""
+    from modelyard.pipeline.serializers import check_annotation
+
+    known = {id(n) for n in nodes}
+    for n in nodes:
+        for u in n.upstream():
+            if id(u) not in known:
+                raise PipelineError(
+                    f"step {n.id!r} at {n.where} uses the output of step {u.id!r} from another "
+                    f"pipeline build; pipeline {name!r} has no such step",
+                    hint="call the upstream step inside the same pipeline function",
+                )
+        ret = _hints(n.step).get("return")
+        if ret is not None:
+            problem = check_annotation(ret, trust=n.step.options.trust)
+            if problem:
+                raise PipelineError(
+                    f"step {n.step.name!r} at {step_location(n.step)} declares an output of type "
+                    f"{problem}, which modelyard cannot store between steps",
+                    hint="return a JSON-able value, a numpy array, a pandas/polars DataFrame or a "
+                    "model; or declare @step(trust=True) to store it with pickle",
+                    step=n.step.name,
+                )
+    # Kahn's algorithm, stable with respect to call order
+    indeg = {id(n): len(n.upstream()) for n in nodes}
+    order: list[Node] = []
+    ready = [n for n in nodes if indeg[id(n)] == 0]
+    down: dict[int, list[Node]] = {id(n): [] for n in nodes}
+    for n in nodes:
+        for u in n.upstream():
+            down[id(u)].append(n)
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for d in down[id(n)]:
+            indeg[id(d)] -= 1
+            if indeg[id(d)] == 0:
+                ready.append(d)
+    if len(order) != len(nodes):
+        stuck = [n for n in nodes if indeg[id(n)] > 0]
+        cycle = " -> ".join(f"{n.id} ({n.where})" for n in stuck)
+        raise PipelineError(
+            f"pipeline {name!r} has a cycle between steps: {cycle}",
+            hint="remove one of the .after() dependencies that close the loop",
+        )
+    return order
+
+
+class Pipeline:
+    """A pipeline definition: a function composing steps, plus its name.
+
+    Build and check the graph with :meth:`build`; run it with :meth:`run`.
+    """
+
+    def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    @property
+    def where(self) -> str:
+        """``file:line`` of the pipeline definition."""
+        return _where(getattr(self.fn, "__code__", None))
+
+    def signature(self) -> inspect.Signature:
+        """The pipeline's parameters."""
+        return inspect.signature(self.fn)
+
+    def resolve_params(
+        self,
+        given: Mapping[str, Any] | None = None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        config_source: str = "[tool.modelyard.pipeline] params",
+        strings: bool = False,
+    ) -> dict[str, Any]:
+        """Merge defaults < ``config`` (settings) < ``given`` and check every key.
+
+        Args:
+            given: explicit values (Python keyword arguments or ``-p key=value``).
+            config: values from ``settings.pipeline.params``.
+            config_source: where ``config`` came from, for error messages.
+            strings: ``given`` values are strings from the command line, to be converted to the
+                type of each parameter (its annotation, else its default's type).
+
+        Raises:
+            InvalidInputError: an unknown key, a value of the wrong type, a missing value.
+        """
+        sig = self.signature()
+        names = [p for p, v in sig.parameters.items() if v.kind not in (v.VAR_POSITIONAL,)]
+        accepts_any = any(v.kind == v.VAR_KEYWORD for v in sig.parameters.values())
+        out: dict[str, Any] = {}
+        for pname, param in sig.parameters.items():
+            if param.default is not inspect.Parameter.empty:
+                out[pname] = param.default
+        for source, values, convert in (
+            (config_source, config or {}, False),
+            ("the arguments", given or {}, strings),
+        ):
+            for key, value in values.items():
+                if key not in sig.parameters and not accepts_any:
+                    raise InvalidInputError(
+                        f"unknown parameter {key!r} for pipeline {self.name!r} (from {source})",
+                        hint=f"pipeline {self.name!r} at {self.where} takes: "
+                        + (", ".join(names) or "no parameters"),
+                        param=key,
+                    )
+                out[key] = _convert(self, key, value, sig.parameters.get(key)) if convert else value
+        missing = [
+            p
+            for p, v in sig.parameters.items()
+            if p not in out and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)
+        ]
+        if missing:
+            raise InvalidInputError(
+                f"pipeline {self.name!r} needs a value for {', '.join(map(repr, missing))}",
+                hint=f"pass it: modelyard run -p {missing[0]}=VALUE, or set it in "
+                "[tool.modelyard.pipeline] params",
+            )
+        return out
+
+    def build(self, **params: Any) -> Graph:
+        """Trace the pipeline with ``params`` (already resolved) and check the graph.
+
+        Raises:
+            PipelineError: a cycle, an output type that cannot be stored, a handle misused.
+            InvalidInputError: a step called with a missing or unknown argument.
+        """
+        builder = _Builder()
+        token = _BUILDER.set(builder)
+        try:
+            returned = self.fn(**params)
+        finally:
+            _BUILDER.reset(token)
+        if not builder.nodes:
+            raise PipelineError(
+                f"pipeline {self.name!r} at {self.where} calls no step",
+                hint="decorate the functions it calls with @modelyard.step",
+            )
+        order = _check_graph(self.name, builder.nodes)
+        return Graph(self.name, order, returned, dict(params))
+
+    def run(
+        self,
+        *,
+        settings: Settings | None = None,
+        executor: str | None = None,
+        force: bool = False,
+        max_parallel: int | None = None,
+        ray_address: str | None = None,
+        entrypoint: str | None = None,
+        resume: str | None = None,
+        progress: Any = None,
+        **params: Any,
+    ) -> PipelineResult:
+        """Build, check and run the pipeline; every run is tracked.
+
+        Args:
+            settings: where the stores are (default :func:`modelyard.load_settings`).
+            executor: ``"local"`` (default from settings) or ``"ray"``.
+            force: ignore cached results (new results are still cached).
+            max_parallel: most steps at once (default: settings, else the number of cores).
+            ray_address: connect Ray to this cluster (implies ``executor="ray"``).
+            entrypoint: ``module:function`` recorded as the run's source.
+            resume: id of an earlier pipeline run to resume (its parameters are reused).
+            progress: a progress reporter (see :mod:`modelyard.pipeline.progress`).
+            **params: pipeline parameters.
+
+        Returns:
+            The :class:`~modelyard.pipeline.runner.PipelineResult`.
+
+        Raises:
+            PipelineError: a step failed (the run is recorded as FAILED), or the graph is invalid.
+        """
+        from modelyard.pipeline.runner import run_pipeline
+
+        return run_pipeline(
+            self,
+            params,
+            settings=settings,
+            executor=executor,
+            force=force,
+            max_parallel=max_parallel,
+            ray_address=ray_address,
+            entrypoint=entrypoint,
+            resume=resume,
+            progress=progress,
+        )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        builder = current_builder()
+        if builder is not None:  # a pipeline used inside another one: inline its steps
+            return self.fn(*args, **kwargs)
+        raise PipelineError(
+            f"pipeline {self.name!r} is not called directly",
+            hint=f"run it: {self.name}.run(...) or `modelyard run module:{self.name}`",
+        )
+
+    def __repr__(self) -> str:
+        return f"<pipeline {self.name}>"
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _convert(p: Pipeline, key: str, raw: Any, param: inspect.Parameter | None) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    target: Any = None
+    if param is not None:
+        ann = param.annotation
+        if isinstance(ann, str):
+            ann = {"int": int, "float": float, "bool": bool, "str": str}.get(
+                ann.split("|")[0].strip()
+            )
+        if ann in (int, float, bool, str):
+            target = ann
+        elif ann is inspect.Parameter.empty and param.default not in (
+            None,
+            inspect.Parameter.empty,
+        ):
+            target = type(param.default) if type(param.default) in (int, float, bool, str) else None
+    try:
+        if target is bool:
+            low = raw.strip().lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError(raw)
+        if target in (int, float, str):
+            return target(raw)
+    except ValueError:
+        raise InvalidInputError(
+            f"parameter {key!r} of pipeline {p.name!r} must be a {target.__name__}, got {raw!r}",
+            hint=f"for example: modelyard run -p {key}="
+            + {"int": "10", "float": "0.5", "bool": "true"}.get(target.__name__, "VALUE"),
+            param=key,
+        ) from None
+    import orjson
+
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw
+
+
+class _PipelinePackage(types.ModuleType):
+    """The ``modelyard.pipeline`` package, callable as the ``@modelyard.pipeline`` decorator.
+
+    ``modelyard.pipeline`` names both the subpackage and the decorator; Python sets the package
+    attribute when the subpackage is imported, so the decorator *is* the (callable) package and
+    either way a user reaches it, ``@modelyard.pipeline`` and ``modelyard.pipeline.Step`` work.
+    """
+
+    @overload
+    def __call__(self, fn: Callable[..., Any], /) -> Pipeline: ...
+
+    @overload
+    def __call__(
+        self, fn: None = None, /, *, name: str | None = None
+    ) -> Callable[[Callable[..., Any]], Pipeline]: ...
+
+    def __call__(
+        self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None
+    ) -> Pipeline | Callable[[Callable[..., Any]], Pipeline]:
+        return make_pipeline(fn, name=name)
+
+
+def make_pipeline(
+    fn: Callable[..., Any] | None = None, /, *, name: str | None = None
+) -> Pipeline | Callable[[Callable[..., Any]], Pipeline]:
+    """Make a function a :class:`Pipeline`: ``@pipeline`` or ``@pipeline(name="train")``."""
+
+    def wrap(func: Callable[..., Any]) -> Pipeline:
+        if not callable(func):
+            raise InvalidInputError(f"@pipeline decorates functions, not {func!r}")
+        return Pipeline(func, name=name)
+
+    if fn is not None:
+        return wrap(fn)
+    return wrap
+
+
+_package = sys.modules[__name__.rpartition(".")[0]]
+_package.__class__ = _PipelinePackage
+pipeline: _PipelinePackage = _package  # type: ignore[assignment]

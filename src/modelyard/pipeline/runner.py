@@ -1,0 +1,674 @@
+"""Run a pipeline: resolve parameters, build and check the graph, then schedule its steps.
+
+The runner owns the semantics every executor shares:
+
+1. A node is *ready* when every node it depends on has outputs.
+2. Its cache key is computed from its code fingerprint, its parameters and its inputs'
+   fingerprints (artifact sha256s). A hit in ``step_cache`` (whose artifacts still exist) is
+   reused; the step's tracked run records ``cache.source_run``.
+3. Otherwise an attempt is submitted; failures are retried with exponential backoff; a success is
+   written to the cache right away, so that a failed run resumes from what succeeded.
+4. After a failure no new node starts; running ones finish (and are cached); the pipeline run
+   ends FAILED and :class:`~modelyard.errors.PipelineError` names the step.
+
+Every run, cached or not, is a tracked run (kind ``pipeline``) with one child run per step
+(kind ``step``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from modelyard.errors import InvalidInputError, NotFoundError, PipelineError
+from modelyard.logs import get_logger
+
+if TYPE_CHECKING:
+    from modelyard.config import Settings
+    from modelyard.pipeline.executors import Completed, StepTask
+    from modelyard.pipeline.graph import Graph, Node, Pipeline
+    from modelyard.pipeline.progress import Progress
+    from modelyard.store.artifacts import ArtifactStore
+    from modelyard.tracking.run import Run
+
+__all__ = ["PipelineResult", "StepResult", "run_pipeline"]
+
+_log = get_logger("pipeline")
+
+
+@dataclass
+class StepResult:
+    """What happened to one step in a run.
+
+    Attributes:
+        name: the node id.
+        status: ``ran``, ``cached``, ``failed`` or ``skipped`` (never started after a failure).
+        run_id: the step's tracked run.
+        duration_s: time spent on the step in this run (all attempts).
+        attempts: attempts made (0 when cached or skipped).
+        cache_key: the step's cache key.
+        source_run: for a cached step, the step run that produced the result.
+        error: the failure, ``Type: message``.
+        metrics: metrics the step logged.
+        outputs: the output record (artifact refs).
+    """
+
+    name: str
+    status: str
+    run_id: str | None = None
+    duration_s: float = 0.0
+    attempts: int = 0
+    cache_key: str | None = None
+    source_run: str | None = None
+    error: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, Any] | None = None
+
+
+@dataclass
+class PipelineResult:
+    """The outcome of :meth:`Pipeline.run <modelyard.pipeline.graph.Pipeline.run>`.
+
+    ``result["fit"]`` loads the output of step ``fit`` from the artifact store;
+    :meth:`output` loads what the pipeline function returned.
+
+    Attributes:
+        pipeline: the pipeline's name.
+        run_id: the pipeline's tracked run (None when ``--if-changed`` found nothing changed).
+        status: ``FINISHED``, ``FAILED`` or ``UNCHANGED``.
+        steps: node id -> :class:`StepResult`, in graph order.
+        params: the resolved parameters.
+        duration_s: wall time of the run.
+        metrics: every metric the steps logged.
+        registered: model versions returned by steps, ``{"name", "version", "step"}``.
+        reasons: why an ``--if-changed`` run ran or did not.
+    """
+
+    pipeline: str
+    run_id: str | None
+    status: str
+    steps: dict[str, StepResult]
+    params: dict[str, Any]
+    duration_s: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    registered: list[dict[str, Any]] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    _store: ArtifactStore | None = field(default=None, repr=False)
+    _graph: Graph | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run finished (or had nothing to do)."""
+        return self.status in ("FINISHED", "UNCHANGED")
+
+    def _names(self, status: str) -> list[str]:
+        return [n for n, s in self.steps.items() if s.status == status]
+
+    @property
+    def ran(self) -> list[str]:
+        """Steps that ran in this run."""
+        return self._names("ran")
+
+    @property
+    def cached(self) -> list[str]:
+        """Steps whose results came from the cache."""
+        return self._names("cached")
+
+    @property
+    def failed(self) -> list[str]:
+        """Steps that failed."""
+        return self._names("failed")
+
+    def __getitem__(self, step: str) -> Any:
+        """Load the output of ``step`` (a tuple or dict for multi-output steps)."""
+        from modelyard.pipeline.cache import record_fingerprint
+        from modelyard.pipeline.executors import load_input
+
+        res = self.steps.get(step)
+        if res is None:
+            raise NotFoundError(
+                f"no step {step!r} in this run of pipeline {self.pipeline!r}",
+                hint="steps are: " + ", ".join(self.steps),
+            )
+        if res.outputs is None or self._store is None:
+            raise NotFoundError(f"step {step!r} has no outputs ({res.status})")
+        _, locator = record_fingerprint(res.outputs)
+        trust = self._graph.node(step).step.options.trust if self._graph else False
+        return load_input(locator, self._store, {}, trust=trust)
+
+    def output(self) -> Any:
+        """Load what the pipeline function returned (handles replaced by their values)."""
+        from modelyard.pipeline.cache import record_fingerprint
+        from modelyard.pipeline.executors import load_input
+        from modelyard.pipeline.graph import StepOutput
+
+        store = self._store
+        if self._graph is None or store is None:
+            return None
+
+        def resolve(value: Any) -> Any:
+            if isinstance(value, StepOutput):
+                record = self.steps[value.node.id].outputs
+                if record is None:
+                    raise NotFoundError(f"step {value.node.id!r} has no outputs")
+                _, locator = record_fingerprint(record, value.key)
+                return load_input(locator, store, {}, trust=value.node.step.options.trust)
+            if isinstance(value, tuple | list):
+                return type(value)(resolve(v) for v in value)
+            if isinstance(value, dict):
+                return {k: resolve(v) for k, v in value.items()}
+            return value
+
+        return resolve(self._graph.returned)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able summary: counts, timings, metrics, registered versions."""
+        return {
+            "pipeline": self.pipeline,
+            "run_id": self.run_id,
+            "status": self.status,
+            "duration_s": round(self.duration_s, 4),
+            "params": self.params,
+            "ran": self.ran,
+            "cached": self.cached,
+            "failed": self.failed,
+            "skipped": self._names("skipped"),
+            "steps": {
+                n: {
+                    "status": s.status,
+                    "duration_s": round(s.duration_s, 4),
+                    "attempts": s.attempts,
+                    "run_id": s.run_id,
+                    "source_run": s.source_run,
+                    "error": s.error,
+                }
+                for n, s in self.steps.items()
+            },
+            "metrics": self.metrics,
+            "registered": self.registered,
+            "reasons": self.reasons,
+        }
+
+
+def _entrypoint_of(p: Pipeline) -> str:
+    return f"{p.fn.__module__}:{p.fn.__qualname__}"
+
+
+def run_pipeline(
+    p: Pipeline,
+    params: Mapping[str, Any] | None = None,
+    *,
+    settings: Settings | None = None,
+    executor: str | None = None,
+    force: bool = False,
+    max_parallel: int | None = None,
+    ray_address: str | None = None,
+    entrypoint: str | None = None,
+    resume: str | None = None,
+    progress: Progress | None = None,
+    params_are_strings: bool = False,
+    if_changed: bool = False,
+) -> PipelineResult:
+    """Run ``p``; see :meth:`Pipeline.run <modelyard.pipeline.graph.Pipeline.run>`.
+
+    Args:
+        p: the pipeline.
+        params: parameter values (strings from ``-p`` when ``params_are_strings``).
+        settings: stores and pipeline settings (default: :func:`modelyard.load_settings`).
+        executor: ``local`` or ``ray`` (default: ``settings.pipeline.executor``).
+        force: do not reuse cached results.
+        max_parallel: most steps at once.
+        ray_address: Ray cluster address (implies the Ray executor).
+        entrypoint: recorded as the run's source.
+        resume: a failed pipeline run to resume: its parameters are reused, what it finished
+            is taken from the cache, the rest runs.
+        progress: a progress reporter (default: JSON log lines).
+        params_are_strings: convert ``params`` by the pipeline's signature.
+        if_changed: run only when code or declared data changed since the last successful run.
+
+    Raises:
+        PipelineError: the graph is invalid or a step failed.
+        InvalidInputError: bad parameters or options.
+    """
+    from modelyard.pipeline.progress import LogProgress
+
+    started = time.perf_counter()
+    if settings is None:
+        from modelyard.config import load_settings
+
+        settings = load_settings()
+    executor_name = executor or ("ray" if ray_address else settings.pipeline.executor)
+    if executor_name not in ("local", "ray"):
+        raise InvalidInputError(
+            f"unknown executor {executor_name!r}", hint="use --executor local or --executor ray"
+        )
+    max_parallel = max_parallel or settings.pipeline.max_parallel
+    progress = progress or LogProgress()
+
+    from modelyard.store.artifacts import ArtifactStore
+    from modelyard.store.db import MetadataStore
+    from modelyard.tracking.client import TrackingClient
+
+    ms = MetadataStore.from_settings(settings)
+    store = ArtifactStore.from_settings(settings)
+    tc = TrackingClient(
+        ms,
+        store,
+        user=settings.resolved_user,
+        project_root=settings.project_root,
+        default_experiment=settings.experiment,
+    )
+
+    given: dict[str, Any] = dict(params or {})
+    strings = params_are_strings
+    if resume is not None:
+        given, strings = _resume_params(tc, p, resume, given, strings)
+    resolved = p.resolve_params(given, config=settings.pipeline.params, strings=strings)
+    graph = p.build(**resolved)
+
+    from modelyard.pipeline.codehash import CodeHasher
+
+    hasher = CodeHasher(settings.project_root)
+    for node in graph.nodes:
+        hasher.add_local_object(node.step.code_object())
+    codes = {n.id: hasher.fingerprint(n.step.code_object()) for n in graph.nodes}
+
+    from modelyard.pipeline import triggers
+
+    code_digest = triggers.code_digest(codes)
+    data_files = triggers.data_fingerprints(settings.project_root, settings.pipeline.data_sources)
+    reasons: list[str] = []
+    if if_changed:
+        reasons = triggers.changes_since_last_success(
+            ms, p.name, settings.project_root, code_digest, data_files
+        )
+        if not reasons:
+            result = PipelineResult(p.name, None, "UNCHANGED", {}, resolved, 0.0)
+            result.reasons = ["nothing changed since the last successful run"]
+            progress.finish(result)
+            return result
+
+    import orjson
+
+    tags: dict[str, Any] = {
+        "pipeline": p.name,
+        "pipeline.executor": executor_name,
+        "pipeline.params": orjson.dumps(resolved, default=str).decode()[:8000],
+        "trigger.code": code_digest,
+    }
+    if data_files:
+        tags["trigger.data"] = triggers.combine(data_files)
+        tags["trigger.data_files"] = orjson.dumps(data_files).decode()[:8000]
+    if resume:
+        tags["resume.of"] = resume
+    if force:
+        tags["cache.force"] = "true"
+    run = tc.start_run(
+        experiment=settings.experiment,
+        name=p.name,
+        kind="pipeline",
+        source=entrypoint or _entrypoint_of(p),
+        tags=tags,
+        capture_lineage=True,
+    )
+    run.log_params({k: _param_str(v) for k, v in resolved.items()})
+    sched = _Scheduler(
+        p=p,
+        graph=graph,
+        codes=codes,
+        run=run,
+        tc=tc,
+        ms=ms,
+        store=store,
+        settings=settings,
+        force=force,
+        progress=progress,
+    )
+    exec_obj = _make_executor(
+        executor_name,
+        store=store,
+        settings=settings,
+        max_parallel=max_parallel,
+        ray_address=ray_address,
+        memo=sched.memo,
+    )
+    progress.start(p.name, run.id, [n.id for n in graph.nodes])
+    try:
+        sched.run(exec_obj)
+    except BaseException:
+        exec_obj.close()
+        run.end("KILLED" if not isinstance(sched.failure, PipelineError) else "FAILED")
+        for r in sched.step_runs.values():
+            r.end("KILLED")
+        raise
+    exec_obj.close()
+    status = "FAILED" if sched.failed_node else "FINISHED"
+    result = PipelineResult(
+        pipeline=p.name,
+        run_id=run.id,
+        status=status,
+        steps=sched.results,
+        params=resolved,
+        duration_s=time.perf_counter() - started,
+        metrics=sched.metrics,
+        registered=sched.registered,
+        reasons=reasons,
+        _store=store,
+        _graph=graph,
+    )
+    run.set_tags(
+        {
+            "steps.ran": len(result.ran),
+            "steps.cached": len(result.cached),
+            "steps.failed": len(result.failed),
+        }
+    )
+    if sched.metrics:
+        run.log_metrics(sched.metrics)
+    if sched.registered:
+        last = sched.registered[-1]
+        run.set_tag("registered", f"{last['name']}:{last['version']}")
+    run.end(status)
+    progress.finish(result)
+    if sched.failed_node:
+        res = result.steps[sched.failed_node]
+        err = PipelineError(
+            f"step {sched.failed_node!r} of pipeline {p.name!r} failed: {res.error}",
+            hint=f"fix it, then resume: modelyard run --resume {run.id}",
+            step=sched.failed_node,
+            run_id=run.id,
+        )
+        err.result = result  # type: ignore[attr-defined]
+        raise err
+    return result
+
+
+def _param_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    import orjson
+
+    return orjson.dumps(value, default=str).decode()
+
+
+def _resume_params(
+    tc: Any, p: Pipeline, run_id: str, given: dict[str, Any], strings: bool
+) -> tuple[dict[str, Any], bool]:
+    import orjson
+
+    info = tc.get_run(tc.resolve_run_id(run_id))
+    if info.kind != "pipeline" or info.name != p.name:
+        raise InvalidInputError(
+            f"run {run_id!r} is a {info.kind} run named {info.name!r}, not a run of pipeline "
+            f"{p.name!r}",
+            hint="pass the id of a pipeline run of this pipeline (modelyard runs list)",
+        )
+    if info.status == "FINISHED":
+        _log.info("resuming a finished run: every step is expected to be cached")
+    stored = orjson.loads(info.tags.get("pipeline.params", "{}"))
+    if strings:  # explicit -p values still win over the resumed run's values
+        converted = p.resolve_params(given, strings=True)
+        explicit = {k: converted[k] for k in given}
+    else:
+        explicit = given
+    return {**stored, **explicit}, False
+
+
+def _make_executor(
+    name: str,
+    *,
+    store: ArtifactStore,
+    settings: Settings,
+    max_parallel: int | None,
+    ray_address: str | None,
+    memo: dict[str, Any],
+) -> Any:
+    if name == "ray":
+        from modelyard.pipeline.executors.ray import RayExecutor
+
+        return RayExecutor(
+            settings.resolved_artifact_url,
+            storage_options=settings.storage_options,
+            address=ray_address,
+            project_root=settings.project_root,
+        )
+    from modelyard.pipeline.executors.local import LocalExecutor
+
+    return LocalExecutor(store, max_parallel=max_parallel, memo=memo)
+
+
+class _Scheduler:
+    def __init__(
+        self,
+        *,
+        p: Pipeline,
+        graph: Graph,
+        codes: dict[str, str],
+        run: Run,
+        tc: Any,
+        ms: Any,
+        store: ArtifactStore,
+        settings: Settings,
+        force: bool,
+        progress: Progress,
+    ) -> None:
+        from modelyard.pipeline.cache import StepCache
+
+        self.p = p
+        self.graph = graph
+        self.codes = codes
+        self.run_ = run
+        self.tc = tc
+        self.cache = StepCache(ms, store)
+        self.store = store
+        self.settings = settings
+        self.force = force
+        self.progress = progress
+        self.memo: dict[str, Any] = {}
+        self.records: dict[str, dict[str, Any]] = {}
+        self.results: dict[str, StepResult] = {
+            n.id: StepResult(n.id, "skipped") for n in graph.nodes
+        }
+        self.keys: dict[str, str] = {}
+        self.step_runs: dict[str, Run] = {}
+        self.metrics: dict[str, float] = {}
+        self.registered: list[dict[str, Any]] = []
+        self.failed_node: str | None = None
+        self.failure: BaseException | None = None
+        self._started: set[str] = set()
+        self._t0: dict[str, float] = {}
+        self._tasks: dict[str, StepTask] = {}
+
+    # ------------------------------------------------------------ scheduling
+    def run(self, executor: Any) -> None:
+        while True:
+            if self.failed_node is None:
+                self._dispatch_ready(executor)
+            if not executor.busy():
+                return
+            for done in executor.wait():
+                self._on_completed(done, executor)
+
+    def _ready(self) -> list[Node]:
+        out = []
+        for n in self.graph.nodes:
+            if n.id in self._started:
+                continue
+            if all(u.id in self.records for u in n.upstream()):
+                out.append(n)
+        return out
+
+    def _dispatch_ready(self, executor: Any) -> None:
+        from modelyard.pipeline.cache import cache_key
+
+        while True:
+            ready = self._ready()
+            if not ready:
+                return
+            prepared: list[tuple[Node, str, dict[str, dict[str, Any]]]] = []
+            for n in ready:
+                self._started.add(n.id)
+                fps, locators = self._inputs(n)
+                key = cache_key(
+                    pipeline=self.p.name,
+                    step=n.id,
+                    code=self.codes[n.id],
+                    params=n.params,
+                    inputs=fps,
+                )
+                self.keys[n.id] = key
+                self.results[n.id].cache_key = key
+                prepared.append((n, key, locators))
+            lookup = [k for n, k, _ in prepared if n.step.options.cache and not self.force]
+            hits = self.cache.get_many(lookup)
+            any_hit = False
+            for n, key, locators in prepared:
+                if key in hits:
+                    any_hit = True
+                    self._use_cached(n, key, *hits[key])
+                else:
+                    self._submit(n, locators, executor, attempt=1)
+            if not any_hit:  # cache hits can make more nodes ready right away
+                return
+
+    def _inputs(self, n: Node) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+        from modelyard.pipeline.cache import record_fingerprint
+
+        fps: dict[str, str] = {}
+        locators: dict[str, dict[str, Any]] = {}
+        for arg, handle in n.inputs.items():
+            record = self.records[handle.node.id]
+            try:
+                fps[arg], locators[arg] = record_fingerprint(record, handle.key)
+            except KeyError as exc:
+                raise PipelineError(
+                    f"step {n.id!r} (called at {n.where}) takes {handle!r} as {arg!r}, but step "
+                    f"{handle.node.id!r} has no output {exc.args[0]!r}",
+                    hint="check the index against what the upstream step returns",
+                    step=n.id,
+                ) from None
+        for u in n.after:
+            fps[f"after:{u.id}"] = record_fingerprint(self.records[u.id])[0]
+        return fps, locators
+
+    def _start_step_run(self, n: Node, tags: dict[str, Any]) -> Run:
+        step_run: Run = self.tc.start_run(
+            experiment=self.settings.experiment,
+            name=n.id,
+            kind="step",
+            parent_run_id=self.run_.id,
+            source=f"{n.step.code_object().__module__}:{n.step.code_object().__qualname__}",
+            tags={"pipeline": self.p.name, "cache.key": self.keys[n.id], **tags},
+            capture_lineage=False,
+        )
+        if n.params:
+            step_run.log_params({k: _param_str(v) for k, v in n.params.items()})
+        self.step_runs[n.id] = step_run
+        return step_run
+
+    def _use_cached(
+        self, n: Node, key: str, outputs: dict[str, Any], source_run: str | None
+    ) -> None:
+        step_run = self._start_step_run(n, {"cache.source_run": source_run or "", "cached": "true"})
+        step_run.end("FINISHED")
+        res = self.results[n.id]
+        res.status = "cached"
+        res.run_id = step_run.id
+        res.source_run = source_run
+        res.outputs = outputs
+        self.records[n.id] = outputs
+        self._note_registered(n.id, outputs)
+        self.progress.step_finished(n.id, "cached", 0.0, None)
+
+    def _submit(
+        self, n: Node, locators: dict[str, dict[str, Any]], executor: Any, *, attempt: int
+    ) -> None:
+        from modelyard.pipeline.executors import StepTask
+
+        if attempt == 1:
+            self._start_step_run(n, {})
+            self._t0[n.id] = time.perf_counter()
+            self.progress.step_started(n.id)
+        opts = n.step.options
+        ready_at = 0.0
+        if attempt > 1:
+            ready_at = time.monotonic() + opts.retry_backoff_s * 2 ** (attempt - 2)
+        task = StepTask(
+            node_id=n.id,
+            step=n.step,
+            params=n.params,
+            inputs=locators,
+            n_outputs=n.n_outputs,
+            output_names=n.output_names,
+            attempt=attempt,
+            timeout_s=opts.timeout_s,
+            ready_at=ready_at,
+        )
+        executor.submit(task)
+        self._tasks[n.id] = task
+
+    def _on_completed(self, done: Completed, executor: Any) -> None:
+        n = self.graph.node(done.node_id)
+        res = self.results[n.id]
+        task = self._tasks[n.id]
+        res.attempts = task.attempt
+        res.metrics.update(done.metrics)
+        step_run = self.step_runs[n.id]
+        if not done.ok:
+            _log.warning(
+                "step attempt failed",
+                extra={
+                    "step": n.id,
+                    "attempt": task.attempt,
+                    "error": f"{done.error_type}: {done.error}",
+                },
+            )
+            if task.attempt <= n.step.options.retries and self.failed_node is None:
+                self.progress.step_retrying(n.id, task.attempt, done.error)
+                self._submit(n, task.inputs, executor, attempt=task.attempt + 1)
+                return
+            res.status = "failed"
+            res.error = f"{done.error_type}: {done.error}"
+            res.duration_s = time.perf_counter() - self._t0[n.id]
+            step_run.set_tags({"error": res.error[:8000], "attempts": task.attempt})
+            if done.traceback:
+                step_run.set_tag("error.traceback", done.traceback[-8000:])
+            step_run.end("FAILED")
+            if self.failed_node is None:
+                self.failed_node = n.id
+                self.failure = done.exception
+            self.progress.step_finished(n.id, "failed", res.duration_s, res.error)
+            return
+        assert done.record is not None  # ok attempts carry a record
+        res.status = "ran"
+        res.outputs = done.record
+        res.run_id = step_run.id
+        res.duration_s = time.perf_counter() - self._t0[n.id]
+        self.records[n.id] = done.record
+        if n.step.options.cache:
+            self.cache.put(
+                self.keys[n.id],
+                pipeline=self.p.name,
+                step=n.id,
+                outputs=done.record,
+                run_id=step_run.id,
+            )
+        if done.metrics:
+            step_run.log_metrics(done.metrics)
+            self.metrics.update(done.metrics)
+        step_run.set_tag("attempts", task.attempt)
+        step_run.end("FINISHED")
+        self._note_registered(n.id, done.record)
+        self.progress.step_finished(n.id, "ran", res.duration_s, None)
+
+    def _note_registered(self, node_id: str, record: dict[str, Any]) -> None:
+        from modelyard.pipeline.cache import iter_refs
+
+        for ref in iter_refs(record):
+            if ref.get("codec") == "version":
+                import orjson
+
+                info = orjson.loads(self.store.get_bytes(ref["sha256"]))
+                self.registered.append({**info, "step": node_id})
