@@ -1,1 +1,60 @@
-"""modelyard.serving."""
+"""modelyard.serving: a batching model server (``modelyard serve``).
+
+Public API::
+
+    from modelyard.serving import launch, serve, ModelSpec, Server, ServerHandle
+    handle = launch(model_class="mypkg.model:MyModel", workers=2)   # a child process
+    handle.url ; handle.stop()
+    serve(ModelSpec.for_class("mypkg.model:MyModel"), settings.serving)  # blocking, this process
+
+Processes: one front process (asyncio on uvloop, a lean HTTP/1.1 server on httptools, orjson)
+decodes requests into raw tensor bytes and batches them; model worker processes (one per core by
+default) each load the model once and run ``predict`` on whole batches. See ``_batcher`` for the
+batch policy, ``_codec`` for validation, ``_server`` for routes, probes and shutdown, ``_reqlog``
+for the request/feedback logs.
+
+Routes: ``/v2/health/live|ready`` (``/healthz``, ``/readyz``), ``/v2``, ``/v2/models/{name}``
+[``/versions/{v}``] [``/ready`` | ``/infer``], ``/v1/models/{name}:predict``, ``/v1/feedback``,
+``/v1/admin/flush`` (bearer token when ``serving.admin_token`` is set), ``/metrics``,
+``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["ModelSpec", "Server", "ServerHandle", "launch", "serve"]
+
+_LAZY = {
+    "ModelSpec": "modelyard.serving._model",
+    "Server": "modelyard.serving._server",
+    "ServerHandle": "modelyard.serving._launch",
+    "launch": "modelyard.serving._launch",
+}
+
+
+def serve(spec: ModelSpec, settings: Any, **kwargs: Any) -> int:
+    """Run a server in this process until SIGTERM/SIGINT; return the exit code.
+
+    Args:
+        spec: the model (:class:`ModelSpec`).
+        settings: a ``ServingSettings``.
+        **kwargs: passed to :class:`Server` (``name``, ``version``, ``log_store``, ...).
+    """
+    from modelyard.serving._server import Server
+
+    return Server(spec, settings, **kwargs).run()
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'modelyard.serving' has no attribute {name!r}")
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from modelyard.serving._launch import ServerHandle as ServerHandle
+    from modelyard.serving._launch import launch as launch
+    from modelyard.serving._model import ModelSpec as ModelSpec
+    from modelyard.serving._server import Server as Server

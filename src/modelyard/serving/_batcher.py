@@ -1,0 +1,471 @@
+"""Dynamic batching in the front process, and the pool of model worker processes it feeds.
+
+Policy: a worker with nothing to do gets what is queued at once, so a lone request never waits
+for a window. While every worker is busy the queue grows; each worker may hold one more batch
+(``depth`` 2) so that it starts the next batch without waiting for the front, and that second
+batch is sent when it is full (``max_batch_size`` instances) or its oldest request has waited
+``max_wait_ms``. A batch never exceeds ``max_batch_size`` instances and every request gets
+exactly its own rows of the answer.
+
+A worker that dies fails its batches at once (503), readiness turns false, and it is restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from modelyard.errors import ConfigError, ServiceUnavailable
+from modelyard.logs import get_logger
+from modelyard.serving import _ipc
+from modelyard.serving._model import ModelSpec
+
+__all__ = ["Batcher", "Item", "WorkerHandle"]
+
+log = get_logger("modelyard.serving.batcher")
+
+PIPELINE_DEPTH = 2
+
+
+class Item:
+    """One request's instances waiting for, or inside, a batch.
+
+    ``data`` is the raw tensor bytes of its rows (tensor kind) or the list of its decoded
+    instances (JSON kind). ``done`` is called exactly once with ``(item, result)`` where result
+    is ``(kind, payload_or_rows, meta)`` or an exception.
+    """
+
+    __slots__ = (
+        "ctx",
+        "data",
+        "deadline",
+        "done",
+        "enqueued",
+        "finished",
+        "index",
+        "key",
+        "offset",
+        "request_id",
+        "rows",
+    )
+
+    def __init__(
+        self,
+        key: tuple[Any, ...],
+        rows: int,
+        data: Any,
+        done: Callable[[Item, Any], None],
+        deadline: float,
+        request_id: str,
+    ) -> None:
+        self.key = key
+        self.rows = rows
+        self.data = data
+        self.done = done
+        self.deadline = deadline
+        self.enqueued = 0.0
+        self.finished = False
+        self.request_id = request_id
+        self.offset = 0
+        self.index = 0
+        self.ctx: Any = None
+
+    def finish(self, result: Any) -> None:
+        if not self.finished:
+            self.finished = True
+            self.done(self, result)
+
+
+class _WorkerProtocol(asyncio.Protocol):
+    def __init__(self, handle: WorkerHandle) -> None:
+        self.handle = handle
+        self.reader = _ipc.FrameReader()
+
+    def data_received(self, data: bytes) -> None:
+        for meta, payload in self.reader.feed(data):
+            self.handle.on_frame(meta, payload)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.handle.on_lost()
+
+
+class WorkerHandle:
+    """The front's view of one worker process."""
+
+    def __init__(self, worker_id: int, batcher: Batcher) -> None:
+        self.worker_id = worker_id
+        self.batcher = batcher
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.transport: asyncio.Transport | None = None
+        self.batches: dict[int, list[Item]] = {}
+        self.ready = False
+        self.hello: asyncio.Future[dict[str, Any]] | None = None
+        self.stopping = False
+
+    @property
+    def inflight(self) -> int:
+        return len(self.batches)
+
+    async def start(self) -> dict[str, Any]:
+        """Spawn the process and wait until it has loaded the model; return its description."""
+        loop = asyncio.get_running_loop()
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        b = self.batcher
+        env = dict(os.environ)
+        threads = str(b.threads_per_worker)
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env.setdefault(var, threads)
+        if b.spec.python_path:
+            env["PYTHONPATH"] = os.pathsep.join(
+                [*b.spec.python_path, *filter(None, [env.get("PYTHONPATH")])]
+            )
+        cmd = [
+            sys.executable,
+            "-m",
+            "modelyard.serving._worker",
+            "--fd",
+            str(child.fileno()),
+            "--worker-id",
+            str(self.worker_id),
+            "--spec",
+            orjson.dumps(b.spec.to_json()).decode(),
+            "--log-level",
+            b.log_level,
+        ]
+        self.proc = subprocess.Popen(cmd, pass_fds=[child.fileno()], env=env)
+        child.close()
+        self.hello = loop.create_future()
+        self.stopping = False
+        transport, _ = await loop.create_unix_connection(lambda: _WorkerProtocol(self), sock=parent)
+        self.transport = transport  # type: ignore[assignment]
+        try:
+            desc = await asyncio.wait_for(asyncio.shield(self.hello), b.load_timeout_s)
+        except TimeoutError as exc:
+            self.kill()
+            raise ConfigError(
+                f"model worker {self.worker_id} did not load the model within {b.load_timeout_s} s",
+                hint="check the worker's log lines above; raise load_timeout_s for large models",
+            ) from exc
+        if not desc.get("ok"):
+            raise ConfigError(
+                f"model worker {self.worker_id} could not load the model: {desc.get('error')}",
+                hint="fix the model's load() (see the worker's log lines above)",
+            )
+        self.ready = True
+        return desc
+
+    def send(self, batch_id: int, meta: dict[str, Any], payload: bytes, items: list[Item]) -> None:
+        assert self.transport is not None
+        self.batches[batch_id] = items
+        meta["b"] = batch_id
+        self.transport.write(_ipc.encode_frame(meta, payload))
+
+    def on_frame(self, meta: dict[str, Any], payload: bytes) -> None:
+        if meta.get("k") == _ipc.KIND_HELLO:
+            if self.hello is not None and not self.hello.done():
+                self.hello.set_result(meta)
+            return
+        items = self.batches.pop(meta["b"], None)
+        if items is not None:
+            self.batcher.on_result(self, items, meta, payload)
+
+    def on_lost(self) -> None:
+        self.transport = None
+        was_ready = self.ready
+        self.ready = False
+        if self.hello is not None and not self.hello.done():
+            self.hello.set_result({"ok": False, "error": "the worker exited while loading"})
+        batches, self.batches = self.batches, {}
+        self.batcher.on_worker_lost(self, batches, was_ready)
+
+    def close(self) -> None:
+        """Ask the worker to stop: it exits 0 when it reads end of stream."""
+        self.stopping = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+
+    def signal(self, signum: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signum)
+
+    async def wait(self, timeout_s: float) -> int | None:
+        """Reap the process; SIGKILL it if it has not exited after ``timeout_s``."""
+        if self.proc is None:
+            return None
+        proc = self.proc
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(loop.run_in_executor(None, proc.wait), timeout_s)
+        except TimeoutError:
+            proc.kill()
+            return await loop.run_in_executor(None, proc.wait)
+
+
+class Batcher:
+    """Queue, batch policy and worker pool. Runs on the front's event loop only."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        workers: int,
+        max_batch_size: int,
+        max_wait_ms: float,
+        queue_size: int,
+        log_level: str = "INFO",
+        load_timeout_s: float = 300.0,
+        threads_per_worker: int = 1,
+        on_batch: Callable[[int, float], None] | None = None,
+        on_restart: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.spec = spec
+        self.n_workers = workers
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.queue_size = queue_size
+        self.log_level = log_level
+        self.load_timeout_s = load_timeout_s
+        self.threads_per_worker = threads_per_worker
+        self.on_batch = on_batch
+        self.on_restart = on_restart
+        self.clock = clock
+        self.workers: list[WorkerHandle] = []
+        self.queues: dict[tuple[Any, ...], deque[Item]] = {}
+        self.queued = 0
+        self.desc: dict[str, Any] = {}
+        self.closed = False
+        self._next_batch = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._restarts: dict[int, list[float]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.prepare: Callable[[tuple[Any, ...], list[Item]], tuple[list[Item], Any]] | None = None
+        self.decode: Callable[[dict[str, Any], bytes], Any] | None = None
+
+    # --- lifecycle
+    async def start(self) -> dict[str, Any]:
+        """Start every worker and wait for all to load; return the model's description."""
+        self.workers = [WorkerHandle(i, self) for i in range(self.n_workers)]
+        try:
+            descs = await asyncio.gather(*(w.start() for w in self.workers))
+        except BaseException:
+            for w in self.workers:
+                w.close()
+                w.kill()
+            raise
+        self.desc = descs[0]
+        return self.desc
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.workers) and all(w.ready for w in self.workers) and not self.closed
+
+    def alive(self) -> int:
+        return sum(1 for w in self.workers if w.ready)
+
+    def inflight_items(self) -> int:
+        return sum(len(items) for w in self.workers for items in w.batches.values())
+
+    def idle(self) -> bool:
+        return self.queued == 0 and all(not w.batches for w in self.workers)
+
+    async def stop(self, grace_s: float) -> None:
+        """Close the workers' sockets, then reap them (SIGTERM, then SIGKILL past ``grace_s``)."""
+        self.closed = True
+        for q in self.queues.values():
+            while q:
+                q.popleft().finish(
+                    ServiceUnavailable("the server is shutting down; retry elsewhere")
+                )
+        self.queued = 0
+        for w in self.workers:
+            w.close()
+        codes = await asyncio.gather(*(w.wait(max(grace_s, 0.5)) for w in self.workers))
+        log.info("workers stopped", extra={"exit_codes": list(codes)})
+
+    def signal_workers(self, signum: int) -> None:
+        for w in self.workers:
+            w.signal(signum)
+
+    # --- queueing
+    def submit(self, item: Item) -> None:
+        """Queue a request's instances; raises ServiceUnavailable when full or closed."""
+        if self.closed:
+            raise ServiceUnavailable("the server is shutting down; retry elsewhere")
+        if self.queued >= self.queue_size:
+            raise ServiceUnavailable(
+                f"the request queue is full ({self.queue_size} requests); retry shortly",
+                hint="raise serving.queue_size or add workers/replicas",
+            )
+        item.enqueued = self.clock()
+        q = self.queues.get(item.key)
+        if q is None:
+            q = self.queues[item.key] = deque()
+        q.append(item)
+        self.queued += 1
+        self.pump()
+
+    def pump(self) -> None:
+        """Send batches to workers per the policy above."""
+        if not self.queued:
+            return
+        workers = self.workers
+        # idle workers first: a lone request goes out at once
+        for w in workers:
+            if w.ready and not w.batches and self.queued:
+                self._dispatch(w)
+        if not self.queued:
+            return
+        now = self.clock()
+        oldest = self._oldest()
+        full = self._rows_queued_at_least(self.max_batch_size)
+        due = oldest is not None and now - oldest.enqueued >= self.max_wait_s
+        if full or due:
+            for w in workers:
+                if w.ready and len(w.batches) < PIPELINE_DEPTH and self.queued:
+                    self._dispatch(w)
+        if self.queued and self._timer is None and oldest is not None:
+            delay = max(0.0, oldest.enqueued + self.max_wait_s - now)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.pump()
+
+    def _oldest(self) -> Item | None:
+        best: Item | None = None
+        for q in self.queues.values():
+            if q and (best is None or q[0].enqueued < best.enqueued):
+                best = q[0]
+        return best
+
+    def _rows_queued_at_least(self, n: int) -> bool:
+        total = 0
+        for q in self.queues.values():
+            for item in q:
+                total += item.rows
+                if total >= n:
+                    return True
+        return False
+
+    def _dispatch(self, worker: WorkerHandle) -> None:
+        head = self._oldest()
+        if head is None:
+            return
+        q = self.queues[head.key]
+        items: list[Item] = []
+        rows = 0
+        limit = self.max_batch_size
+        while q and rows + q[0].rows <= limit:
+            item = q.popleft()
+            items.append(item)
+            rows += item.rows
+        if not items:  # a request larger than the limit is refused before it is queued
+            items.append(q.popleft())
+        self.queued -= len(items)
+        assert self.prepare is not None
+        items, prepared = self.prepare(head.key, items)
+        if not items:
+            return
+        meta, payload = prepared
+        offset = 0
+        for index, item in enumerate(items):
+            item.offset = offset
+            item.index = index
+            offset += item.rows
+        meta["r"] = [i.rows for i in items]
+        meta["ids"] = [i.request_id for i in items]
+        self._next_batch += 1
+        worker.send(self._next_batch, meta, payload, items)
+
+    # --- results
+    def on_result(
+        self, worker: WorkerHandle, items: list[Item], meta: dict[str, Any], payload: bytes
+    ) -> None:
+        if self.on_batch is not None and "t" in meta:
+            self.on_batch(sum(i.rows for i in items), meta["t"])
+        result = (meta, self.decode(meta, payload) if self.decode is not None else payload)
+        for item in items:
+            item.finish(result)
+        self.pump()
+
+    def on_worker_lost(
+        self, worker: WorkerHandle, batches: dict[int, list[Item]], was_ready: bool
+    ) -> None:
+        err = ServiceUnavailable(
+            f"model worker {worker.worker_id} died while processing this request; retry",
+            hint="the worker is being restarted; see the server log",
+        )
+        for items in batches.values():
+            for item in items:
+                item.finish(err)
+        if self.closed or worker.stopping or not was_ready:
+            return
+        code = worker.proc.poll() if worker.proc is not None else None
+        log.error(
+            "model worker died; restarting it",
+            extra={"worker_id": worker.worker_id, "exit_code": code},
+        )
+        task = asyncio.get_running_loop().create_task(self._restart(worker))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self.pump()
+
+    async def _restart(self, worker: WorkerHandle) -> None:
+        if worker.proc is not None:
+            await worker.wait(5.0)
+        history = self._restarts.setdefault(worker.worker_id, [])
+        now = self.clock()
+        history[:] = [t for t in history if now - t < 60.0]
+        history.append(now)
+        # back off when a worker keeps dying: 0.1 s, 0.2 s, ... up to 10 s
+        await asyncio.sleep(min(10.0, 0.1 * 2 ** (len(history) - 1)))
+        if self.closed:
+            return
+        try:
+            await worker.start()
+        except Exception:
+            log.exception("model worker restart failed", extra={"worker_id": worker.worker_id})
+            worker.kill()
+            if not self.closed:
+                task = asyncio.get_running_loop().create_task(self._restart(worker))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            return
+        if self.on_restart is not None:
+            self.on_restart()
+        log.info("model worker restarted", extra={"worker_id": worker.worker_id})
+        self.pump()
+
+    def expire(self, now: float, timeout_err: Callable[[], Exception]) -> int:
+        """Answer 504 to requests past their deadline, queued or in a worker; return how many."""
+        n = 0
+        for q in self.queues.values():
+            while q and q[0].deadline <= now:
+                q.popleft().finish(timeout_err())
+                self.queued -= 1
+                n += 1
+        for w in self.workers:
+            for items in w.batches.values():
+                for item in items:
+                    if not item.finished and item.deadline <= now:
+                        item.finish(timeout_err())
+                        n += 1
+        return n
+
+    def signal_all(self, signum: int = signal.SIGTERM) -> None:
+        self.signal_workers(signum)
