@@ -1,0 +1,698 @@
+"""Model packages: a folder with a ``modelyard.json`` manifest and the model's files.
+
+::
+
+    package/
+      modelyard.json     # name, flavor, format_version, created_at, signature, libraries,
+                         # flavor_options, files {relative path: sha256}, extra
+      model.skops        # the model, in its flavor's safe format
+      extra/...          # extra_files given to save()
+
+:func:`save` writes a package (into a folder, or straight into a :class:`Registry`);
+:func:`load` verifies every file against the manifest's sha256 before the flavor reads it,
+warns (a :class:`LibraryVersionWarning` and a log record) when the installed library versions
+differ from the recorded ones, and returns a :class:`LoadedModel` with ``predict(batch)``.
+
+Pickle is used only when the caller passes ``trust_pickle=True``, both to save and to load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelyard.errors import (
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    ModelyardError,
+    NotFoundError,
+    UnsafeArtifactError,
+)
+from modelyard.logs import get_logger
+from modelyard.registry.flavors import FLAVOR_NAMES, Flavor, Trust, detect_flavor, get_flavor
+from modelyard.store.artifacts import validate_relative_name
+
+if TYPE_CHECKING:
+    from modelyard.registry.registry import ModelVersion, Registry
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "LibraryVersionWarning",
+    "LoadedModel",
+    "ModelyardWarning",
+    "infer_signature",
+    "library_versions",
+    "load",
+    "read_manifest",
+    "save",
+    "verify_package",
+]
+
+MANIFEST_NAME = "modelyard.json"
+FORMAT_VERSION = 1
+_log = get_logger("registry.packages")
+_CHUNK = 1024 * 1024
+
+
+class ModelyardWarning(UserWarning):
+    """Base of the warnings modelyard emits."""
+
+
+class LibraryVersionWarning(ModelyardWarning):
+    """A package was saved with other library versions than the ones installed now."""
+
+
+# ---------------------------------------------------------------------- signatures
+def _describe(value: Any, default_name: str) -> list[dict[str, Any]]:
+    """[{name, dtype, shape}] of a batch: frames by column, dicts by key, arrays as one."""
+    if hasattr(value, "to_pandas") and not hasattr(value, "iloc"):  # polars
+        value = value.to_pandas()
+    if hasattr(value, "dtypes") and hasattr(value, "columns"):  # pandas DataFrame
+        return [
+            {"name": str(c), "dtype": _dtype_name(value[c].dtype), "shape": [-1]}
+            for c in value.columns
+        ]
+    if isinstance(value, Mapping):
+        return [_tensor_spec(str(k), v) for k, v in value.items()]
+    if isinstance(value, list) and value and isinstance(value[0], Mapping):
+        import pandas as pd
+
+        return _describe(pd.DataFrame.from_records(value), default_name)
+    return [_tensor_spec(default_name, value)]
+
+
+def _tensor_spec(name: str, value: Any) -> dict[str, Any]:
+    from modelyard.registry.flavors import as_array
+
+    arr = as_array(value)
+    shape = [-1, *(int(d) for d in arr.shape[1:])] if arr.ndim else []
+    return {"name": name, "dtype": _dtype_name(arr.dtype), "shape": shape}
+
+
+def _dtype_name(dtype: Any) -> str:
+    name = str(getattr(dtype, "name", dtype))
+    return "str" if name.startswith(("<U", "str")) else name
+
+
+def infer_signature(input_example: Any, output_example: Any = None) -> dict[str, Any]:
+    """The signature ``{"inputs": [{name, dtype, shape}], "outputs": [...]}`` of examples.
+
+    The first dimension (rows) is recorded as ``-1``. DataFrames are described column by
+    column, dicts key by key, arrays and lists of rows as a single tensor.
+    """
+    signature: dict[str, Any] = {"inputs": _describe(input_example, "input")}
+    signature["outputs"] = [] if output_example is None else _describe(output_example, "output")
+    return signature
+
+
+def _check_signature(signature: Any) -> dict[str, Any]:
+    if not isinstance(signature, Mapping) or not isinstance(signature.get("inputs"), list):
+        raise InvalidInputError(
+            f"signature {signature!r} is not of the form "
+            "{'inputs': [{'name', 'dtype', 'shape'}], 'outputs': [...]}",
+            hint="pass input_example= to infer it, or build it with "
+            "modelyard.models.infer_signature(x, y)",
+            field="signature",
+        )
+    out = dict(signature)
+    out.setdefault("outputs", [])
+    try:
+        json.dumps(out)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"signature is not JSON-able: {exc}", field="signature") from exc
+    return out
+
+
+# ---------------------------------------------------------------------- versions
+def _installed_version(distribution: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
+def library_versions(distributions: Iterable[str]) -> dict[str, str]:
+    """``{"python": ..., "modelyard": ..., <distribution>: <version>}`` of what is installed."""
+    from modelyard import __version__
+
+    out = {"python": platform.python_version(), "modelyard": __version__}
+    for dist in distributions:
+        found = _installed_version(dist)
+        if found is not None:
+            out[dist] = found
+    return out
+
+
+def _check_versions(manifest: Mapping[str, Any], where: Path) -> None:
+    recorded = manifest.get("libraries") or {}
+    for dist, saved in sorted(recorded.items()):
+        if dist == "modelyard":
+            continue
+        if dist == "python":
+            now = platform.python_version()
+            differs = now.split(".")[:2] != str(saved).split(".")[:2]
+        else:
+            found = _installed_version(dist)
+            if found is None:
+                continue  # the flavor's own import raises MissingExtraError when it matters
+            now, differs = found, found != str(saved)
+        if differs:
+            message = (
+                f"model package {manifest.get('name')!r} at {where} was saved with {dist} "
+                f"{saved}, but {dist} {now} is installed; predictions may differ"
+            )
+            _log.warning(
+                "library version differs from the package's",
+                extra={
+                    "model": manifest.get("name"),
+                    "library": dist,
+                    "saved_version": str(saved),
+                    "installed_version": now,
+                    "path": str(where),
+                },
+            )
+            warnings.warn(
+                f"{message}; install {dist}=={saved} to match",
+                LibraryVersionWarning,
+                stacklevel=3,
+            )
+
+
+# ---------------------------------------------------------------------- hashing and manifest
+def _sha256_file(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _hash_folder(folder: Path) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for dirpath, _dirs, names in os.walk(folder):
+        for file_name in names:
+            path = Path(dirpath) / file_name
+            rel = path.relative_to(folder).as_posix()
+            if rel == MANIFEST_NAME:
+                continue
+            files[validate_relative_name(rel, what="package file path")] = _sha256_file(path)
+    return dict(sorted(files.items()))
+
+
+def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of the package in ``folder`` (not verified; see :func:`verify_package`).
+
+    Raises:
+        NotFoundError: ``folder`` holds no ``modelyard.json``.
+        InvalidInputError: the manifest is not valid JSON or is from a newer modelyard.
+    """
+    path = Path(folder) / MANIFEST_NAME
+    try:
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise NotFoundError(
+            f"{folder} is not a model package: it has no {MANIFEST_NAME}",
+            hint="pass a folder written by modelyard.models.save, or a registry reference "
+            "such as 'models:/NAME@production'",
+            path=str(folder),
+        ) from exc
+    try:
+        manifest = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"{path} is not valid JSON: {exc}",
+            hint="the manifest was damaged; save the model again",
+            path=str(path),
+        ) from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise InvalidInputError(
+            f"{path} is not a modelyard manifest (no 'files' table)",
+            hint="save the model again with modelyard.models.save",
+            path=str(path),
+        )
+    fmt = manifest.get("format_version")
+    if not isinstance(fmt, int) or fmt > FORMAT_VERSION:
+        raise InvalidInputError(
+            f"{path} has package format {fmt!r}; this modelyard reads format {FORMAT_VERSION}",
+            hint="upgrade modelyard: pip install -U modelyard",
+            path=str(path),
+        )
+    return manifest
+
+
+def verify_package(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """Check every file of the package in ``folder`` against the manifest; return the manifest.
+
+    Raises:
+        InvalidNameError: a manifest path escapes the package (``..``, absolute, ...).
+        IntegrityError: a file is missing or its sha256 differs from the manifest's.
+    """
+    root = Path(folder)
+    manifest = read_manifest(root)
+    for rel, expected in manifest["files"].items():
+        validate_relative_name(rel, what="package file path")
+        path = root / rel
+        if not path.is_file():
+            raise IntegrityError(
+                f"model package {root}: file {rel!r} listed in the manifest is missing",
+                hint="the package is incomplete; download or save it again",
+                path=rel,
+            )
+        actual = _sha256_file(path)
+        if actual != expected:
+            raise IntegrityError(
+                f"model package {root}: file {rel!r} has sha256 {actual}, "
+                f"but the manifest records {expected}",
+                hint="the file was changed after the package was saved; download it again "
+                "from the registry or save the model again",
+                path=rel,
+                expected=expected,
+                actual=actual,
+            )
+    return manifest
+
+
+# ---------------------------------------------------------------------- the loaded model
+class LoadedModel:
+    """A model loaded from a package.
+
+    Attributes:
+        manifest: the package manifest (name, flavor, signature, libraries, files, extra).
+        flavor: the flavor name.
+        raw: the underlying model (estimator, InferenceSession, nn.Module, ...).
+        path: the package folder.
+        version: the registry version it came from, if any.
+    """
+
+    def __init__(
+        self,
+        manifest: dict[str, Any],
+        raw: Any,
+        flavor: Flavor,
+        path: Path,
+        version: ModelVersion | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.raw = raw
+        self._flavor = flavor
+        self.path = path
+        self.version = version
+
+    def __repr__(self) -> str:
+        return f"LoadedModel(name={self.name!r}, flavor={self.flavor!r}, path={str(self.path)!r})"
+
+    @property
+    def flavor(self) -> str:
+        """The flavor name (``sklearn``, ``onnx``, ``torch``, ...)."""
+        return self._flavor.name
+
+    @property
+    def name(self) -> str:
+        """The model name recorded in the manifest."""
+        return str(self.manifest.get("name", ""))
+
+    @property
+    def model(self) -> Any:
+        """Same as :attr:`raw`."""
+        return self.raw
+
+    @property
+    def signature(self) -> dict[str, Any] | None:
+        """The input/output signature, if one was recorded."""
+        sig = self.manifest.get("signature")
+        return dict(sig) if isinstance(sig, dict) else None
+
+    def predict(self, batch: Any) -> Any:
+        """Run the model on ``batch``: rows stacked on axis 0, or a list of instances.
+
+        Returns:
+            One output per row (a numpy array for most flavors).
+        """
+        options = dict(self.manifest.get("flavor_options") or {})
+        out = self._flavor.predict(self.raw, batch, options)
+        rows, got = _length(batch), _length(out)
+        if rows is not None and got is not None and rows != got:
+            raise ModelyardError(
+                f"model {self.name!r} returned {got} outputs for {rows} input rows",
+                hint="predict must return one output per input row",
+                model=self.name,
+            )
+        return out
+
+
+def _length(value: Any) -> int | None:
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return int(shape[0]) if len(shape) else None
+    if isinstance(value, list | tuple):
+        return len(value)
+    return None
+
+
+# ---------------------------------------------------------------------- save
+def save(
+    model: Any,
+    path_or_registry: str | os.PathLike[str] | Registry,
+    *,
+    name: str | None = None,
+    flavor: str | None = None,
+    signature: Mapping[str, Any] | None = None,
+    input_example: Any = None,
+    extra_files: Mapping[str, str | os.PathLike[str]]
+    | Sequence[str | os.PathLike[str]]
+    | None = None,
+    trust_pickle: bool = False,
+    run_id: str | None = None,
+    aliases: Iterable[str] = (),
+    extra: Mapping[str, Any] | None = None,
+    flavor_options: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Any:
+    """Write ``model`` as a package into a folder, or register it in a registry.
+
+    Args:
+        model: the fitted model.
+        path_or_registry: a folder that does not exist yet (or is empty); a
+            :class:`~modelyard.registry.registry.Registry`; or ``"registry:"`` /
+            ``"registry:NAME"`` for the registry of the current project's settings.
+        name: the model name (required for a registry; default the folder name).
+        flavor: one of ``sklearn, onnx, torch, xgboost, lightgbm, python, pickle``; default
+            detected from the model's type.
+        signature: ``{"inputs": [...], "outputs": [...]}``; default inferred from
+            ``input_example`` (and the model's output on it).
+        input_example: a few input rows, used for the signature (and ONNX conversion).
+        extra_files: files to ship with the model, as ``{name in package: path}`` or paths;
+            stored under ``extra/``.
+        trust_pickle: allow the pickle flavor (anything loading it can run arbitrary code).
+        run_id: the tracking run that produced the model (registry only).
+        aliases: aliases to point at the new version (registry only).
+        extra: JSON-able data stored in the manifest (and with the registry version).
+        flavor_options: flavor settings, e.g. ``{"method": "predict_proba"}`` (sklearn),
+            ``{"init_kwargs": {...}}`` (torch modules), ``{"output": "probabilities"}`` (onnx).
+        description: version description (registry only).
+        tags: version tags (registry only).
+
+    Returns:
+        The package folder (a :class:`~pathlib.Path`), or the registered ``ModelVersion``.
+
+    Raises:
+        UnsafeArtifactError: the model needs pickle and ``trust_pickle`` is False.
+        ConflictError: the target folder exists and is not empty.
+        InvalidInputError: unknown flavor, bad signature or extra file name.
+    """
+    registry, target_name = _registry_target(path_or_registry)
+    if registry is not None:
+        model_name = name or target_name
+        if not model_name:
+            raise InvalidInputError(
+                "saving to a registry needs a model name",
+                hint="pass name='my-model' to modelyard.models.save",
+            )
+        with tempfile.TemporaryDirectory(prefix="modelyard-package-") as tmp:
+            folder = Path(tmp) / "package"
+            manifest = _write_package(
+                model,
+                folder,
+                name=model_name,
+                flavor_name=flavor,
+                signature=signature,
+                input_example=input_example,
+                extra_files=extra_files,
+                trust_pickle=trust_pickle,
+                extra=extra,
+                flavor_options=flavor_options,
+            )
+            return registry.register_version(
+                model_name,
+                folder,
+                run_id=run_id,
+                flavor=manifest["flavor"],
+                signature=manifest.get("signature"),
+                extra=dict(extra) if extra is not None else None,
+                description=description,
+                tags=tags,
+                aliases=tuple(aliases),
+            )
+    dest = Path(os.fspath(path_or_registry))  # type: ignore[arg-type]
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise ConflictError(
+            f"cannot save the model package to {dest}: it exists and is not an empty folder",
+            hint="pass a new folder, or remove the old package first",
+            path=str(dest),
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        _write_package(
+            model,
+            staging,
+            name=name or dest.name,
+            flavor_name=flavor,
+            signature=signature,
+            input_example=input_example,
+            extra_files=extra_files,
+            trust_pickle=trust_pickle,
+            extra=extra,
+            flavor_options=flavor_options,
+        )
+        if dest.exists():
+            dest.rmdir()  # empty, checked above
+        os.replace(staging, dest)  # the package appears complete, or not at all
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    _log.info("model package saved", extra={"model": name or dest.name, "path": str(dest)})
+    return dest
+
+
+def _registry_target(target: Any) -> tuple[Registry | None, str | None]:
+    if isinstance(target, str | os.PathLike):
+        text = os.fspath(target)
+        if isinstance(text, str) and text.startswith("registry:"):
+            from modelyard.config import load_settings
+            from modelyard.registry.registry import Registry
+
+            return Registry.from_settings(load_settings()), text[len("registry:") :] or None
+        return None, None
+    if hasattr(target, "register_version"):
+        return target, None
+    raise InvalidInputError(
+        f"cannot save a model to a {type(target).__name__}",
+        hint="pass a folder path, a Registry, or 'registry:NAME'",
+    )
+
+
+def _write_package(
+    model: Any,
+    folder: Path,
+    *,
+    name: str,
+    flavor_name: str | None,
+    signature: Mapping[str, Any] | None,
+    input_example: Any,
+    extra_files: Any,
+    trust_pickle: bool,
+    extra: Mapping[str, Any] | None,
+    flavor_options: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    flavor = _choose_flavor(model, flavor_name, trust_pickle)
+    folder.mkdir(parents=True)
+    options = dict(flavor_options or {})
+    if input_example is not None and flavor.name == "onnx":
+        options.setdefault("input_example", input_example)
+    saved_options = flavor.save(model, folder, options)
+    if signature is not None:
+        sig: dict[str, Any] | None = _check_signature(signature)
+    elif input_example is not None:
+        sig = _infer_with_output(flavor, model, folder, saved_options, input_example)
+    else:
+        sig = None
+    _copy_extra_files(extra_files, folder)
+    manifest: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "flavor": flavor.name,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "signature": sig,
+        "libraries": library_versions(flavor.libraries_for(model)),
+        "flavor_options": saved_options,
+        "files": _hash_folder(folder),
+        "extra": dict(extra or {}),
+    }
+    try:
+        body = json.dumps(manifest, indent=2, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"the package manifest is not JSON-able ({exc}); check extra= and flavor_options=",
+            field="extra",
+        ) from exc
+    (folder / MANIFEST_NAME).write_text(body + "\n", encoding="utf-8")
+    return manifest
+
+
+def _choose_flavor(model: Any, flavor_name: str | None, trust_pickle: bool) -> Flavor:
+    if flavor_name is None:
+        detected = detect_flavor(model)
+        if detected is not None:
+            return detected
+        if not trust_pickle:
+            raise UnsafeArtifactError(
+                f"no safe flavor can save a {type(model).__module__}.{type(model).__name__}",
+                hint="give it save()/load()/predict() methods (the 'python' flavor), convert it "
+                "to ONNX, or pass trust_pickle=True to store it as a pickle (loading a pickle "
+                f"can run arbitrary code); known flavors: {', '.join(FLAVOR_NAMES)}",
+                type=type(model).__name__,
+            )
+        return get_flavor("pickle")
+    flavor = get_flavor(flavor_name)
+    if flavor.name == "pickle" and not trust_pickle:
+        raise UnsafeArtifactError(
+            "the pickle flavor needs trust_pickle=True: loading a pickle can run arbitrary code",
+            hint="pass trust_pickle=True to save (and to load) if you accept that, or use a safe "
+            "flavor",
+            flavor="pickle",
+        )
+    return flavor
+
+
+def _infer_with_output(
+    flavor: Flavor, model: Any, folder: Path, options: dict[str, Any], example: Any
+) -> dict[str, Any]:
+    # Run the saved package, not the live object: the output describes what load() returns,
+    # and a model that does not survive its own round trip fails here, at save time.
+    files = _hash_folder(folder)
+    raw = flavor.load(folder, options, files, Trust(pickle=True, types=True))
+    output = flavor.predict(raw, example, options)
+    return infer_signature(example, output)
+
+
+def _copy_extra_files(extra_files: Any, folder: Path) -> None:
+    if not extra_files:
+        return
+    if isinstance(extra_files, Mapping):
+        pairs = [(str(k), Path(v)) for k, v in extra_files.items()]
+    else:
+        pairs = [(Path(p).name, Path(p)) for p in extra_files]
+    for rel, src in pairs:
+        validate_relative_name(rel, what="extra file name")
+        if not src.is_file():
+            raise NotFoundError(
+                f"extra file {src} does not exist", hint="pass paths of existing files",
+                path=str(src),
+            )  # fmt: skip
+        dest = folder / "extra" / rel
+        if dest.exists():
+            raise ConflictError(f"two extra files are both named {rel!r}", path=rel)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+
+
+# ---------------------------------------------------------------------- load
+def load(
+    path_or_uri: str | os.PathLike[str],
+    *,
+    registry: Registry | None = None,
+    trust_pickle: bool = False,
+    trusted: bool | Sequence[str] = (),
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> LoadedModel:
+    """Load a model package, verifying every file against its manifest.
+
+    Args:
+        path_or_uri: a package folder; or a registry reference: ``models:/NAME@alias``,
+            ``models:/NAME/3``, ``NAME@alias``, ``NAME:3``.
+        registry: the registry for references (default: the current project's).
+        trust_pickle: allow loading a pickled model (it can run arbitrary code).
+        trusted: skops types to trust beyond skops' defaults, or ``True`` for all.
+        cache_dir: where registry packages are cached, by manifest sha256 (default
+            ``<home>/cache/packages``).
+
+    Raises:
+        IntegrityError: a file does not match the manifest.
+        UnsafeArtifactError: a pickle without ``trust_pickle``, or untrusted skops types.
+        NotFoundError: no package at the path, or no such model/version/alias.
+    """
+    trust = Trust(pickle=trust_pickle, types=True if trusted is True else tuple(trusted or ()))
+    version = None
+    if isinstance(path_or_uri, str) and _is_registry_ref(path_or_uri, registry):
+        folder, version = _fetch_from_registry(path_or_uri, registry, cache_dir)
+    else:
+        folder = Path(path_or_uri)
+    manifest = verify_package(folder)
+    flavor = get_flavor(str(manifest.get("flavor")))
+    _check_versions(manifest, folder)
+    raw = flavor.load(folder, dict(manifest.get("flavor_options") or {}), manifest["files"], trust)
+    _log.debug("model package loaded", extra={"model": manifest.get("name"), "path": str(folder)})
+    return LoadedModel(manifest, raw, flavor, folder, version)
+
+
+def _is_registry_ref(text: str, registry: Any) -> bool:
+    if text.startswith("models:/"):
+        return True
+    if Path(text).exists():
+        return False
+    return ("@" in text or ":" in text or registry is not None) and "/" not in text
+
+
+def _parse_models_uri(text: str) -> str:
+    ref = text[len("models:/") :] if text.startswith("models:/") else text
+    name, sep, rest = ref.partition("/")
+    if sep:  # models:/NAME/3 (MLflow's form)
+        return f"{name}:{rest}"
+    return ref
+
+
+def _fetch_from_registry(
+    text: str, registry: Registry | None, cache_dir: str | os.PathLike[str] | None
+) -> tuple[Path, ModelVersion]:
+    from modelyard.config import load_settings
+
+    if registry is None or cache_dir is None:
+        settings = load_settings()
+        if registry is None:
+            from modelyard.registry.registry import Registry
+
+            registry = Registry.from_settings(settings)
+        if cache_dir is None:
+            cache_dir = settings.resolved_home / "cache" / "packages"
+    version = registry.resolve(_parse_models_uri(text))
+    cache = Path(cache_dir) / version.manifest_sha256
+    manifest_path = cache / MANIFEST_NAME
+    if manifest_path.is_file() and _sha256_file(manifest_path) == version.manifest_sha256:
+        return cache, version
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    staging = cache.parent / f".{cache.name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        registry.download(version, staging)
+        got = _sha256_file(staging / MANIFEST_NAME) if (staging / MANIFEST_NAME).is_file() else None
+        if got != version.manifest_sha256:
+            raise IntegrityError(
+                f"model {version.name} version {version.version}: the downloaded manifest has "
+                f"sha256 {got}, the registry records {version.manifest_sha256}",
+                hint="the artifact store holds other bytes than were registered; check it",
+                model=version.name,
+            )
+        if cache.exists():  # a stale or partial cache entry: replace it
+            shutil.rmtree(cache, ignore_errors=True)
+        with contextlib.suppress(OSError):  # another process won the race: use its copy
+            os.replace(staging, cache)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return cache, version
