@@ -428,7 +428,8 @@ class Gate:
             ok = math.isfinite(improvement) and improvement > m.min_delta
         evidence["min_delta"] = m.min_delta
         if ok:
-            return RuleResult("margin", check, "pass", f"{numbers}: beats {delta_txt}", evidence)
+            why = "significantly above" if m.test != "none" else "above"
+            return RuleResult("margin", check, "pass", f"{numbers}: {why} {delta_txt}", evidence)
         why = (
             f"not significantly above {delta_txt} at alpha {m.significance:g}"
             if m.test != "none"
