@@ -14,6 +14,7 @@ which must be importable where the package is loaded (installed, or on PYTHONPAT
 
 from __future__ import annotations
 
+import functools
 import inspect
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -38,11 +39,16 @@ class PythonModel(Protocol):
         """One output per row of ``batch``."""
 
 
-def distribution_of(module: str) -> str | None:
-    """The installed distribution that provides the top-level package of ``module``."""
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
     from importlib.metadata import packages_distributions
 
-    dists = packages_distributions().get(module.partition(".")[0])
+    return dict(packages_distributions())  # scans every installed distribution: once
+
+
+def distribution_of(module: str) -> str | None:
+    """The installed distribution that provides the top-level package of ``module``."""
+    dists = _distributions().get(module.partition(".")[0])
     return dists[0] if dists else None
 
 
