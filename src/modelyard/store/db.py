@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelyard.errors import ConfigError, NotFoundError, SchemaOutdatedError
+from modelyard.errors import ConfigError, InvalidInputError, NotFoundError, SchemaOutdatedError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -274,27 +274,44 @@ class MetadataStore:
             return _read_revision(conn)
 
     def upgrade(self, revision: str = "head") -> None:
-        """Migrate the database to ``revision`` (default: the head) through Alembic."""
-        from alembic import command
+        """Migrate the database to ``revision`` (default: the head) through Alembic.
 
-        with self._migration_transaction() as conn:
-            command.upgrade(self._alembic_config(conn), revision)
-        _checked.discard(self._url)
+        Raises:
+            SchemaOutdatedError: the database is at a revision newer than this modelyard.
+            InvalidInputError: ``revision`` is unknown.
+        """
+        self._alembic("upgrade", revision)
 
     def downgrade(self, revision: str) -> None:
         """Migrate the database down to ``revision`` (``"base"`` drops every table)."""
-        from alembic import command
-
-        with self._migration_transaction() as conn:
-            command.downgrade(self._alembic_config(conn), revision)
-        _checked.discard(self._url)
+        self._alembic("downgrade", revision)
 
     def stamp(self, revision: str) -> None:
         """Record ``revision`` as current without running migrations (repair only)."""
-        from alembic import command
+        self._alembic("stamp", revision)
 
+    def _alembic(self, verb: str, revision: str) -> None:
+        from alembic import command
+        from alembic.util import CommandError
+
+        if revision not in (*REVISIONS, "head", "base"):
+            raise InvalidInputError(
+                f"unknown schema revision {revision!r}; known: {', '.join(REVISIONS)}",
+                hint="use `head`, `base` or one of the known revisions",
+                revision=revision,
+            )
         with self._migration_transaction() as conn:
-            command.stamp(self._alembic_config(conn), revision)
+            current = _read_revision(conn)
+            if current is not None and current not in REVISIONS:
+                self._judge(current, has_tables=True)
+            try:
+                getattr(command, verb)(self._alembic_config(conn), revision)
+            except CommandError as exc:
+                raise InvalidInputError(
+                    f"cannot {verb} {self.safe_url} to {revision!r}: {exc}",
+                    hint="check `modelyard db current`",
+                    revision=revision,
+                ) from exc
         _checked.discard(self._url)
 
     def check(self) -> None:

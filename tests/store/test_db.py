@@ -1,0 +1,182 @@
+"""MetadataStore: creation at head, SQLite settings, revision checks, write-lock behaviour."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from modelyard.errors import InvalidInputError, NotFoundError, SchemaOutdatedError
+from modelyard.store import schema
+from modelyard.store.db import HEAD_REVISION, REVISIONS, MetadataStore
+
+
+def _table_names(store: MetadataStore) -> set[str]:
+    return set(sa.inspect(store.engine).get_table_names())
+
+
+def test_open_creates_an_empty_store_at_head(db_url: str) -> None:
+    store = MetadataStore.open(db_url)
+    assert store.current_revision() == HEAD_REVISION
+    assert set(schema.metadata.tables) | {"alembic_version"} == _table_names(store)
+    store.check()  # does not raise
+
+
+def test_reopen_reuses_the_cached_engine(db_url: str) -> None:
+    first = MetadataStore.open(db_url)
+    second = MetadataStore.open(db_url)
+    assert first.engine is second.engine
+
+
+def test_sqlite_runs_in_wal_with_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:
+    store = MetadataStore.open(f"sqlite:///{tmp_path / 'sub' / 'meta.db'}")
+    with store.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
+    # foreign keys are enforced: a run in a missing experiment is refused
+    with pytest.raises(sa.exc.IntegrityError), store.begin() as conn:
+        conn.execute(
+            sa.insert(schema.runs).values(
+                id="r" * 32, experiment_id=12345, status="RUNNING", start_time=0.0
+            )
+        )
+
+
+def test_begin_commits_and_rolls_back(db_url: str) -> None:
+    store = MetadataStore.open(db_url)
+    with store.begin() as conn:
+        conn.execute(sa.insert(schema.experiments).values(name="kept", created_at=1.0))
+
+    def failing_transaction() -> None:
+        with store.begin() as conn:
+            conn.execute(sa.insert(schema.experiments).values(name="dropped", created_at=1.0))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        failing_transaction()
+    with store.read() as conn:
+        names = conn.execute(sa.select(schema.experiments.c.name)).scalars().all()
+    assert names == ["kept"]
+
+
+def test_fetch_runs_a_compiled_statement_on_the_driver(db_url: str) -> None:
+    store = MetadataStore.open(db_url)
+    with store.begin() as conn:
+        conn.execute(sa.insert(schema.experiments).values(name="e1", created_at=2.5))
+    stmt = sa.select(schema.experiments.c.name, schema.experiments.c.created_at).where(
+        schema.experiments.c.name == sa.bindparam("n")
+    )
+    assert store.fetch(stmt, {"n": "e1"}) == [("e1", 2.5)]
+    assert store.fetch(stmt, {"n": "nope"}) == []
+
+
+def test_store_at_an_older_revision_names_the_upgrade_command(db_url: str) -> None:
+    store = MetadataStore.open(db_url)
+    store.downgrade(REVISIONS[0])
+    with pytest.raises(SchemaOutdatedError) as info:
+        MetadataStore.open(db_url)
+    text = str(info.value)
+    assert f"revision {REVISIONS[0]}" in text
+    assert f"expects revision {HEAD_REVISION}" in text
+    assert "modelyard db upgrade" in text
+    assert info.value.exit_code == 7
+    store.upgrade()
+    assert MetadataStore.open(db_url).current_revision() == HEAD_REVISION
+
+
+def test_store_downgraded_to_base_is_outdated_not_recreated(db_url: str) -> None:
+    store = MetadataStore.open(db_url)
+    store.downgrade("base")
+    assert _table_names(store) == {"alembic_version"}
+    with pytest.raises(SchemaOutdatedError, match="base") as info:
+        MetadataStore.open(db_url)
+    assert "modelyard db upgrade" in str(info.value)
+
+
+def test_store_newer_than_the_code_says_so(db_url: str) -> None:
+    store = MetadataStore.open(db_url)
+    with store.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    store.dispose()
+    with pytest.raises(SchemaOutdatedError, match="newer") as info:
+        MetadataStore.open(db_url)
+    assert "9999" in str(info.value)
+    assert "pip install -U modelyard" in str(info.value)
+    with pytest.raises(SchemaOutdatedError, match="newer"):
+        MetadataStore.open_unchecked(db_url).upgrade()
+
+
+def test_open_without_create_refuses_an_empty_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    with pytest.raises(NotFoundError, match="modelyard db upgrade"):
+        MetadataStore.open(url, create=False)
+
+
+def test_unknown_revision_is_refused(db_url: str) -> None:
+    store = MetadataStore.open(db_url)
+    with pytest.raises(InvalidInputError, match="nope"):
+        store.upgrade("nope")
+
+
+def test_concurrent_read_then_write_transactions_queue_instead_of_failing(
+    tmp_path: Path,
+) -> None:
+    """Each transaction reads, then writes: with a deferred BEGIN, concurrent ones would fail
+    with 'database is locked' when upgrading their read lock; BEGIN IMMEDIATE makes them wait."""
+    store = MetadataStore.open(f"sqlite:///{tmp_path / 'busy.db'}")
+    errors: list[BaseException] = []
+    per_thread, threads = 40, 4
+
+    def work(tid: int) -> None:
+        try:
+            for i in range(per_thread):
+                with store.begin() as conn:
+                    n = conn.execute(sa.select(sa.func.count()).select_from(schema.experiments))
+                    conn.execute(
+                        sa.insert(schema.experiments).values(
+                            name=f"t{tid}-{i}-{n.scalar()}", created_at=float(i)
+                        )
+                    )
+        except BaseException as exc:  # collected and re-raised in the test thread
+            errors.append(exc)
+
+    pool = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join(timeout=120)
+    assert errors == []
+    with store.read() as conn:
+        count = conn.execute(sa.select(sa.func.count()).select_from(schema.experiments))
+        assert count.scalar() == per_thread * threads
+
+
+_OPEN_CHILD = textwrap.dedent(
+    """
+    import sys
+    from modelyard.store.db import MetadataStore
+    print(MetadataStore.open(sys.argv[1]).current_revision())
+    """
+)
+
+
+def test_processes_opening_a_fresh_store_at_once_migrate_it_once(db_url: str) -> None:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN_CHILD, db_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for proc, (out, err) in zip(procs, outs, strict=True):
+        assert proc.returncode == 0, err
+        assert out.strip() == HEAD_REVISION
