@@ -565,7 +565,7 @@ def like_to_glob(pattern: str) -> str:
 def _apply(column: Any, op: str, value: float | str, dialect: str = "postgresql") -> Any:
     if op in ("LIKE", "NOT LIKE") and dialect == "sqlite":
         # SQLite's LIKE ignores ASCII case; GLOB matches case as PostgreSQL's LIKE does
-        glob = column.op("GLOB")(like_to_glob(str(value)))
+        glob = column.op("GLOB", is_comparison=True)(like_to_glob(str(value)))
         return glob if op == "LIKE" else ~glob
     if op == "=":
         return column == value

@@ -1,0 +1,139 @@
+"""The fluent API (modelyard.start_run, log_metric, ...) and what happens at process exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import modelyard
+from modelyard.errors import InvalidInputError
+from modelyard.tracking import fluent
+from modelyard.tracking.client import TrackingClient
+
+
+def test_public_names_resolve_to_the_fluent_api() -> None:
+    assert modelyard.start_run is fluent.start_run
+    assert modelyard.log_metric is fluent.log_metric
+    from modelyard.tracking.run import Run
+
+    assert modelyard.Run is Run
+
+
+def test_context_manager_and_nesting(fluent_client: TrackingClient, tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a")
+    with modelyard.start_run(experiment="exp", name="outer", tags={"t": 1}) as outer:
+        assert modelyard.active_run() is outer
+        modelyard.log_param("lr", 0.1)
+        modelyard.log_params({"depth": 3})
+        modelyard.log_metric("loss", 0.5, step=1)
+        modelyard.log_metrics({"loss": 0.4, "acc": 0.8}, step=2)
+        modelyard.set_tag("stage", "dev")
+        modelyard.set_tags({"owner": "me"})
+        ref = modelyard.log_artifact(tmp_path / "a.txt")
+        modelyard.log_artifacts(tmp_path, prefix="all")
+        fp = modelyard.log_dataset(pd.DataFrame({"a": [1, 2]}), "train", context="train")
+        with modelyard.start_run(run_name="inner") as inner:
+            assert modelyard.active_run() is inner
+            modelyard.log_metric("loss", 0.1)
+        assert modelyard.active_run() is outer
+    assert modelyard.active_run() is None
+    info = modelyard.get_run(outer.id)
+    assert info.params == {"depth": "3", "lr": "0.1"}
+    assert info.metrics == {"acc": 0.8, "loss": 0.4}
+    assert info.tags == {"owner": "me", "stage": "dev", "t": "1"}
+    assert info.artifacts["a.txt"]["sha256"] == ref.sha256
+    assert "all/a.txt" in info.artifacts
+    assert info.datasets[0]["digest"] == fp["digest"]
+    child = modelyard.get_run(inner.id)
+    assert child.parent_run_id == outer.id
+    assert child.experiment == "exp"
+    assert child.name == "inner"
+    found = modelyard.search_runs(experiment="exp", filter="metrics.loss < 0.2")
+    assert [r.id for r in found] == [inner.id]
+
+
+def test_logging_without_a_run_starts_one(fluent_client: TrackingClient) -> None:
+    modelyard.log_metric("m", 1.0)
+    run = modelyard.active_run()
+    assert run is not None
+    modelyard.end_run()
+    assert modelyard.active_run() is None
+    assert modelyard.get_run(run.id).status == "FINISHED"
+    modelyard.end_run()  # nothing active: no-op
+
+
+def test_not_nested_refuses_a_second_run(fluent_client: TrackingClient) -> None:
+    with modelyard.start_run(), pytest.raises(InvalidInputError, match="already active"):
+        modelyard.start_run(nested=False)
+
+
+def test_failure_marks_failed(fluent_client: TrackingClient) -> None:
+    with pytest.raises(ValueError, match="bad"), modelyard.start_run() as run:
+        raise ValueError("bad")
+    assert modelyard.get_run(run.id).status == "FAILED"
+
+
+def _child_env(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
+    env["MODELYARD_HOME"] = str(settings.resolved_home)
+    env["MODELYARD_DB_URL"] = settings.resolved_db_url
+    env["MODELYARD_ARTIFACT_URL"] = settings.resolved_artifact_url
+    return env
+
+
+def _run_child(settings, tail: str) -> str:  # type: ignore[no-untyped-def]
+    """Run a child that logs without ending its run, then exits; return the run id."""
+    code = textwrap.dedent(
+        f"""
+        import modelyard
+        run = modelyard.start_run(experiment="child", name="no-end")
+        print(run.id, flush=True)
+        modelyard.log_param("p", "v")
+        for step in range(2_345):
+            modelyard.log_metric("loss", 1.0 / (step + 1), step=step)
+        modelyard.set_tag("done", "yes")
+        {tail}
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        env=_child_env(settings),
+        cwd=settings.project_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode in (0, 1, 3), proc.stderr
+    return proc.stdout.split()[0]
+
+
+def _check_child_run(client: TrackingClient, run_id: str, status: str) -> None:
+    info = client.get_run(run_id)
+    assert info.status == status
+    assert info.params == {"p": "v"}
+    assert info.tags == {"done": "yes"}
+    assert info.metrics == {"loss": 1.0 / 2_345}
+    assert len(client.metric_history(run_id, "loss")) == 2_345
+
+
+def test_child_process_exit_flushes_everything(settings, client: TrackingClient) -> None:  # type: ignore[no-untyped-def]
+    _check_child_run(client, _run_child(settings, ""), "FINISHED")
+
+
+@pytest.mark.parametrize(
+    ("tail", "status"), [("raise SystemExit(3)", "FINISHED"), ("1 / 0", "FAILED")]
+)
+def test_child_process_exit_paths(
+    sqlite_settings,  # type: ignore[no-untyped-def]
+    sqlite_client: TrackingClient,
+    tail: str,
+    status: str,
+) -> None:
+    _check_child_run(sqlite_client, _run_child(sqlite_settings, tail), status)
