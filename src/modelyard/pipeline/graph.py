@@ -415,6 +415,7 @@ class Pipeline:
         ray_address: str | None = None,
         entrypoint: str | None = None,
         resume: str | None = None,
+        if_changed: bool = False,
         progress: Any = None,
         **params: Any,
     ) -> PipelineResult:
@@ -428,6 +429,9 @@ class Pipeline:
             ray_address: connect Ray to this cluster (implies ``executor="ray"``).
             entrypoint: ``module:function`` recorded as the run's source.
             resume: id of an earlier pipeline run to resume (its parameters are reused).
+            if_changed: run only if the steps' code, the git state or a declared data source
+                changed since the last successful run; else return a result with status
+                ``UNCHANGED`` and no run.
             progress: a progress reporter (see :mod:`modelyard.pipeline.progress`).
             **params: pipeline parameters.
 
@@ -449,6 +453,7 @@ class Pipeline:
             ray_address=ray_address,
             entrypoint=entrypoint,
             resume=resume,
+            if_changed=if_changed,
             progress=progress,
         )
 

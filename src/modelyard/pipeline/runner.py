@@ -51,6 +51,7 @@ class StepResult:
         cache_key: the step's cache key.
         source_run: for a cached step, the step run that produced the result.
         error: the failure, ``Type: message``.
+        hint: what the failure's error suggests doing.
         metrics: metrics the step logged.
         outputs: the output record (artifact refs).
     """
@@ -63,6 +64,7 @@ class StepResult:
     cache_key: str | None = None
     source_run: str | None = None
     error: str | None = None
+    hint: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, Any] | None = None
 
@@ -376,7 +378,8 @@ def run_pipeline(
         res = result.steps[sched.failed_node]
         err = PipelineError(
             f"step {sched.failed_node!r} of pipeline {p.name!r} failed: {res.error}",
-            hint=f"fix it, then resume: modelyard run --resume {run.id}",
+            hint=(f"{res.hint}; then " if res.hint else "fix it, then ")
+            + f"resume: modelyard run --resume {run.id}",
             step=sched.failed_node,
             run_id=run.id,
         )
@@ -631,6 +634,7 @@ class _Scheduler:
                 return
             res.status = "failed"
             res.error = f"{done.error_type}: {done.error}"
+            res.hint = done.hint
             res.duration_s = time.perf_counter() - self._t0[n.id]
             step_run.set_tags({"error": res.error[:8000], "attempts": task.attempt})
             if done.traceback:

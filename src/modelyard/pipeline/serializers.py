@@ -52,12 +52,16 @@ def _is_numpy(value: Any) -> bool:
     return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
 
 
+_PANDAS_FRAME = {"pandas.core.frame.DataFrame", "pandas.DataFrame"}
+_POLARS_FRAME = {"polars.dataframe.frame.DataFrame", "polars.DataFrame"}
+
+
 def _is_pandas_frame(value: Any) -> bool:
-    return "pandas.core.frame.DataFrame" in _mro_names(type(value))
+    return bool(_mro_names(type(value)) & _PANDAS_FRAME)
 
 
 def _is_polars_frame(value: Any) -> bool:
-    return "polars.dataframe.frame.DataFrame" in _mro_names(type(value))
+    return bool(_mro_names(type(value)) & _POLARS_FRAME)
 
 
 def _is_sklearn(value: Any) -> bool:
@@ -210,6 +214,7 @@ def decode(codec: str, data: bytes, *, trust: bool = False) -> Any:
 
 
 def _load_model(data: bytes, trust: bool) -> Any:
+    import shutil
     import tarfile
     import tempfile
     from pathlib import Path
@@ -217,24 +222,18 @@ def _load_model(data: bytes, trust: bool) -> Any:
     from modelyard import models
 
     tmp = Path(tempfile.mkdtemp(prefix="modelyard-model-"))
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
-        tar.extractall(tmp, filter="data")
-    loaded = models.load(tmp, trust_pickle=trust)
-    # a step wants the estimator it returned upstream; the package wrapper is the fallback
-    for attr in ("model", "raw_model", "estimator"):
-        inner = getattr(loaded, attr, None)
-        if inner is not None and not callable(getattr(inner, "manifest", None)):
-            return inner
-    return loaded
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+            tar.extractall(tmp, filter="data")
+        loaded = models.load(tmp, trust_pickle=trust)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    # a step wants the estimator its upstream step returned, not the package wrapper
+    return getattr(loaded, "raw", loaded)
 
 
 # ---------------------------------------------------------------- static checks on annotations
-_OK_NAMES = {
-    "numpy.ndarray",
-    "pandas.core.frame.DataFrame",
-    "polars.dataframe.frame.DataFrame",
-    "sklearn.base.BaseEstimator",
-}
+_OK_NAMES = {"numpy.ndarray", "sklearn.base.BaseEstimator"} | _PANDAS_FRAME | _POLARS_FRAME
 _BAD_NAMES = {
     "collections.abc.Callable",
     "collections.abc.Iterator",

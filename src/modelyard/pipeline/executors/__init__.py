@@ -13,7 +13,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from modelyard.errors import PipelineError
+from modelyard.errors import ModelyardError, PipelineError
 
 if TYPE_CHECKING:
     from modelyard.pipeline.step import FunctionStep, Step
@@ -61,6 +61,7 @@ class Completed:
         duration_s: the attempt's duration.
         error_type: the exception's class name (when not ok).
         error: the exception's message.
+        hint: the exception's hint, for modelyard errors.
         traceback: the formatted traceback, for logs.
         timed_out: the attempt was stopped at its timeout.
         exception: the exception itself when it ran in this process.
@@ -73,6 +74,7 @@ class Completed:
     duration_s: float = 0.0
     error_type: str = ""
     error: str = ""
+    hint: str | None = None
     traceback: str = ""
     timed_out: bool = False
     exception: BaseException | None = None
@@ -205,7 +207,8 @@ def run_attempt(
             metrics=metrics,
             duration_s=time.perf_counter() - started,
             error_type=type(exc).__name__,
-            error=str(exc),
+            error=exc.message if isinstance(exc, ModelyardError) else str(exc),
+            hint=exc.hint if isinstance(exc, ModelyardError) else None,
             traceback=traceback.format_exc(),
             exception=exc,
         )
