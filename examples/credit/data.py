@@ -231,5 +231,5 @@ def split(frame: pd.DataFrame, test_fraction: float = 0.3) -> tuple[pd.DataFrame
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     ordered = frame.sort_values(TIME, kind="stable").reset_index(drop=True)
-    cut = int(round(len(ordered) * (1 - test_fraction)))
+    cut = round(len(ordered) * (1 - test_fraction))
     return ordered.iloc[:cut].reset_index(drop=True), ordered.iloc[cut:].reset_index(drop=True)

@@ -24,6 +24,7 @@ from modelyard.errors import InvalidInputError
 from modelyard.pipeline import log_metric
 
 from . import data
+from .serve import package_signature
 
 HERE = Path(__file__).resolve().parent
 MODEL_NAME = "credit-risk"
@@ -76,7 +77,11 @@ def build_model(features: list[str], C: float = 1.0) -> Any:
     prep = ColumnTransformer(
         [
             ("categories", OneHotEncoder(handle_unknown="ignore"), categorical),
-            ("log", Pipeline([("log", FunctionTransformer(np.log1p)), ("scale", StandardScaler())]), skewed),
+            (
+                "log",
+                Pipeline([("log", FunctionTransformer(np.log1p)), ("scale", StandardScaler())]),
+                skewed,
+            ),
             ("numbers", StandardScaler(), numeric),
         ]
     )
@@ -84,9 +89,7 @@ def build_model(features: list[str], C: float = 1.0) -> Any:
 
 
 @modelyard.step
-def train(
-    train_frame: pd.DataFrame, C: float = 1.0, drop_features: list[str] | None = None
-) -> Any:
+def train(train_frame: pd.DataFrame, C: float = 1.0, drop_features: list[str] | None = None) -> Any:
     """Fit the model on the training rows (``drop_features`` leaves features out)."""
     features = [f for f in data.FEATURES if f not in set(drop_features or [])]
     model = build_model(features, C=C)
@@ -112,6 +115,7 @@ def register(
     train_frame: pd.DataFrame,
     test_frame: pd.DataFrame,
     metrics: dict[str, float],
+    *,
     gate_toml: str,
     contract_toml: str,
     model_name: str = MODEL_NAME,
@@ -152,7 +156,7 @@ def register(
                 candidate,
                 folder,
                 name=model_name,
-                input_example=train_frame[features].head(5),
+                signature=package_signature(),
                 extra_files={"contract.toml": contract_file, "profile.json": profile_file},
                 flavor_options={"method": "predict_proba"},
             )
@@ -180,6 +184,7 @@ def register(
 
 @modelyard.pipeline
 def credit_training(
+    *,
     rows: int = 6000,
     seed: int = 0,
     scenario: str = "baseline",

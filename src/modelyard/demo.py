@@ -1,0 +1,459 @@
+"""``modelyard demo``: the continuous-training story on the credit example, in about a minute.
+
+In a throw-away home (a temporary folder unless one is given) the demo:
+
+1. trains the credit-risk model and registers it: v1 becomes ``production``;
+2. runs the pipeline again with nothing changed: every step comes from the cache;
+3. lets drifted data arrive: the drift against the reference profile is measured, the pipeline
+   retrains, the gate compares the new model with production on the same rows, and v2 is
+   registered as ``candidate`` (then promoted, as a deployment would after its canary);
+4. tries a worse model (two key features dropped by a "refactoring"): the gate stops it, says
+   why, and no alias moves;
+5. serves ``credit-risk@production`` over HTTP, sends a few requests (one of them invalid),
+   posts feedback for one answer and shows a few ``/metrics`` lines, then stops the server.
+
+:func:`run_demo` is the Python API; the command is a thin wrapper over it. Each chapter's facts
+are collected in a :class:`DemoReport` (``--json`` prints it). A chapter whose part is missing
+from this installation says so (``serving: not available in this build``) rather than pretend.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelyard.errors import MissingExtraError, ModelyardError, PipelineError
+
+__all__ = ["DemoReport", "find_example", "run_demo"]
+
+MODEL = "credit-risk"
+
+
+@dataclass
+class DemoReport:
+    """What the demo did, chapter by chapter (JSON-able).
+
+    Attributes:
+        home: the modelyard home used.
+        chapters: one dict per chapter: ``title``, ``ok`` and its facts.
+        duration_s: total time.
+    """
+
+    home: str
+    chapters: list[dict[str, Any]] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether every chapter told its story as expected."""
+        return all(c.get("ok", False) for c in self.chapters)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "home": self.home,
+            "ok": self.ok,
+            "duration_s": round(self.duration_s, 3),
+            "chapters": self.chapters,
+        }
+
+
+class _QuietProgress:
+    """A pipeline progress reporter that says nothing: the demo prints its own summary."""
+
+    def start(self, pipeline: str, run_id: str, steps: list[str]) -> None:
+        return None
+
+    def step_started(self, step: str) -> None:
+        return None
+
+    def step_retrying(self, step: str, attempt: int, error: str) -> None:
+        return None
+
+    def step_finished(self, step: str, status: str, duration_s: float, error: str | None) -> None:
+        return None
+
+    def finish(self, result: Any) -> None:
+        return None
+
+
+def find_example() -> Any:
+    """Import the credit example's package (``data``, ``pipeline`` and ``serve`` modules).
+
+    Looked up as ``modelyard._examples.credit`` (bundled in a wheel), then ``examples.credit``
+    (importable from a source checkout's root), then in the checkout this package runs from.
+
+    Raises:
+        MissingExtraError: the example cannot be found in this installation.
+    """
+    for name in ("modelyard._examples.credit", "examples.credit"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "examples" / "credit" / "pipeline.py").is_file():
+        sys.path.insert(0, str(checkout))
+        return importlib.import_module("examples.credit")
+    raise MissingExtraError(
+        "the credit example (examples/credit) is not part of this installation",
+        hint="run the demo from a source checkout: git clone the repository, then "
+        "pip install -e . and modelyard demo",
+    )
+
+
+def _submodule(pkg: Any, name: str) -> Any:
+    return importlib.import_module(f"{pkg.__name__}.{name}")
+
+
+class _Story:
+    """Prints the demo's lines and keeps its facts."""
+
+    def __init__(self, echo: Callable[[str], None], report: DemoReport) -> None:
+        self.echo = echo
+        self.report = report
+        self.started = time.perf_counter()
+
+    def chapter(self, number: int, title: str) -> dict[str, Any]:
+        self.echo("")
+        self.echo(f"== {number}. {title}")
+        facts: dict[str, Any] = {"title": title, "ok": False}
+        self.report.chapters.append(facts)
+        return facts
+
+    def say(self, text: str) -> None:
+        self.echo(f"   {text}")
+
+
+def _store_settings(home: Path) -> Any:
+    from modelyard.config import load_settings
+
+    return load_settings(
+        start=home,
+        home=str(home),
+        db_url=f"sqlite:///{home / 'modelyard.db'}",
+        artifact_url=str(home / "artifacts"),
+        experiment="demo",
+    )
+
+
+def _run(pipeline: Any, settings: Any, home: Path, **params: Any) -> Any:
+    return pipeline.run(settings=settings, progress=_QuietProgress(), home=str(home), **params)
+
+
+def _verdict_of(version: Any) -> Any:
+    from modelyard.evaluate.gate import GateVerdict
+
+    gate = (version.extra or {}).get("gate")
+    return GateVerdict.from_dict(gate) if gate else None
+
+
+def run_demo(
+    home: str | Path | None = None,
+    *,
+    echo: Callable[[str], None] = print,
+    serve: bool = True,
+    rows: int = 6000,
+) -> DemoReport:
+    """Tell the CT story on the credit example (see the module docstring).
+
+    Args:
+        home: the modelyard home to use; default a temporary folder removed at the end.
+        echo: where the readable lines go (default: stdout).
+        serve: include the serving chapter.
+        rows: applications per data batch.
+
+    Returns:
+        The :class:`DemoReport`.
+
+    Raises:
+        MissingExtraError: the credit example is not installed.
+        ModelyardError: a part of modelyard failed in a way the story does not expect.
+    """
+    if home is None:
+        with tempfile.TemporaryDirectory(prefix="modelyard-demo-") as tmp:
+            return _demo(Path(tmp), echo, serve, rows)
+    path = Path(home).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return _demo(path, echo, serve, rows)
+
+
+def _demo(home: Path, echo: Callable[[str], None], serve: bool, rows: int) -> DemoReport:
+    from modelyard.registry.registry import Registry
+
+    report = DemoReport(home=str(home))
+    story = _Story(echo, report)
+    example = find_example()
+    pipe_mod = _submodule(example, "pipeline")
+    data_mod = _submodule(example, "data")
+    pipeline = pipe_mod.credit_training
+    settings = _store_settings(home)
+    registry = Registry.from_settings(settings)
+    echo(f"modelyard demo: continuous training on a synthetic credit-risk data set (home {home})")
+
+    # 1 ------------------------------------------------------------------------------------
+    facts = story.chapter(1, "train and register the first model")
+    t0 = time.perf_counter()
+    result = _run(pipeline, settings, home, rows=rows, seed=0, scenario="baseline")
+    took = time.perf_counter() - t0
+    v1 = registry.resolve(f"{MODEL}@production")
+    story.say(f"pipeline ran {len(result.ran)} steps in {took:.1f} s: {' > '.join(result.ran)}")
+    story.say(
+        f"test metrics: roc_auc {result.metrics.get('roc_auc', float('nan')):.3f}, "
+        f"accuracy {result.metrics.get('accuracy', float('nan')):.3f}, "
+        f"brier {result.metrics.get('brier', float('nan')):.3f}"
+    )
+    verdict = _verdict_of(v1)
+    if verdict is not None:
+        story.say(verdict.summary())
+    story.say(f"registered {MODEL} v{v1.version} -> alias production (first model, gate passed)")
+    facts.update(
+        ok=v1.version == 1,
+        steps_ran=result.ran,
+        seconds=round(took, 3),
+        version=v1.version,
+        metrics=result.metrics,
+    )
+
+    # 2 ------------------------------------------------------------------------------------
+    facts = story.chapter(2, "run again with nothing changed")
+    t0 = time.perf_counter()
+    again = _run(pipeline, settings, home, rows=rows, seed=0, scenario="baseline")
+    took_again = time.perf_counter() - t0
+    story.say(
+        f"{len(again.cached)} of {len(again.steps)} steps cached, {len(again.ran)} ran: "
+        f"{took_again:.2f} s instead of {took:.1f} s"
+    )
+    story.say("no new version: the registered result was reused")
+    facts.update(
+        ok=not again.ran and len(again.cached) == len(again.steps),
+        cached=again.cached,
+        seconds=round(took_again, 3),
+    )
+
+    # 3 ------------------------------------------------------------------------------------
+    facts = story.chapter(3, "new data arrives (drifted)")
+    drift_lines = _drift(registry, v1, data_mod, rows)
+    for line in drift_lines:
+        story.say(line)
+    t0 = time.perf_counter()
+    drifted = _run(pipeline, settings, home, rows=rows, seed=1, scenario="drifted")
+    took = time.perf_counter() - t0
+    v2 = registry.get_version(MODEL, drifted.registered[-1]["version"])
+    story.say(f"retrained: {len(drifted.ran)} steps ran in {took:.1f} s")
+    verdict = _verdict_of(v2)
+    if verdict is not None:
+        for line in verdict.render_text().splitlines():
+            story.say(line)
+    story.say(f"registered {MODEL} v{v2.version} -> alias {', '.join(v2.aliases) or '(none)'}")
+    registry.set_alias(
+        MODEL, "production", v2.version, reason="demo: promote the candidate that passed the gate"
+    )
+    story.say(
+        f"promoted v{v2.version} to production (`modelyard deploy` would do this after a canary)"
+    )
+    facts.update(
+        ok=v2.version == 2 and "candidate" in v2.aliases,
+        version=v2.version,
+        drift=drift_lines,
+        gate_passed=verdict.passed if verdict else None,
+    )
+
+    # 4 ------------------------------------------------------------------------------------
+    facts = story.chapter(4, "a worse model is stopped by the gate")
+    story.say("a refactoring drops two features: debt_to_income and late_payments_12m")
+    before = registry.resolve(f"{MODEL}@production").version
+    n_versions = len(registry.list_versions(MODEL))
+    refused = False
+    try:
+        _run(
+            pipeline,
+            settings,
+            home,
+            rows=rows,
+            seed=1,
+            scenario="drifted",
+            drop_features=["debt_to_income", "late_payments_12m"],
+        )
+    except PipelineError as exc:
+        refused = "did not pass the gate" in exc.message
+        if not refused:
+            raise
+        story.say("gate FAILED; the reasons:")
+        for reason in _reasons(exc.message):
+            story.say(f"  - {reason}")
+    after = registry.resolve(f"{MODEL}@production").version
+    unchanged = after == before and len(registry.list_versions(MODEL)) == n_versions
+    story.say(
+        f"nothing registered, production still v{after}"
+        if unchanged
+        else "UNEXPECTED: the registry changed"
+    )
+    facts.update(ok=refused and unchanged, refused=refused, production=after)
+
+    # 5 ------------------------------------------------------------------------------------
+    facts = story.chapter(5, "serve the production model")
+    if not serve:
+        story.say("serving: skipped (--no-serve)")
+        facts.update(ok=True, skipped=True)
+    else:
+        facts.update(_serve(story, home, settings, data_mod))
+    report.duration_s = time.perf_counter() - story.started
+    echo("")
+    status = "done" if report.ok else "done, with surprises (see above)"
+    echo(f"demo {status} in {report.duration_s:.1f} s")
+    return report
+
+
+def _drift(registry: Any, version: Any, data_mod: Any, rows: int) -> list[str]:
+    """Score a new batch against v1's reference profile (stored in its package)."""
+    from modelyard.data.profile import Profile
+
+    try:
+        ref = "extra/profile.json"
+        sha = version.files.get(ref)
+        if sha is None:
+            return ["(no reference profile stored with the version)"]
+        profile = Profile.from_bytes(registry.artifact_store.get_bytes(sha))
+        batch = data_mod.generate(rows, seed=1, **data_mod.SCENARIOS["drifted"])
+        drift = profile.score(batch)
+    except (AttributeError, ModelyardError) as exc:
+        return [f"drift check not available: {exc}"]
+    drifted = list(drift.drifted)
+    lines = [
+        f"{len(batch)} new applications; drift against v{version.version}'s reference profile: "
+        f"{len(drifted)} of {len(profile.features)} features drifted"
+    ]
+    if drifted:
+        lines.append("drifted: " + ", ".join(drifted))
+    return lines
+
+
+def _reasons(message: str) -> list[str]:
+    """The failed rules named in a GateFailed message."""
+    text = message.split("did not pass the gate:", 1)[-1].split("\nhint:", 1)[0]
+    return [part.strip() for part in text.split("; ") if part.strip()]
+
+
+def _serve(story: _Story, home: Path, settings: Any, data_mod: Any) -> dict[str, Any]:
+    import importlib.util
+
+    missing = [m for m in ("httptools", "uvloop") if importlib.util.find_spec(m) is None]
+    try:
+        serving: Any = importlib.import_module("modelyard.serving")
+        launch = serving.launch
+    except (ImportError, AttributeError):
+        missing.append("modelyard.serving.launch")
+    if missing:
+        story.say(f"serving: not available in this build (missing {', '.join(missing)})")
+        story.say("hint: pip install 'modelyard[serve]'")
+        return {"ok": True, "skipped": True, "missing": missing}
+    t0 = time.perf_counter()
+    handle = launch(
+        f"{MODEL}@production",
+        name=MODEL,
+        home=str(home),
+        workers=1,
+        env={
+            "MODELYARD_DB_URL": settings.resolved_db_url,
+            "MODELYARD_ARTIFACT_URL": settings.resolved_artifact_url,
+            "MODELYARD_LOG_LEVEL": "WARNING",
+        },
+        ready_timeout_s=60.0,
+    )
+    facts: dict[str, Any] = {}
+    try:
+        story.say(f"server ready at {handle.url} in {time.perf_counter() - t0:.1f} s")
+        frame = data_mod.generate(2, seed=42)
+        instances = frame[data_mod.FEATURES].to_dict(orient="records")
+        status, body, headers = _post(
+            f"{handle.url}/v1/models/{MODEL}:predict", {"instances": instances}
+        )
+        rid = headers.get("x-request-id", "")
+        preds = body.get("predictions", []) if isinstance(body, dict) else []
+        story.say(f"POST :predict, 2 applications -> {status}, request id {rid}")
+        for inst, pred in zip(instances, preds, strict=False):
+            p = pred[-1] if isinstance(pred, list) else pred
+            story.say(
+                f"  {inst['employment_type']:>13}, income {inst['income']:>9.0f}, "
+                f"dti {inst['debt_to_income']:.2f} -> P(default) = {float(p):.3f}"
+            )
+        bad = dict(instances[0])
+        bad["region"] = "atlantis"
+        bad_status, bad_body, _ = _post(
+            f"{handle.url}/v1/models/{MODEL}:predict", {"instances": [bad]}
+        )
+        message = bad_body.get("message", bad_body) if isinstance(bad_body, dict) else bad_body
+        story.say(f"POST :predict with region 'atlantis' -> {bad_status}: {message}")
+        fb_status, _, _ = _post(f"{handle.url}/v1/feedback", {"request_id": rid, "label": [0, 1]})
+        story.say(f"POST /v1/feedback for {rid} (the true outcomes) -> {fb_status}")
+        metrics = _get(f"{handle.url}/metrics")
+        wanted = (
+            'requests_total{model="credit-risk",route="/v1/models',
+            "modelyard_batch_size_count",
+            "modelyard_inference_duration_seconds_sum",
+            "modelyard_feedback_records",
+            "modelyard_workers_alive",
+        )
+        lines = [
+            ln
+            for ln in metrics.splitlines()
+            if ln and not ln.startswith("#") and any(w in ln for w in wanted)
+        ][:8]
+        story.say("GET /metrics (a few lines):")
+        for line in lines:
+            story.say(f"  {line}")
+        facts.update(
+            ok=status == 200 and len(preds) == 2 and 400 <= bad_status < 500 and fb_status < 300,
+            predict_status=status,
+            predictions=preds,
+            invalid_status=bad_status,
+            feedback_status=fb_status,
+            metrics_lines=lines,
+        )
+    finally:
+        t1 = time.perf_counter()
+        code = handle.stop()
+        story.say(f"server stopped cleanly in {time.perf_counter() - t1:.1f} s (exit {code})")
+    facts["server_exit"] = code
+    facts["ok"] = bool(facts.get("ok")) and code == 0
+    return facts
+
+
+def _post(url: str, body: Any) -> tuple[int, Any, dict[str, str]]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+            status = int(resp.status)
+            headers = {k.lower(): v for k, v in resp.headers.items()}
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        status = int(err.code)
+        headers = {k.lower(): v for k, v in err.headers.items()}
+    try:
+        return status, json.loads(raw or b"null"), headers
+    except ValueError:
+        return status, raw.decode(errors="replace"), headers
+
+
+def _get(url: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return str(resp.read().decode())
