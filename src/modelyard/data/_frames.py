@@ -127,6 +127,19 @@ class ColumnView:
 
         return bool(np.any(self.duplicated()))
 
+    def unique_values(self) -> Any:
+        """The distinct non-missing values as an array-like :meth:`isin` accepts."""
+        raise NotImplementedError
+
+    def datetimes(self) -> tuple[IntArray, BoolArray | None] | None:
+        """Epoch microseconds of a datetime/date column, or of ISO-8601 text that parses.
+
+        Returns None when the column holds neither; unparseable text counts as missing.
+        """
+        if self.kind in ("datetime", "date"):
+            return self.numbers()
+        return None
+
     def distinct(self, limit: int) -> list[Any] | None:
         """Sorted distinct non-missing values, or None when there are more than ``limit``."""
         raise NotImplementedError
@@ -263,7 +276,8 @@ class _PandasColumn(ColumnView):
     def isin(self, values: Sequence[Any]) -> BoolArray:
         import numpy as np
 
-        found = self.series.isin(list(values)).to_numpy(dtype=bool)
+        wanted = values if hasattr(values, "dtype") else list(values)
+        found = self.series.isin(wanted).to_numpy(dtype=bool)
         result: BoolArray = np.logical_or(found, self.null_mask())
         return result
 
@@ -285,6 +299,20 @@ class _PandasColumn(ColumnView):
             if mask is None and values.size > 1:
                 return not bool(np.all(values[1:] != values[:-1]))
         return super().has_duplicates()
+
+    def unique_values(self) -> Any:
+        return self.series.dropna().unique()
+
+    def datetimes(self) -> tuple[IntArray, BoolArray | None] | None:
+        import numpy as np
+        import pandas as pd
+
+        if self.kind != "string":
+            return super().datetimes()
+        parsed = pd.to_datetime(self.series, errors="coerce", format="ISO8601", utc=True)
+        mask = parsed.isna().to_numpy(dtype=bool)
+        arr = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]").view(np.int64)
+        return arr, (mask if mask.any() else None)
 
     def distinct(self, limit: int) -> list[Any] | None:
         uniques = self.series.dropna().unique()
@@ -421,10 +449,14 @@ class _PolarsColumn(ColumnView):
         import numpy as np
         import polars as pl
 
-        try:
-            other = pl.Series(list(values), dtype=self.series.dtype)
-        except (TypeError, ValueError, pl.exceptions.PolarsError):
-            other = pl.Series(list(values))
+        if isinstance(values, pl.Series):
+            other = values
+        else:
+            wanted = values if hasattr(values, "dtype") else list(values)
+            try:
+                other = pl.Series(wanted, dtype=self.series.dtype)
+            except (TypeError, ValueError, pl.exceptions.PolarsError):
+                other = pl.Series(wanted)
         found = self.series.is_in(other.implode()).fill_null(True).to_numpy()
         result: BoolArray = np.logical_or(found, self.null_mask())
         return result
@@ -452,6 +484,20 @@ class _PolarsColumn(ColumnView):
         if nulls == 0:
             return bool(distinct < self.n)
         return super().has_duplicates()
+
+    def unique_values(self) -> Any:
+        return self.series.drop_nulls().unique()
+
+    def datetimes(self) -> tuple[IntArray, BoolArray | None] | None:
+
+        if self.kind != "string":
+            return super().datetimes()
+        parsed = self.series.str.to_datetime(strict=False, time_unit="us")
+        if parsed.dtype.time_zone is not None:
+            parsed = parsed.dt.replace_time_zone(None)
+        mask = parsed.is_null().to_numpy()
+        arr = parsed.to_physical().fill_null(0).to_numpy()
+        return arr, (mask if mask.any() else None)
 
     def distinct(self, limit: int) -> list[Any] | None:
         s = self.series.drop_nulls()

@@ -221,7 +221,7 @@ class Profile:
 
         Args:
             data: a pandas/polars frame, or a mapping feature -> count vector.
-            alpha: significance level of the two-sample G-test.
+            alpha: significance level of the two-sample chi-square test.
             psi_threshold: the smallest PSI that counts as drift.
         """
         if isinstance(data, Mapping):

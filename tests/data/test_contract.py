@@ -1,0 +1,362 @@
+"""Data contracts: inference, the TOML file, and every violation kind on pandas and polars."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelyard.data.contract import ColumnSpec, Contract, infer_contract, validate
+from modelyard.errors import ConfigError, InvalidInputError, ValidationFailed
+
+Frame = Callable[[pd.DataFrame], Any]
+
+
+def test_infer_describes_each_column(reference: pd.DataFrame) -> None:
+    c = infer_contract(reference, name="customers")
+    assert list(c.columns) == list(reference.columns)
+    assert c.columns["id"] == ColumnSpec("id", "int", nullable=False, min=1, max=8, unique=True)
+    assert c.columns["age"].unique is False  # 35 and 61 repeat
+    assert (c.columns["age"].min, c.columns["age"].max) == (21, 70)
+    income = c.columns["income"]
+    assert (income.dtype, income.nullable, income.min, income.max) == ("float", True, 1.5, 7.75)
+    assert income.unique is False  # floats are never inferred unique
+    assert c.columns["plan"].categories == ("basic", "pro", "team")
+    assert c.columns["active"].dtype == "bool"
+    signup = c.columns["signup"]
+    assert signup.dtype == "datetime"
+    assert signup.max == dt.datetime(2024, 1, 8, 12, 30, 0, 123456)
+
+
+def test_infer_polars_matches_pandas(reference: pd.DataFrame) -> None:
+    import polars as pl
+
+    a = infer_contract(reference, name="x")
+    b = infer_contract(pl.from_pandas(reference), name="x")
+    assert a == b
+
+
+def test_round_trip_through_toml_validates_clean(
+    reference: pd.DataFrame, to_frame: Frame, tmp_path: Path
+) -> None:
+    path = infer_contract(to_frame(reference), name="customers").to_file(tmp_path / "c.toml")
+    loaded = Contract.from_file(path)
+    assert loaded == infer_contract(reference, name="customers")
+    report = loaded.validate(to_frame(reference))
+    assert report.ok, report.to_text()
+    assert (report.rows, report.columns) == (8, 6)
+    report.raise_for_errors()  # does not raise
+
+
+def test_toml_is_stable_and_reviewable(reference: pd.DataFrame) -> None:
+    text = infer_contract(reference, name="customers").to_toml()
+    assert text == infer_contract(reference, name="customers").to_toml()
+    assert text.startswith("# modelyard data contract")
+    headers = [line for line in text.splitlines() if line.startswith("[")]
+    assert headers == [f"[columns.{c}]" for c in reference.columns]
+    block = text.split("[columns.plan]\n", 1)[1].split("\n\n", 1)[0]
+    assert block.splitlines() == [
+        'dtype = "string"',
+        "nullable = false",
+        'categories = ["basic", "pro", "team"]',
+        "unique = false",
+    ]
+    assert "max = 2024-01-08T12:30:00.123456" in text
+    assert tomllib.loads(text)["columns"]["income"]["nullable"] is True
+
+
+def test_odd_column_names_and_values_round_trip(tmp_path: Path) -> None:
+    df = pd.DataFrame(
+        {
+            'weird "name".x': ["a\tb", 'q"uote', "back\\slash", "naïve", "a\tb", "naïve"],
+            "big": [0, 1, 2, 3, 4, 2**62],
+            "inf": [1.0, np.inf, -np.inf, 0.5, 0.25, 2.0],
+        }
+    )
+    c = infer_contract(df, categorical_max=10)
+    path = c.to_file(tmp_path / "odd.toml")
+    loaded = Contract.from_file(path)
+    assert loaded == c
+    assert loaded.columns["inf"].min == -np.inf
+    assert loaded.validate(df).ok
+
+
+def test_long_category_lists_are_one_per_line() -> None:
+    df = pd.DataFrame({"c": [f"v{i}" for i in range(6)] * 2})
+    text = infer_contract(df).to_toml()
+    assert 'categories = [\n  "v0",\n  "v1",\n' in text
+
+
+def test_unique_argument_controls_inference(reference: pd.DataFrame) -> None:
+    assert infer_contract(reference, unique=False).columns["id"].unique is False
+    chosen = infer_contract(reference, unique=["plan"])
+    assert [n for n, s in chosen.columns.items() if s.unique] == ["plan"]
+    everything = infer_contract(reference, unique=True)
+    assert everything.columns["income"].unique is True
+    with pytest.raises(InvalidInputError, match="nope"):
+        infer_contract(reference, unique=["nope"])
+
+
+# ------------------------------------------------------------------------------------------
+# violations, one kind at a time
+
+
+@pytest.fixture
+def contract(reference: pd.DataFrame) -> Contract:
+    return infer_contract(reference, name="customers")
+
+
+def test_missing_column(contract: Contract, reference: pd.DataFrame, to_frame: Frame) -> None:
+    report = contract.validate(to_frame(reference.drop(columns=["plan"])))
+    [v] = report.violations
+    assert (v.column, v.rule) == ("plan", "missing_column")
+    assert "'plan' (string) is missing" in v.message
+
+
+def test_unexpected_column_is_configurable(
+    contract: Contract, reference: pd.DataFrame, to_frame: Frame
+) -> None:
+    frame = to_frame(reference.assign(extra=1))
+    [v] = contract.validate(frame).violations
+    assert (v.column, v.rule, v.actual) == ("extra", "unexpected_column", "int")
+    assert contract.validate(frame, allow_extra_columns=True).ok
+    from dataclasses import replace
+
+    assert replace(contract, allow_extra_columns=True).validate(frame).ok
+
+
+def test_wrong_dtype_names_column_expected_and_actual(
+    contract: Contract, reference: pd.DataFrame, to_frame: Frame
+) -> None:
+    bad = reference.assign(age=["21", "35", "x", "40", "52", "?", "61", "70"])
+    [v] = contract.validate(to_frame(bad)).violations
+    assert (v.column, v.rule, v.expected, v.actual) == ("age", "dtype", "int", "string")
+    assert v.count == 2  # the values that do not parse as int
+    assert [e["row"] for e in v.examples] == [2, 5]
+    assert [e["value"] for e in v.examples] == ["x", "?"]
+    assert "expected dtype int, got string" in v.message
+
+
+def test_int_column_read_as_float_with_nulls_is_accepted(contract: Contract) -> None:
+    spec = contract.columns["age"]
+    df = pd.DataFrame({"age": [21.0, np.nan, 70.0]})
+    c = Contract(columns={"age": ColumnSpec("age", "int", nullable=True, min=spec.min)})
+    assert c.validate(df).ok
+    [v] = c.validate(pd.DataFrame({"age": [21.5, 30.0]})).violations
+    assert (v.rule, v.expected, v.actual) == ("dtype", "int", "float")
+
+
+def test_nulls_where_not_nullable(
+    contract: Contract, reference: pd.DataFrame, to_frame: Frame
+) -> None:
+    bad = reference.copy()
+    bad["plan"] = bad["plan"].astype(object)
+    bad.loc[[1, 4], "plan"] = None
+    [v] = contract.validate(to_frame(bad)).violations
+    assert (v.column, v.rule, v.count) == ("plan", "nullable", 2)
+    assert [e["row"] for e in v.examples] == [1, 4]
+
+
+def test_nan_counts_as_missing_in_polars_too(contract: Contract) -> None:
+    import polars as pl
+
+    c = Contract(columns={"x": ColumnSpec("x", "float", nullable=False)})
+    frame = pl.DataFrame({"x": [1.0, float("nan"), None, 2.0]})
+    [v] = c.validate(frame).violations
+    assert (v.rule, v.count) == ("nullable", 2)
+
+
+def test_out_of_range(contract: Contract, reference: pd.DataFrame, to_frame: Frame) -> None:
+    bad = reference.copy()
+    bad.loc[[0, 3], "age"] = [5, 7]
+    bad.loc[6, "age"] = 200
+    bad.loc[2, "signup"] = pd.Timestamp("2030-01-01")
+    report = contract.validate(to_frame(bad))
+    rules = [(v.column, v.rule, v.count) for v in report.violations]
+    assert rules == [("age", "min", 2), ("age", "max", 1), ("signup", "max", 1)]
+    low = report.violations[0]
+    assert low.examples == ({"row": 0, "value": 5}, {"row": 3, "value": 7})
+    assert (low.expected, low.actual) == (21, 5)
+    assert report.violations[2].examples[0]["value"].startswith("2030-01-01T00:00:00")
+
+
+def test_range_ignores_nulls_in_integer_columns(to_frame: Frame) -> None:
+    c = Contract(columns={"n": ColumnSpec("n", "int", nullable=True, min=10, max=20)})
+    df = pd.DataFrame({"n": pd.array([10, None, 20, 5], dtype="Int64")})
+    [v] = c.validate(to_frame(df)).violations
+    assert (v.rule, v.count, v.examples) == ("min", 1, ({"row": 3, "value": 5},))
+
+
+def test_unknown_category(contract: Contract, reference: pd.DataFrame, to_frame: Frame) -> None:
+    bad = reference.assign(plan=["basic", "gold", "basic", "pro", "gold", "free", "pro", "team"])
+    [v] = contract.validate(to_frame(bad)).violations
+    assert (v.column, v.rule, v.count) == ("plan", "categories", 3)
+    assert v.actual == ["free", "gold"]
+    assert [e["row"] for e in v.examples] == [1, 4, 5]
+    assert "unknown: free, gold" in v.message
+
+
+def test_duplicates_where_unique(
+    contract: Contract, reference: pd.DataFrame, to_frame: Frame
+) -> None:
+    bad = reference.assign(id=[1, 2, 3, 1, 5, 2, 7, 1])
+    [v] = contract.validate(to_frame(bad)).violations
+    assert (v.column, v.rule, v.count) == ("id", "unique", 3)
+    assert v.examples == ({"row": 3, "value": 1}, {"row": 5, "value": 2}, {"row": 7, "value": 1})
+
+
+def test_unique_string_and_nulls_do_not_count_as_duplicates(to_frame: Frame) -> None:
+    c = Contract(columns={"k": ColumnSpec("k", "string", nullable=True, unique=True)})
+    assert c.validate(to_frame(pd.DataFrame({"k": ["a", None, "b", None]}))).ok
+    [v] = c.validate(to_frame(pd.DataFrame({"k": ["a", "b", "a", None]}))).violations
+    assert (v.rule, v.count) == ("unique", 1)
+
+
+def test_row_count_bounds(to_frame: Frame) -> None:
+    c = Contract(columns={"a": ColumnSpec("a", "int")}, min_rows=3, max_rows=4)
+    [v] = c.validate(to_frame(pd.DataFrame({"a": [1, 2]}))).violations
+    assert (v.column, v.rule, v.count) == (None, "row_count", 2)
+    [v] = c.validate(to_frame(pd.DataFrame({"a": list(range(5))}))).violations
+    assert "more than max_rows = 4" in v.message
+
+
+def test_many_violations_at_once_are_all_reported(
+    contract: Contract, reference: pd.DataFrame, to_frame: Frame
+) -> None:
+    bad = reference.copy()
+    bad["id"] = [1, 1, 3, 4, 5, 6, 7, 7]
+    bad.loc[0, "age"] = 1
+    bad["plan"] = ["basic", "gold", "basic", "pro", "team", "basic", "pro", "basic"]
+    bad["active"] = ["y", "n", "y", "y", "n", "y", "y", "n"]
+    bad = bad.drop(columns=["income"]).assign(note="x")
+    report = contract.validate(to_frame(bad), max_examples=1)
+    found = [(v.column, v.rule, v.count) for v in report.violations]
+    assert found == [
+        ("id", "unique", 2),
+        ("age", "min", 1),
+        ("income", "missing_column", 8),
+        ("plan", "categories", 1),
+        ("active", "dtype", 8),
+        ("note", "unexpected_column", 8),
+    ]
+    assert all(len(v.examples) <= 1 for v in report.violations)
+    with pytest.raises(ValidationFailed) as info:
+        report.raise_for_errors()
+    assert info.value.exit_code == 3
+    assert len(info.value.details["violations"]) == 6
+    assert "[categories] column 'plan'" in str(info.value)
+
+
+def test_report_to_dict_is_json_ready(contract: Contract, reference: pd.DataFrame) -> None:
+    import orjson
+
+    bad = reference.assign(signup=pd.Timestamp("2031-05-05"))
+    body = orjson.loads(orjson.dumps(contract.validate(bad).to_dict()))
+    assert body["ok"] is False
+    assert body["violations"][0]["rule"] == "max"
+    assert body["violations"][0]["examples"][0] == {"row": 0, "value": "2031-05-05T00:00:00"}
+
+
+def test_validate_function_accepts_a_path(
+    contract: Contract, reference: pd.DataFrame, tmp_path: Path
+) -> None:
+    path = contract.to_file(tmp_path / "sub" / "c.toml")
+    assert validate(reference, path).ok
+    assert not validate(reference.head(3).assign(id=1), contract).ok
+
+
+def test_contract_dict_round_trip(contract: Contract) -> None:
+    import orjson
+
+    data = orjson.loads(orjson.dumps(contract.to_dict()))
+    assert Contract.from_dict(data) == contract
+
+
+def test_unsupported_frame_type() -> None:
+    with pytest.raises(InvalidInputError, match=r"cannot validate a builtins\.list"):
+        Contract().validate([1, 2, 3])
+
+
+# ------------------------------------------------------------------------------------------
+# malformed contract files
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    return path
+
+
+def test_bad_toml_names_file_and_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'version = 1\n\n[columns.a]\ndtype = "int\n')
+    with pytest.raises(ConfigError) as info:
+        Contract.from_file(path)
+    assert str(path) in info.value.message
+    assert "invalid TOML" in info.value.message
+    assert "line 4" in info.value.message
+    assert info.value.exit_code == 2
+
+
+def test_unknown_key_names_file_key_and_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[columns.a]\ndtype = "int"\nnulable = false\n')
+    with pytest.raises(ConfigError) as info:
+        Contract.from_file(path)
+    msg = info.value.message
+    assert msg.startswith(f"{path} (line 3): unknown key 'nulable' in column 'a'")
+    assert info.value.details["key"] == "columns.a.nulable"
+    assert "nullable" in (info.value.hint or "")
+
+
+def test_unknown_top_level_key(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'version = 1\nstrict = true\n[columns.a]\ndtype = "int"\n')
+    with pytest.raises(ConfigError, match=r"\(line 2\): unknown key 'strict'"):
+        Contract.from_file(path)
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "line"),
+    [
+        ('dtype = "int"\nnullable = "no"\n', "columns.a.nullable", 3),
+        ('dtype = "integer-ish"\n', "columns.a.dtype", 2),
+        ('dtype = "int"\nmin = "zero"\n', "columns.a.min", 3),
+        ('dtype = "string"\ncategories = "a,b"\n', "columns.a.categories", 3),
+        ('dtype = "int"\nmin = 5\nmax = 1\n', "columns.a.min", 3),
+        ('dtype = "datetime"\nmax = 5\n', "columns.a.max", 3),
+        ("nullable = true\n", "columns.a", 1),
+    ],
+)
+def test_wrong_value_type_names_key(tmp_path: Path, body: str, key: str, line: int) -> None:
+    path = _write(tmp_path, "[columns.a]\n" + body)
+    with pytest.raises(ConfigError) as info:
+        Contract.from_file(path)
+    assert info.value.details["key"] == key
+    assert info.value.message.startswith(f"{path} (line {line}):")
+
+
+def test_wrong_top_level_type(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'version = "one"\n')
+    with pytest.raises(ConfigError, match=r"\(line 1\): 'version' must be an integer"):
+        Contract.from_file(path)
+
+
+def test_missing_contract_file_says_how_to_create_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        Contract.from_file(tmp_path / "nope.toml")
+    assert "does not exist" in info.value.message
+    assert "--infer" in (info.value.hint or "")
+
+
+def test_dtype_aliases_and_iso_bounds_are_accepted() -> None:
+    c = Contract.from_toml(
+        '[columns.t]\ndtype = "timestamp"\nmin = "2024-01-01T00:00:00"\n'
+        '[columns.n]\ndtype = "int64"\n'
+    )
+    assert c.columns["t"].dtype == "datetime"
+    assert c.columns["t"].min == dt.datetime(2024, 1, 1)
+    assert c.columns["n"].dtype == "int"
