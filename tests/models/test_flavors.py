@@ -128,6 +128,8 @@ def test_onnx_from_sklearn(iris: tuple[Any, Any], tmp_path: Path) -> None:
     model = mm.load(path)
     np.testing.assert_array_equal(model.predict(x), clf.predict(x))
     assert type(model.raw).__name__ == "InferenceSession"
+    assert model.signature["inputs"][0]["dtype"] == "float32"  # type: ignore[index]
+    assert model.signature["inputs"][0]["shape"] == [-1, 4]  # type: ignore[index]
 
 
 def test_onnx_model_proto_with_named_output(tmp_path: Path) -> None:
@@ -150,9 +152,10 @@ def test_onnx_model_proto_with_named_output(tmp_path: Path) -> None:
     model = mm.load(path)
     np.testing.assert_allclose(model.predict(batch), batch * 2)
     np.testing.assert_allclose(model.predict([[1, 1, 1]]), [[2, 2, 2]])
-    assert model.signature["outputs"] == [  # type: ignore[index]
-        {"name": "output", "dtype": "float32", "shape": [-1, 3]}
-    ]
+    assert model.signature == {  # declared by the ONNX graph, not guessed from the example
+        "inputs": [{"name": "x", "dtype": "float32", "shape": [-1, 3]}],
+        "outputs": [{"name": "y", "dtype": "float32", "shape": [-1, 3]}],
+    }
 
 
 def test_torch_state_dict_round_trip(tmp_path: Path) -> None:

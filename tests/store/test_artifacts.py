@@ -290,3 +290,14 @@ def test_writer_killed_mid_write_leaves_no_object(store: ArtifactStore, tmp_path
     assert store.get_bytes(sha) == full
     assert store.purge_tmp(older_than_s=0) == 1
     assert list((root / "tmp").iterdir()) == []
+
+
+def test_fsync_can_be_turned_off(tmp_path: Path) -> None:
+    store = ArtifactStore.open(tmp_path / "fast", fsync=False)
+    assert not store.fsync
+    ref = store.put_bytes(b"quick")
+    assert store.get_bytes(ref.sha256) == b"quick"
+    src = tmp_path / "f.bin"
+    src.write_bytes(b"file")
+    assert store.get_bytes(store.put_file(src).sha256) == b"file"
+    assert ArtifactStore.open(tmp_path / "durable").fsync

@@ -579,6 +579,9 @@ def _infer_with_output(
     files = _hash_folder(folder)
     raw = flavor.load(folder, options, files, Trust(pickle=True, types=True))
     output = flavor.predict(raw, example, options)
+    declared = flavor.describe(raw)
+    if declared is not None:  # the model's own declaration wins over the example's dtypes
+        return declared
     return infer_signature(example, output)
 
 

@@ -92,6 +92,10 @@ class Flavor:
         """Call the raw model on ``batch`` (rows stacked on axis 0); one output per row."""
         raise NotImplementedError
 
+    def describe(self, raw: Any) -> dict[str, Any] | None:
+        """The signature the loaded model declares itself (ONNX does), else None."""
+        return None
+
     def libraries_for(self, model: Any) -> tuple[str, ...]:
         """The distributions to record for ``model`` (default: :attr:`libraries`)."""
         return self.libraries

@@ -67,6 +67,16 @@ class OnnxFlavor(Flavor):
         path = package_file(folder, str(options.get("model_file", MODEL_FILE)), files)
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
+    def describe(self, raw: Any) -> dict[str, Any] | None:
+        def spec(arg: Any) -> dict[str, Any]:
+            shape = [d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or [])]
+            return {"name": arg.name, "dtype": ORT_DTYPES.get(arg.type, arg.type), "shape": shape}
+
+        return {
+            "inputs": [spec(a) for a in raw.get_inputs()],
+            "outputs": [spec(a) for a in raw.get_outputs()],
+        }
+
     def predict(self, raw: Any, batch: Any, options: dict[str, Any]) -> Any:
         inputs = raw.get_inputs()
         if len(inputs) == 1 and not isinstance(batch, dict):
