@@ -1,0 +1,108 @@
+"""evaluate_and_register against a real registry (SQLite file and PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+from modelyard.errors import GateFailed, NotFoundError
+from modelyard.evaluate.gate import GateVerdict, evaluate_and_register
+from modelyard.evaluate.policy import GatePolicy
+from modelyard.registry.registry import Registry
+
+
+def _data(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3))
+    y = (x[:, 0] + 0.7 * x[:, 1] + rng.normal(0, 0.8, n) > 0).astype(int)
+    return pd.DataFrame(
+        {"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "group": rng.integers(0, 2, n), "y": y}
+    )
+
+
+def _fit(frame: pd.DataFrame, columns: list[str]) -> Any:
+    """A real scikit-learn pipeline that reads only ``columns`` of the frame."""
+    model = make_pipeline(
+        ColumnTransformer([("keep", "passthrough", columns)]), LogisticRegression()
+    )
+    return model.fit(frame.drop(columns=["y"]), frame["y"])
+
+
+POLICY = GatePolicy(
+    thresholds={"roc_auc": (">=", 0.6)},
+    margin={"metric": "roc_auc", "min_delta": -0.01, "n_resamples": 300},
+    slices={"g0": ("group", "==", 0)},
+    slice_tolerance=0.05,
+)
+
+
+def test_first_pass_becomes_production_then_candidate_then_refusal(settings: Any) -> None:
+    registry = Registry.from_settings(settings)
+    train, test = _data(1500, 0), _data(800, 1)
+    good = _fit(train, ["a", "b"])
+    first = evaluate_and_register(
+        registry, "scorer", good, test, policy=POLICY, target="y",
+        extra={"note": "first"},
+    )  # fmt: skip
+    assert first.alias == "production"
+    assert first.version.version == 1
+    assert "production" in first.version.aliases
+    stored = GateVerdict.from_dict(first.version.extra["gate"])
+    assert stored.passed
+    assert first.version.extra["note"] == "first"
+    assert [r.status for r in stored.rules if r.rule == "margin"] == ["skip"]
+    history = registry.alias_history("scorer", "production")
+    assert history[-1].reason is not None
+    assert history[-1].reason.startswith("gate passed")
+
+    # the same model again is not worse than production: candidate
+    second = evaluate_and_register(
+        registry, "scorer", _fit(train, ["a", "b"]), test, policy=POLICY, target="y"
+    )
+    assert second.alias == "candidate"
+    assert second.version.version == 2
+    assert second.verdict.production_version == 1
+
+    # a model missing the strongest feature is refused; nothing moves
+    weak = _fit(train, ["c"])
+    with pytest.raises(GateFailed, match="did not pass the gate") as info:
+        evaluate_and_register(registry, "scorer", weak, test, policy=POLICY, target="y")
+    assert "roc_auc >= 0.6" in info.value.message
+    assert "margin roc_auc over production" in info.value.message
+    verdict = info.value.details["verdict"]
+    assert verdict["passed"] is False
+    assert verdict["production_version"] == 1
+    assert info.value.exit_code == 10
+    assert [v.version for v in registry.list_versions("scorer")] == [1, 2]
+    assert registry.resolve("scorer@production").version == 1
+    assert registry.resolve("scorer@candidate").version == 2
+
+
+def test_first_model_stays_candidate_when_policy_says_so(settings: Any) -> None:
+    registry = Registry.from_settings(settings)
+    policy = GatePolicy(thresholds={"roc_auc": (">=", 0.6)}, allow_first_production=False)
+    out = evaluate_and_register(
+        registry, "cautious", _fit(_data(500, 0), ["a", "b"]), _data(300, 1),
+        policy=policy, target="y",
+    )  # fmt: skip
+    assert out.alias == "candidate"
+    with pytest.raises(NotFoundError):
+        registry.resolve("cautious@production")
+
+
+def test_a_first_model_below_threshold_registers_nothing(sqlite_settings: Any) -> None:
+    registry = Registry.from_settings(sqlite_settings)
+    with pytest.raises(GateFailed):
+        evaluate_and_register(
+            registry, "never", _fit(_data(500, 0), ["c"]), _data(300, 1),
+            policy=POLICY, target="y",
+        )  # fmt: skip
+    assert all(
+        m.name != "never" or not registry.list_versions("never") for m in registry.list_models()
+    )
