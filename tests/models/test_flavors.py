@@ -274,3 +274,25 @@ def test_lightgbm(iris: tuple[Any, Any], tmp_path: Path) -> None:
 def test_unknown_flavor_name(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="sklearn, onnx, torch"):
         mm.save(Scaler(1.0), tmp_path / "pkg", flavor="keras")
+
+
+def test_torch_integer_inputs_keep_their_dtype(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from tests.models.torch_helpers import Embedder
+
+    net = Embedder(vocab=10, dim=3)
+    tokens = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.int64)
+    path = mm.save(
+        net,
+        tmp_path / "pkg",
+        input_example=tokens,
+        flavor_options={"init_kwargs": {"vocab": 10, "dim": 3}},
+    )
+    assert _manifest(path)["flavor_options"]["dtype"] == "int64"
+    model = mm.load(path)
+    out = model.predict(tokens.tolist())
+    assert out.shape == (2, 3)
+    import torch
+
+    with torch.no_grad():
+        np.testing.assert_allclose(out, net(torch.from_numpy(tokens)).numpy(), rtol=1e-6)

@@ -21,3 +21,14 @@ class MLP(torch.nn.Module):
 def make_mlp(n_in: int = 4, hidden: int = 8, n_out: int = 3) -> MLP:
     torch.manual_seed(0)
     return MLP(n_in=n_in, hidden=hidden, n_out=n_out).eval()
+
+
+class Embedder(torch.nn.Module):
+    """Takes int64 token ids: the package must keep that input dtype."""
+
+    def __init__(self, vocab: int, dim: int) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(vocab, dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.emb(tokens).mean(dim=1)

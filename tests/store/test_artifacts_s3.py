@@ -140,3 +140,77 @@ def test_from_settings(s3: S3Server, tmp_path: Path) -> None:
     store = ArtifactStore.from_settings(settings)
     ref = store.put_bytes(b"configured")
     assert ref.uri.startswith("s3://modelyard-test/from-settings/objects/")
+
+
+def test_model_package_through_an_s3_registry(
+    s3: S3Server, store: ArtifactStore, tmp_path: Path
+) -> None:
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    import modelyard.models as mm
+    from modelyard.registry.registry import Registry
+    from modelyard.store.db import MetadataStore
+
+    registry = Registry(MetadataStore.open(f"sqlite:///{tmp_path / 'meta.db'}"), store, user="t")
+    x = np.arange(12, dtype=float).reshape(6, 2)
+    reg = LinearRegression().fit(x, x[:, 1])
+    version = mm.save(reg, registry, name="lin", input_example=x[:2], aliases=["production"])
+    assert version.artifact_uri.startswith(f"s3://{store.root}/objects/")
+    model = mm.load("models:/lin@production", registry=registry, cache_dir=tmp_path / "cache")
+    np.testing.assert_allclose(model.predict(x), reg.predict(x))
+
+
+_CHILD = """
+import sys
+from modelyard.store.artifacts import ArtifactStore
+from modelyard.testing.s3 import ACCESS_KEY, SECRET_KEY, REGION
+opts = {"key": ACCESS_KEY, "secret": SECRET_KEY, "endpoint_url": sys.argv[2],
+        "client_kwargs": {"region_name": REGION}}
+ArtifactStore.open(sys.argv[1], opts).put_stream(sys.stdin.buffer)
+"""
+
+
+def test_writer_killed_mid_stream_leaves_no_s3_object(
+    s3: S3Server, store: ArtifactStore, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    chunk = os.urandom(1024 * 1024)
+    sha = hashlib.sha256(chunk * 4).hexdigest()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, store.url, s3.endpoint_url],
+        stdin=subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(spool)},
+    )
+    assert child.stdin is not None
+    try:
+        child.stdin.write(chunk * 2)
+        child.stdin.flush()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait until half the bytes reached the spool file
+            parts = list(spool.glob("modelyard-spool-*"))
+            if parts and parts[0].stat().st_size >= 2 * len(chunk):
+                break
+            assert child.poll() is None
+            time.sleep(0.01)  # polling the child's progress, bounded by the deadline
+        else:
+            pytest.fail("the writer never spooled half of the artifact")
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=30)
+        child.stdin.close()
+    assert not store.exists(sha)
+    listed = s3.client().list_objects_v2(
+        Bucket="modelyard-test", Prefix=store.root.split("/", 1)[1]
+    )
+    assert listed.get("KeyCount", 0) == 0
+    assert store.put_stream(io.BytesIO(chunk * 4)).sha256 == sha

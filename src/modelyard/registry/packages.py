@@ -516,6 +516,12 @@ def _write_package(
     options = dict(flavor_options or {})
     if input_example is not None and flavor.name == "onnx":
         options.setdefault("input_example", input_example)
+    if input_example is not None and flavor.name == "torch" and "dtype" not in options:
+        from modelyard.registry.flavors import as_array
+
+        dtype = as_array(input_example).dtype
+        if dtype.kind in "iub":  # token ids, masks; float inputs stay float32 (the weights')
+            options["dtype"] = dtype.name
     saved_options = flavor.save(model, folder, options)
     if signature is not None:
         sig: dict[str, Any] | None = _check_signature(signature)
@@ -691,6 +697,8 @@ def _fetch_from_registry(
                 hint="the artifact store holds other bytes than were registered; check it",
                 model=version.name,
             )
+        if manifest_path.is_file() and _sha256_file(manifest_path) == version.manifest_sha256:
+            return cache, version  # another process filled the cache meanwhile
         if cache.exists():  # a stale or partial cache entry: replace it
             shutil.rmtree(cache, ignore_errors=True)
         with contextlib.suppress(OSError):  # another process won the race: use its copy

@@ -570,6 +570,8 @@ class ArtifactStore:
             for file in _walk_files(Path(base)):
                 names.append(file.as_posix()[len(named_root) :])
         else:
+            # other processes (the server) add files: never answer from a stale listing cache
+            self._fs.invalidate_cache(base)
             if not self._fs.isdir(base):
                 return []
             for found in self._fs.find(base):
