@@ -72,9 +72,7 @@ def median_process_s(argv: Sequence[str], repeats: int, env: dict[str, str] | No
 
 def median_import_s(python: Path | str, module: str, repeats: int) -> float:
     """Median seconds that ``import module`` takes in a fresh interpreter (startup excluded)."""
-    code = (
-        "import time; t = time.perf_counter(); import {m}; print(time.perf_counter() - t)"
-    ).format(m=module)
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
     times = []
     for _ in range(repeats):
         out = subprocess.run(

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import modelyard
-from modelyard.errors import InvalidInputError
+from modelyard.errors import ConflictError, InvalidInputError
 from modelyard.tracking import fluent
 from modelyard.tracking.client import TrackingClient
 
@@ -137,3 +137,38 @@ def test_child_process_exit_paths(
     status: str,
 ) -> None:
     _check_child_run(sqlite_client, _run_child(sqlite_settings, tail), status)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_neither_duplicates_nor_ends_the_parent_run(
+    sqlite_client: TrackingClient,
+) -> None:
+    fluent.set_client(sqlite_client)
+    try:
+        run = modelyard.start_run(capture_lineage=False)
+        for step in range(300):
+            modelyard.log_metric("loss", float(step), step=step)
+        pid = os.fork()
+        if pid == 0:  # the child: what a normal exit would do, then leave without pytest
+            code = 0
+            try:
+                from modelyard.tracking._flusher import flusher
+
+                fluent._end_all_at_exit()
+                flusher.flush_all()
+                try:
+                    run.log_metric("loss", 1.0)
+                    code = 1
+                except ConflictError:
+                    pass
+            except BaseException:
+                code = 2
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert sqlite_client.get_run(run.id).status == "RUNNING"
+        modelyard.end_run()
+    finally:
+        fluent.set_client(None)
+    assert len(sqlite_client.metric_history(run.id, "loss")) == 300
+    assert sqlite_client.get_run(run.id).status == "FINISHED"

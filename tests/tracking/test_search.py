@@ -222,3 +222,30 @@ def test_search_numeric_attribute(populated: TrackingClient) -> None:
         experiment="exp", filter=f"attributes.start_time > {pivot!r}", order_by="start_time"
     )
     assert [r.id for r in later] == [r.id for r in runs[6:]]
+
+
+def test_search_is_one_query_plus_three_batched_reads(populated: TrackingClient) -> None:
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def record(*args) -> None:  # type: ignore[no-untyped-def]
+        statement = args[2]  # (conn, cursor, statement, parameters, context, executemany)
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    engine = populated.metadata_store.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        page = populated.search_runs(
+            filter="metrics.auc > 0.2 and params.lr = '0.1' and tags.team LIKE '%'",
+            order_by=["metrics.auc DESC", "params.lr"],
+            max_results=3,
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(page) == 3
+    assert len(statements) == 4
+    assert "EXISTS" in statements[0]
+    for stmt, table in zip(statements[1:], ["params", "run_tags", "latest_metrics"], strict=True):
+        assert f"FROM {table}" in stmt

@@ -4,11 +4,15 @@ Runs register when they start and unregister when they end. The thread wakes eve
 :data:`FLUSH_INTERVAL_S` seconds, or at once when a run's buffer reaches its size threshold, and
 flushes every registered run. At interpreter exit (``atexit``) every registered run is flushed
 one last time from the main thread, so a process that exits normally loses nothing.
+
+In a forked child the parent's open runs are forgotten (their buffers dropped, nothing ended):
+the parent writes them.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from typing import Protocol
 
@@ -83,5 +87,18 @@ class _Flusher:
             self._wake.clear()
             self.flush_all()
 
+    def _after_fork_in_child(self) -> None:
+        # The parent's runs belong to the parent: a forked child must neither write their
+        # buffered records a second time nor end them at its exit.
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = None
+        runs, self._runs = list(self._runs.values()), {}
+        for run in runs:
+            forget = getattr(run, "_forget_after_fork", None)
+            if forget is not None:
+                forget()
+
 
 flusher = _Flusher()
+os.register_at_fork(after_in_child=flusher._after_fork_in_child)

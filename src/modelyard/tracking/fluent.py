@@ -57,6 +57,15 @@ _stack: list[Run] = []
 _atexit_registered = False
 
 
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.RLock()
+    _stack.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def get_client() -> TrackingClient:
     """The client the fluent API uses (built from ``load_settings()`` on first use)."""
     global _client

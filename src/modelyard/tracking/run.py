@@ -140,6 +140,7 @@ class Run:
         self._final: tuple[str, float] | None = None  # (status, end_time) waiting to be written
         self._status = "RUNNING"
         self._ended = False
+        self._forked = False
 
     def __repr__(self) -> str:
         return f"Run(id={self.id!r}, experiment={self.experiment!r}, status={self._status!r})"
@@ -172,6 +173,12 @@ class Run:
             self.end("FAILED")
 
     def _closed(self) -> ConflictError:
+        if self._forked:
+            return ConflictError(
+                f"run {self.id} belongs to the parent of this forked process",
+                hint="start a new run in this process with modelyard.start_run()",
+                run_id=self.id,
+            )
         return ConflictError(
             f"run {self.id} has ended ({self._status}); it cannot be changed",
             hint="start a new run with modelyard.start_run()",
@@ -368,6 +375,19 @@ class Run:
     def _check_open(self) -> None:
         if self._ended:
             raise self._closed()
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: drop what the parent will write, refuse further writes here."""
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._metrics = []
+        self._params_pending = {}
+        self._tags_pending = {}
+        self._lineage_pending = None
+        self._lineage_thread = None
+        self._final = None
+        self._ended = True
+        self._forked = True
 
     # ------------------------------------------------------------------ lineage
     def _start_lineage(self, project_root: Path) -> None:
