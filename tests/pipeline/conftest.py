@@ -49,9 +49,7 @@ class ProjectModules:
 
 
 @pytest.fixture
-def project_modules(
-    sqlite_settings, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[ProjectModules]:  # type: ignore[no-untyped-def]
+def project_modules(sqlite_settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProjectModules]:  # type: ignore[no-untyped-def]
     """Modules in the sqlite_settings project, importable for the test's duration."""
     root = Path(sqlite_settings.project_root)
     monkeypatch.syspath_prepend(str(root))

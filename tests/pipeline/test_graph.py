@@ -153,8 +153,7 @@ def test_after_orders_without_data() -> None:
     @modelyard.pipeline
     def flow() -> Any:
         a = load(n=1)
-        b = load(n=2).after(a)
-        return b
+        return load(n=2).after(a)
 
     graph = flow.build()
     assert [u.id for u in graph.node("load_2").upstream()] == ["load"]

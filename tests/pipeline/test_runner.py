@@ -296,9 +296,7 @@ def test_a_failing_step_fails_the_run_and_resume_redoes_only_what_is_left(
     assert (_runs(c1), _runs(c2)) == (1, 1)
 
 
-def test_resume_refuses_a_run_of_another_pipeline(
-    sqlite_settings: Any, counter_file: Any
-) -> None:
+def test_resume_refuses_a_run_of_another_pipeline(sqlite_settings: Any, counter_file: Any) -> None:
     from modelyard.errors import InvalidInputError
 
     c1, c2 = counter_file("a"), counter_file("b")
@@ -319,9 +317,7 @@ def flaky_flow(counter: str, fail_times: int = 2) -> Any:
     return flaky(counter=counter, fail_times=fail_times)
 
 
-def test_retries_recover_from_transient_failures(
-    sqlite_settings: Any, counter_file: Any
-) -> None:
+def test_retries_recover_from_transient_failures(sqlite_settings: Any, counter_file: Any) -> None:
     counter = counter_file("flaky")
     result = flaky_flow.run(settings=sqlite_settings, counter=str(counter), fail_times=2)
     assert result["flaky"] == "ok"
@@ -451,6 +447,34 @@ def to_polars(features: Any) -> Any:
     return pl.from_pandas(features)
 
 
+@modelyard.step
+def label_mean(labels: Any) -> float:
+    return float(labels.mean())
+
+
+@modelyard.pipeline
+def frames(rows: int = 50) -> Any:
+    features, labels = make_data(rows=rows)
+    return to_polars(features), label_mean(labels)
+
+
+def test_frames_and_arrays_travel_between_forked_steps(sqlite_settings: Any) -> None:
+    import numpy as np
+    import pandas as pd
+    import polars as pl
+
+    result = frames.run(settings=sqlite_settings, max_parallel=2)
+    data = result["make_data"]
+    assert isinstance(data["features"], pd.DataFrame)
+    assert isinstance(data["labels"], np.ndarray)
+    assert data["labels"].dtype == np.int64
+    polars_frame, mean = result.output()
+    assert isinstance(polars_frame, pl.DataFrame)
+    assert polars_frame.shape == (50, 3)
+    assert polars_frame["a"].to_list() == data["features"]["a"].to_list()
+    assert mean == pytest.approx(float(data["labels"].mean()))
+
+
 @modelyard.pipeline
 def ml(rows: int = 200) -> Any:
     features, labels = make_data(rows=rows)
@@ -459,23 +483,18 @@ def ml(rows: int = 200) -> Any:
     return evaluate(model, features, labels)
 
 
-def test_frames_arrays_and_models_travel_between_steps(sqlite_settings: Any) -> None:
-    import numpy as np
-    import pandas as pd
-    import polars as pl
+def test_models_travel_between_steps_as_packages(sqlite_settings: Any) -> None:
     from sklearn.linear_model import LogisticRegression
 
-    result = ml.run(settings=sqlite_settings, max_parallel=2)
-    data = result["make_data"]
-    assert isinstance(data["features"], pd.DataFrame)
-    assert isinstance(data["labels"], np.ndarray)
+    # one process: model packages import skops, which is slow to import in each child
+    result = ml.run(settings=sqlite_settings, max_parallel=1)
     assert isinstance(result["fit"], LogisticRegression)
-    assert isinstance(result["to_polars"], pl.DataFrame)
-    assert result["to_polars"].shape == (200, 3)
+    assert result.steps["fit"].outputs["ref"]["codec"] == "model"  # type: ignore[index]
     assert result.output()["accuracy"] > 0.9
     assert result.metrics["accuracy"] > 0.9
     codecs = {
-        r["codec"] for r in result.steps["make_data"].outputs["items"].values()  # type: ignore[index]
+        r["codec"]
+        for r in result.steps["make_data"].outputs["items"].values()  # type: ignore[index]
     }
     assert codecs == {"pandas", "npy"}
     assert ml.run(settings=sqlite_settings).cached == ["make_data", "fit", "to_polars", "evaluate"]
@@ -518,7 +537,7 @@ def test_a_registered_version_is_in_the_summary_and_a_failed_gate_registers_noth
         "db_url": sqlite_settings.resolved_db_url,
         "artifact_url": sqlite_settings.resolved_artifact_url,
     }
-    with pytest.raises(PipelineError, match="step 'gate'.*GateFailed"):
+    with pytest.raises(PipelineError, match=r"step 'gate'.*GateFailed"):
         release.run(settings=sqlite_settings, minimum=1.01, **urls)
     registry = Registry.from_settings(sqlite_settings)
     assert registry.list_models() == []

@@ -15,7 +15,8 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise InvalidInputError(
-                f"-p {pair!r} is not key=value", hint="for example: modelyard run -p n_estimators=200"
+                f"-p {pair!r} is not key=value",
+                hint="for example: modelyard run -p n_estimators=200",
             )
         out[key.strip()] = value
     return out
@@ -28,6 +29,7 @@ def run_command(
             help="module:function of the pipeline (default: [tool.modelyard.pipeline] entrypoint)"
         ),
     ] = None,
+    *,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", help="a pipeline parameter, key=value (repeatable)"),

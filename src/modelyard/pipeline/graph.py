@@ -537,6 +537,12 @@ class _PipelinePackage(types.ModuleType):
     ) -> Pipeline | Callable[[Callable[..., Any]], Pipeline]:
         return make_pipeline(fn, name=name)
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        # pickled by reference, like any module (cloudpickle only knows plain modules)
+        import importlib
+
+        return importlib.import_module, (self.__name__,)
+
 
 def make_pipeline(
     fn: Callable[..., Any] | None = None, /, *, name: str | None = None

@@ -1,4 +1,4 @@
-"""Find the pipeline an entrypoint names: ``package.module:function`` or ``path/file.py:function``."""
+"""Find the pipeline an entrypoint names: ``package.module:function`` or ``file.py:function``."""
 
 from __future__ import annotations
 
@@ -64,7 +64,8 @@ def load_pipeline(entrypoint: str | None, project_root: Path) -> Pipeline:
     except AttributeError:
         raise NotFoundError(
             f"module {module_name!r} has no attribute {attr!r} (entrypoint {entrypoint!r})",
-            hint=f"define it with @modelyard.pipeline in {getattr(module, '__file__', module_name)}",
+            hint="define it with @modelyard.pipeline in "
+            + str(getattr(module, "__file__", module_name)),
         ) from None
     if not isinstance(obj, Pipeline):
         raise InvalidInputError(
