@@ -126,6 +126,8 @@ def register(
     The version carries the gate verdict (``extra["gate"]``), the test metrics, and in its
     package the data contract (``extra/contract.toml``) and the reference profile of the
     training data (``extra/profile.json``) that monitoring compares live traffic with.
+    ``home`` names a self-contained modelyard home (its SQLite file and artifact folder); by
+    default the registry comes from the project's settings.
 
     Raises:
         GateFailed: the candidate did not pass; nothing is registered and no alias moves.
@@ -140,7 +142,14 @@ def register(
     from modelyard.evaluate.policy import GatePolicy
     from modelyard.registry.registry import Registry
 
-    settings = load_settings(home=home)
+    if home:  # a self-contained home: its SQLite file and artifact folder
+        settings = load_settings(
+            home=home,
+            db_url=f"sqlite:///{Path(home) / 'modelyard.db'}",
+            artifact_url=str(Path(home) / "artifacts"),
+        )
+    else:  # the project's settings (MODELYARD_* environment, [tool.modelyard], defaults)
+        settings = load_settings()
     registry = Registry.from_settings(settings)
     policy = GatePolicy.from_mapping(tomllib.loads(gate_toml), source=str(GATE_FILE))
     features = list(model.feature_names_in_)
