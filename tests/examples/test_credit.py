@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-
 from examples.credit import data
 from examples.credit.pipeline import CONTRACT_FILE, GATE_FILE, MODEL_NAME, credit_training
 from examples.credit.serve import CreditModel, package_signature
+
 from modelyard.data.contract import Contract
 from modelyard.errors import PipelineError
 from modelyard.evaluate.gate import GateVerdict
