@@ -9,7 +9,7 @@ again.
   reference (``bins`` quantile bins, 20 by default) plus a bin below the reference minimum and
   one above its maximum, so the outer bins run to -inf and +inf and hold 0 reference rows. Bins
   are left-closed: ``[e_i, e_i+1)``. Quantiles come from an evenly strided sample of at most
-  100,000 values; the counts are exact.
+  65,536 values; the counts are exact.
 * Categorical features (string, bool): counts of the ``categorical_max`` most frequent values
   and an ``other`` bucket for the rest (and for values first seen in live data).
 * Every feature also counts its missing values; the count vectors (:meth:`FeatureProfile.vector`)
@@ -27,9 +27,9 @@ Example:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from modelyard.data._frames import ColumnView, view
 from modelyard.data.drift import (
@@ -46,8 +46,11 @@ if TYPE_CHECKING:
 
 __all__ = ["DriftReport", "FeatureProfile", "Profile", "build_profile"]
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
 FORMAT_VERSION = 1
-_SAMPLE_MAX = 100_000
+_SAMPLE_MAX = 65_536
 _NUMERIC = ("int", "float")
 _CATEGORICAL = ("string", "bool")
 
@@ -208,7 +211,9 @@ class Profile:
                 hint=f"the data has columns {fv.columns}",
                 missing=missing,
             )
-        return {name: fp.count(fv.column(name)) for name, fp in self.features.items()}
+        jobs = [(fp, fv.column(name)) for name, fp in self.features.items()]
+        counts = _map_columns(lambda job: job[0].count(job[1]), jobs)
+        return dict(zip(self.features, counts, strict=True))
 
     def score(
         self,
@@ -323,8 +328,12 @@ def _numeric_profile(col: ColumnView, bins: int) -> FeatureProfile:
         edges: tuple[float, ...] = ()
     else:
         step = max(1, arr.size // _SAMPLE_MAX)
-        sample = arr[::step].astype(np.float64, copy=False)
-        qs = np.quantile(sample, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+        # sorting the sample once is faster than np.quantile's partition on many quantiles
+        sample = np.sort(arr[::step].astype(np.float64))
+        pos = np.linspace(0.0, 1.0, bins + 1)[1:-1] * (sample.size - 1)
+        low = np.floor(pos).astype(np.int64)
+        high = np.minimum(low + 1, sample.size - 1)
+        qs = sample[low] + (pos - low) * (sample[high] - sample[low])
         lo = float(np.fmin.reduce(arr)) if arr.dtype.kind == "f" else float(arr.min())
         hi = float(np.fmax.reduce(arr)) if arr.dtype.kind == "f" else float(arr.max())
         inner = [float(q) for q in qs if lo < q <= hi]
@@ -393,17 +402,46 @@ def build_profile(
                 f"columns {missing} are not in the frame",
                 hint=f"the frame has columns {fv.columns}",
             )
-    features: dict[str, FeatureProfile] = {}
+    jobs: list[tuple[str, ColumnView]] = []
     for name in names:
         col = fv.column(name)
         if col.kind in _NUMERIC or (explicit and col.kind in ("datetime", "date")):
-            features[name] = _numeric_profile(col, bins)
+            jobs.append(("numeric", col))
         elif col.kind in _CATEGORICAL:
-            features[name] = _categorical_profile(col, categorical_max)
+            jobs.append(("categorical", col))
         elif explicit:
             raise InvalidInputError(
                 f"column {name!r} of dtype {col.kind} ({col.native}) cannot be profiled",
                 hint="profile numeric, datetime, string or bool columns",
                 column=name,
             )
-    return Profile(features=features, rows=fv.n_rows)
+
+    def one(job: tuple[str, ColumnView]) -> FeatureProfile:
+        kind, col = job
+        if kind == "numeric":
+            return _numeric_profile(col, bins)
+        return _categorical_profile(col, categorical_max)
+
+    built = _map_columns(one, jobs)
+    return Profile(features={fp.name: fp for fp in built}, rows=fv.n_rows)
+
+
+def _map_columns(fn: Callable[[_T], _R], jobs: Sequence[_T]) -> list[_R]:
+    """Run ``fn`` over columns on a few threads: numpy, pandas and pyarrow kernels release the
+    GIL, and binning is bound by memory bandwidth, so a second core nearly halves the time."""
+    workers = min(len(jobs), _cpu_count(), 8)
+    if workers <= 1:
+        return [fn(job) for job in jobs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelyard-profile") as pool:
+        return list(pool.map(fn, jobs))
+
+
+def _cpu_count() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
