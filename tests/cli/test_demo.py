@@ -1,0 +1,90 @@
+"""`modelyard demo` end to end, as a user runs it: a real process, a real server, real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelyard.registry.registry import Registry
+
+
+def _demo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "modelyard.cli", "demo", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_demo_tells_the_whole_story_and_exits_0(tmp_path: Path) -> None:
+    home = tmp_path / "demo-home"
+    proc = _demo("--home", str(home), cwd=tmp_path)
+    out = proc.stdout
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for line in (
+        "== 1. train and register the first model",
+        "pipeline ran 6 steps",
+        "registered credit-risk v1 -> alias production",
+        "== 2. run again with nothing changed",
+        "6 of 6 steps cached, 0 ran",
+        "== 3. new data arrives (drifted)",
+        "features drifted",
+        "gate PASSED",
+        "registered credit-risk v2 -> alias candidate",
+        "== 4. a worse model is stopped by the gate",
+        "gate FAILED; the reasons:",
+        "margin roc_auc over production",
+        "nothing registered, production still v2",
+        "== 5. serve the production model",
+        "POST :predict, 2 applications -> 200",
+        "POST :predict with region 'atlantis' -> 422",
+        "-> 202",
+        "modelyard_requests_total",
+        "server stopped cleanly",
+        "demo done in",
+    ):
+        assert line in out, f"missing {line!r} in:\n{out}"
+    # the story is stdout; stderr holds no traceback
+    assert "Traceback" not in proc.stderr
+    # the home holds what the story said
+    from modelyard.config import load_settings
+
+    settings = load_settings(
+        start=tmp_path, home=str(home), db_url=f"sqlite:///{home / 'modelyard.db'}"
+    )
+    registry = Registry.from_settings(settings)
+    versions = {v.version: set(v.aliases) for v in registry.list_versions("credit-risk")}
+    assert versions == {1: set(), 2: {"candidate", "production"}}
+    events = [(e.alias, e.to_version) for e in registry.alias_history("credit-risk")]
+    assert ("production", 1) in events
+    assert ("production", 2) in events
+
+
+@pytest.mark.slow
+def test_demo_json_without_serving(tmp_path: Path) -> None:
+    proc = _demo(
+        "--home", str(tmp_path / "h"), "--json", "--no-serve", "--rows", "3000", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ok"] is True
+    titles = [c["title"] for c in report["chapters"]]
+    assert titles[0] == "train and register the first model"
+    assert report["chapters"][1]["cached"] == [
+        "load",
+        "validate",
+        "split",
+        "train",
+        "evaluate",
+        "register",
+    ]
+    assert report["chapters"][3]["refused"] is True
+    assert report["chapters"][4]["skipped"] is True
