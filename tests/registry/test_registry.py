@@ -266,7 +266,22 @@ def test_bad_packages(lite: Registry, tmp_path: Path) -> None:
         lite.register_version("m", {"model.bin": "0" * 64})  # type: ignore[dict-item]
     with pytest.raises(InvalidInputError, match="version 'zero'"):
         lite.get_version("m", "zero")
+    pkg = _package(tmp_path)
+    with pytest.raises(InvalidInputError, match="extra holds NaN"):
+        lite.register_version("m", pkg, extra={"gate": {"p_value": float("nan")}})
+    with pytest.raises(InvalidInputError, match="signature is not JSON data"):
+        lite.register_version("m", pkg, signature={"x": object()})
     assert lite.list_models() == []
+
+
+def test_numpy_values_in_extra_are_stored_as_json(reg: Registry, tmp_path: Path) -> None:
+    import numpy as np
+
+    v = reg.register_version(
+        "m", _package(tmp_path), extra={"auc": np.float32(0.5), "n": np.int64(3), "w": np.ones(2)}
+    )
+    assert v.extra == {"auc": 0.5, "n": 3, "w": [1.0, 1.0]}
+    assert reg.get_version("m", 1).extra == v.extra
 
 
 # --------------------------------------------------------------------------- aliases

@@ -228,6 +228,8 @@ class GitTagMirror:
         Raises:
             ConflictError: git refused the refs (e.g. a tag was created concurrently).
         """
+        if len(versions) == 1:
+            return self._create_one(versions[0])
         skipped: list[tuple[str, str]] = []
         commits = self.existing_commits(v.source_commit for v in versions if v.source_commit)
         todo: list[tuple[ModelVersion, str]] = []
@@ -263,6 +265,21 @@ class GitTagMirror:
         created = [tag_name(v.name, v.version) for v, _ in todo]
         _log.info("git tags created", extra={"count": len(created)})
         return created, skipped
+
+    def _create_one(self, v: ModelVersion) -> tuple[list[str], list[tuple[str, str]]]:
+        """One tag, one git process (the per-registration path)."""
+        if not v.source_commit:
+            return [], [(v.ref, "no source commit recorded")]
+        name = tag_name(v.name, v.version)
+        target = f"{v.source_commit}^{{commit}}"
+        try:
+            self._run("tag", "-a", "-F", "-", name, target, stdin=tag_message(v))
+        except ConflictError as exc:
+            if "not a valid" in exc.message or "Failed to resolve" in exc.message:
+                return [], [(v.ref, f"commit {v.source_commit} is not in this repository")]
+            raise
+        _log.info("git tags created", extra={"count": 1})
+        return [name], []
 
     # ------------------------------------------------------------------ reconcile
     def sync(self, versions: Sequence[ModelVersion]) -> SyncReport:

@@ -232,6 +232,39 @@ def _check_version_number(version: object) -> int:
     return int(text)
 
 
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _jsonable(value: Any, what: str) -> Any:
+    """``value`` as plain JSON data (numpy scalars, paths converted); NaN and infinity refused,
+    since PostgreSQL's JSON type rejects them and SQLite would store non-standard JSON."""
+    if value is None:
+        return None
+    import json
+
+    try:
+        return json.loads(json.dumps(value, allow_nan=False, default=_json_default))
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"{what} holds NaN or infinity, which JSON cannot store",
+            hint=f"replace non-finite numbers in {what} with None or a string",
+            field=what,
+        ) from exc
+    except TypeError as exc:
+        raise InvalidInputError(
+            f"{what} is not JSON data: {exc}",
+            hint=f"pass {what} as dicts, lists, strings, numbers and booleans",
+            field=what,
+        ) from exc
+
+
 def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
     """Split ``name``, ``name:3``, ``name@alias`` or ``name@latest`` into (name, version, alias).
 
@@ -339,7 +372,12 @@ def _json(value: Any, empty: Any) -> Any:
     if isinstance(value, str | bytes):
         import orjson
 
-        return orjson.loads(value)
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:  # NaN written by an older version: stdlib reads it
+            import json
+
+            return json.loads(value)
     return value
 
 
@@ -627,12 +665,13 @@ class Registry:
         validate_model_name(name)
         checked_tags = _check_tags(tags)
         alias_list = list(dict.fromkeys(validate_alias(a) for a in aliases))
+        extra_dict = _jsonable(dict(extra), "extra") if extra is not None else None
+        signature = _jsonable(signature, "signature")
         files = self._upload(package_dir_or_files)
         manifest = MANIFEST_NAME if MANIFEST_NAME in files else next(iter(files))
         manifest_ref = files[manifest]
         actor = self._actor()
         now = self._now()
-        extra_dict = dict(extra) if extra is not None else None
         with self.metadata_store.begin() as conn:
             bumped = conn.execute(_BUMP, {"m_name": name, "now": now}).first()
             if bumped is None:
