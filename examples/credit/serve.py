@@ -81,8 +81,11 @@ class CreditModel:
         from modelyard.config import load_settings
         from modelyard.registry.registry import Registry
 
-        registry = Registry.from_settings(load_settings(home=self.home))
-        loaded = models.load(self.ref, registry=registry)
+        settings = load_settings(home=self.home)
+        registry = Registry.from_settings(settings)
+        loaded = models.load(
+            self.ref, registry=registry, cache_dir=settings.resolved_home / "cache" / "packages"
+        )
         self.model = loaded.raw
         self.version = str(loaded.version.version if loaded.version else "1")
 

@@ -195,3 +195,42 @@ def test_missing_target_is_named() -> None:
 
     with pytest.raises(InvalidInputError, match="target column 'default' is not in the test"):
         Gate(GatePolicy()).evaluate(TableModel(score), frame, target="default")
+
+
+def test_gate_reads_polars_frames() -> None:
+    import polars as pl
+
+    frame, score = frame_and_scores(n=400)
+    policy = GatePolicy(
+        thresholds={"roc_auc": (">=", 0.6)},
+        slices={"north": ("region", "==", "north")},
+        latency_budget_ms=1000,
+        batch_size=16,
+    )
+    clock = FakeClock()
+    v = Gate(policy, clock=clock).evaluate(
+        TableModel(score, clock=clock, cost_ms=1.0),
+        pl.from_pandas(frame),
+        target="label",
+        production=TableModel(score),
+    )
+    assert v.passed
+    assert v.rules[-1].evidence["batch_rows"] == 16
+    assert v.slices[0]["rows"] == int((frame["region"] == "north").sum())
+
+
+def test_verdict_prints_a_table_on_a_terminal_and_text_elsewhere() -> None:
+    from rich.console import Console
+
+    frame, score = frame_and_scores(n=300)
+    v = Gate(GatePolicy(thresholds={"roc_auc": (">=", 0.99)})).evaluate(
+        TableModel(score), frame, target="label"
+    )
+    tty = Console(record=True, force_terminal=True, width=200)
+    v.print(tty)
+    table = tty.export_text()
+    assert "roc_auc >= 0.99" in table
+    assert "fail" in table
+    plain = Console(record=True, force_terminal=False, width=200)
+    v.print(plain)
+    assert plain.export_text().startswith("gate FAILED: roc_auc = ")
