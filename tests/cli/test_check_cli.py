@@ -190,3 +190,48 @@ def test_real_process_exit_code(clean_csv: Path, bad_csv: Path, tmp_path: Path) 
     )
     assert proc.returncode == 3, proc.stderr
     assert "4 violation(s)" in proc.stdout
+
+
+def test_terminal_gets_a_table(clean_csv: Path, bad_csv: Path, tmp_path: Path) -> None:
+    import os
+    import pty
+
+    contract = tmp_path / "c.toml"
+    _infer(clean_csv, contract)
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "modelyard.cli",
+                "check",
+                "data",
+                str(bad_csv),
+                "-c",
+                str(contract),
+            ],
+            stdout=follower,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "COLUMNS": "160", "TERM": "xterm"},
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        assert proc.wait(timeout=120) == 3
+    finally:
+        os.close(leader)
+    import re
+
+    screen = re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode("utf-8", "replace"))
+    assert "4 violation(s) in 3 column(s)" in screen
+    header = next(line for line in screen.splitlines() if "problem" in line)
+    assert header.split()[:4] == ["┃", "column", "┃", "rule"]  # a rich table, not plain lines
+    assert "[categories]" not in screen

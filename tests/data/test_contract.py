@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelyard.data.contract import ColumnSpec, Contract, infer_contract, validate
 from modelyard.errors import ConfigError, InvalidInputError, ValidationFailed
@@ -360,3 +362,25 @@ def test_dtype_aliases_and_iso_bounds_are_accepted() -> None:
     assert c.columns["t"].dtype == "datetime"
     assert c.columns["t"].min == dt.datetime(2024, 1, 1)
     assert c.columns["n"].dtype == "int"
+
+
+# ------------------------------------------------------------------------------------------
+# property: any names and categories survive the TOML file
+
+_text = st.text(min_size=1, max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    names=st.lists(_text, min_size=1, max_size=4, unique=True),
+    cats=st.lists(_text, min_size=1, max_size=6, unique=True),
+    bound=st.floats(allow_nan=False),
+)
+def test_any_names_and_values_round_trip(names: list[str], cats: list[str], bound: float) -> None:
+    columns = {
+        n: ColumnSpec(n, "string", nullable=i % 2 == 0, categories=tuple(cats), unique=True)
+        for i, n in enumerate(names)
+    }
+    columns["__num"] = ColumnSpec("__num", "float", min=min(bound, 0.0), max=max(bound, 0.0))
+    c = Contract(columns=columns, name=names[0], description=cats[0])
+    assert Contract.from_toml(c.to_toml()) == c
