@@ -50,7 +50,11 @@ def test_sklearn_round_trip(iris: tuple[Any, Any], tmp_path: Path) -> None:
         "inputs": [{"name": "input", "dtype": "float64", "shape": [-1, 4]}],
         "outputs": [{"name": "output", "dtype": "int64", "shape": [-1]}],
     }
-    model = mm.load(path)
+    with pytest.raises(UnsafeArtifactError) as info:  # skops does not trust tree arrays
+        mm.load(path)
+    assert "trusted=['sklearn.tree._tree.Tree']" in str(info.value)
+    assert "out-of-bounds" in str(info.value)  # skops' reason is passed on
+    model = mm.load(path, trusted=["sklearn.tree._tree.Tree"])
     assert model.flavor == "sklearn"
     assert model.manifest == manifest
     np.testing.assert_array_equal(model.predict(x), clf.predict(x))
@@ -113,6 +117,8 @@ def test_skops_untrusted_types_are_refused(iris: tuple[Any, Any], tmp_path: Path
     model = mm.load(path, trusted=["tests.models.helpers.double"])
     np.testing.assert_allclose(model.predict(x), pipe.predict(x))
     np.testing.assert_allclose(mm.load(path, trusted=True).predict(x[:2]), pipe.predict(x[:2]))
+    # trusting pickles from a source covers its skops types too
+    np.testing.assert_allclose(mm.load(path, trust_pickle=True).predict(x[:2]), pipe.predict(x[:2]))
 
 
 def test_onnx_from_sklearn(iris: tuple[Any, Any], tmp_path: Path) -> None:

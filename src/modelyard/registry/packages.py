@@ -627,8 +627,11 @@ def load(
         path_or_uri: a package folder; or a registry reference: ``models:/NAME@alias``,
             ``models:/NAME/3``, ``NAME@alias``, ``NAME:3``.
         registry: the registry for references (default: the current project's).
-        trust_pickle: allow loading a pickled model (it can run arbitrary code).
-        trusted: skops types to trust beyond skops' defaults, or ``True`` for all.
+        trust_pickle: allow loading a pickled model (it can run arbitrary code); it implies
+            ``trusted=True``.
+        trusted: skops types to trust beyond skops' defaults, or ``True`` for all. Tree
+            models (``sklearn.tree._tree.Tree``) need it: skops does not trust their node
+            arrays, which a malicious file can point out of bounds.
         cache_dir: where registry packages are cached, by manifest sha256 (default
             ``<home>/cache/packages``).
 
@@ -637,7 +640,11 @@ def load(
         UnsafeArtifactError: a pickle without ``trust_pickle``, or untrusted skops types.
         NotFoundError: no package at the path, or no such model/version/alias.
     """
-    trust = Trust(pickle=trust_pickle, types=True if trusted is True else tuple(trusted or ()))
+    # trusting a source with pickles (arbitrary code) covers every skops type too
+    types: bool | tuple[str, ...] = True
+    if trusted is not True and not trust_pickle:
+        types = tuple(trusted or ())
+    trust = Trust(pickle=trust_pickle, types=types)
     version = None
     if isinstance(path_or_uri, str) and _is_registry_ref(path_or_uri, registry):
         folder, version = _fetch_from_registry(path_or_uri, registry, cache_dir)

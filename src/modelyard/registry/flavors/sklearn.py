@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -10,19 +9,6 @@ from modelyard.errors import InvalidInputError, UnsafeArtifactError
 from modelyard.registry.flavors import Flavor, Trust, as_array, module_loaded, package_file
 
 MODEL_FILE = "model.skops"
-# scikit-learn's own internal types that skops does not trust by default but that common
-# estimators hold (trees, neighbor indexes, optimizers); they carry data, not code.
-SKLEARN_INTERNAL_TYPES = frozenset(
-    {
-        "sklearn.tree._tree.Tree",
-        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-        "sklearn.neighbors._kd_tree.KDTree",
-        "sklearn.neighbors._ball_tree.BallTree",
-        "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
-        "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
-    }
-)
-_DIST_METRIC = re.compile(r"^sklearn\.metrics\._dist_metrics\.[A-Za-z]+Distance(32|64)$")
 _METHODS = ("predict", "predict_proba", "decision_function", "transform", "score_samples")
 
 
@@ -57,30 +43,37 @@ class SklearnFlavor(Flavor):
         self, folder: Path, options: dict[str, Any], files: dict[str, str], trust: Trust
     ) -> Any:
         import skops.io as sio
+        from skops.io.exceptions import UntrustedTypesFoundException
 
         path = package_file(folder, str(options.get("model_file", MODEL_FILE)), files)
-        untrusted = list(sio.get_untrusted_types(file=path))
-        granted = set(trust.types or ()) if trust.types is not True else set(untrusted)
-        allowed = [t for t in untrusted if t in granted or _sklearn_internal(t)]
-        refused = sorted(set(untrusted) - set(allowed))
-        if refused:
-            listed = ", ".join(repr(t) for t in refused)
-            raise UnsafeArtifactError(
-                f"the skops file {path} holds types that are not trusted by default: {listed}",
-                hint=f"if you trust where this package came from, load it with trusted=[{listed}]"
-                " (or trusted=True to accept every type)",
-                types=refused,
-                path=str(path),
-            )
-        return sio.load(path, trusted=allowed or None)
+        if trust.types is True:
+            return sio.load(path, trusted=list(sio.get_untrusted_types(file=path)) or None)
+        granted = list(trust.types or ())
+        try:  # one parse when the file holds only trusted types (the common case)
+            return sio.load(path, trusted=granted or None)
+        except UntrustedTypesFoundException:
+            untrusted = sorted(set(sio.get_untrusted_types(file=path)) - set(granted))
+        raise _untrusted_error(path, untrusted)
 
     def predict(self, raw: Any, batch: Any, options: dict[str, Any]) -> Any:
         method = getattr(raw, str(options.get("method", "predict")))
         return method(_features(raw, batch))
 
 
-def _sklearn_internal(type_name: str) -> bool:
-    return type_name in SKLEARN_INTERNAL_TYPES or bool(_DIST_METRIC.match(type_name))
+def _untrusted_error(path: Path, untrusted: list[str]) -> UnsafeArtifactError:
+    from skops.io.exceptions import UNTRUSTED_TYPE_REASONS
+
+    listed = ", ".join(repr(t) for t in untrusted)
+    reasons = "".join(
+        f"\n- {UNTRUSTED_TYPE_REASONS[t]}" for t in untrusted if t in UNTRUSTED_TYPE_REASONS
+    )
+    return UnsafeArtifactError(
+        f"the skops file {path} holds types that are not trusted by default: {listed}{reasons}",
+        hint="if you created this package or fully trust its source, load it with "
+        f"trusted=[{listed}] (review each type; trusted=True accepts every type)",
+        types=untrusted,
+        path=str(path),
+    )
 
 
 def _features(raw: Any, batch: Any) -> Any:
