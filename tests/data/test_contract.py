@@ -384,3 +384,38 @@ def test_any_names_and_values_round_trip(names: list[str], cats: list[str], boun
     columns["__num"] = ColumnSpec("__num", "float", min=min(bound, 0.0), max=max(bound, 0.0))
     c = Contract(columns=columns, name=names[0], description=cats[0])
     assert Contract.from_toml(c.to_toml()) == c
+
+
+def test_zone_aware_datetimes_are_bounded_in_utc(tmp_path: Path) -> None:
+    import polars as pl
+
+    df = pd.DataFrame(
+        {"t": pd.to_datetime(["2024-01-01T00:00:00+02:00", "2024-06-01T12:00:00+02:00"])}
+    )
+    a, b = infer_contract(df), infer_contract(pl.from_pandas(df))
+    assert a == b
+    assert a.columns["t"].min == dt.datetime(2023, 12, 31, 22, 0, tzinfo=dt.UTC)
+    assert "min = 2023-12-31T22:00:00Z" in a.to_toml()
+    loaded = Contract.from_file(a.to_file(tmp_path / "tz.toml"))
+    assert loaded.validate(pl.from_pandas(df)).ok
+    later = pd.DataFrame({"t": pd.to_datetime(["2024-06-01T13:00:00+02:00"])})
+    [v] = loaded.validate(later).violations
+    assert (v.rule, v.count) == ("max", 1)
+
+
+def test_polars_dates_and_enums() -> None:
+    import polars as pl
+
+    frame = pl.DataFrame(
+        {
+            "d": [dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2024, 2, 1)],
+            "e": pl.Series(["a", "b", "a"], dtype=pl.Enum(["a", "b", "c"])),
+        }
+    )
+    c = Contract.from_toml(infer_contract(frame).to_toml())
+    assert (c.columns["d"].dtype, c.columns["d"].max) == ("date", dt.date(2024, 2, 1))
+    assert c.columns["e"].categories == ("a", "b")
+    assert c.validate(frame).ok
+    later = frame.with_columns(pl.Series("d", [dt.date(2025, 1, 1)] * 3))
+    [v] = c.validate(later).violations
+    assert (v.column, v.rule, v.count) == ("d", "max", 3)

@@ -94,6 +94,7 @@ class ColumnView:
     kind: str
     native: str
     n: int
+    aware: bool = False  # a zone-aware datetime column (compared in UTC)
 
     def null_mask(self) -> BoolArray:
         """True where the value is missing (None, null, NaT, or NaN for floats)."""
@@ -233,6 +234,7 @@ class _PandasColumn(ColumnView):
         self.series = series
         self.native = str(series.dtype)
         self.kind = _pandas_kind(series)
+        self.aware = getattr(series.dtype, "tz", None) is not None
         self.n = len(series)
         self._mask: BoolArray | None = None
         self._dup: BoolArray | None = None
@@ -395,6 +397,7 @@ class _PolarsColumn(ColumnView):
         self.name = name
         self.native = str(series.dtype)
         self.kind = _polars_kind(series.dtype)
+        self.aware = getattr(series.dtype, "time_zone", None) is not None
         if isinstance(series.dtype, (pl.Categorical, pl.Enum)):
             series = series.cast(pl.String)
         self.series = series
@@ -429,8 +432,8 @@ class _PolarsColumn(ColumnView):
         mask = self.null_mask()
         has_nulls = bool(mask.any())
         if self.kind == "datetime":
-            if s.dtype.time_zone is not None:  # physical values are UTC already
-                s = s.dt.replace_time_zone(None)
+            if s.dtype.time_zone is not None:  # compare in UTC, as pandas does
+                s = s.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
             s = s.dt.cast_time_unit("us").to_physical()
         elif self.kind == "date":
             s = s.cast(pl.Datetime("us")).to_physical()
@@ -494,7 +497,7 @@ class _PolarsColumn(ColumnView):
             return super().datetimes()
         parsed = self.series.str.to_datetime(strict=False, time_unit="us")
         if parsed.dtype.time_zone is not None:
-            parsed = parsed.dt.replace_time_zone(None)
+            parsed = parsed.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
         mask = parsed.is_null().to_numpy()
         arr = parsed.to_physical().fill_null(0).to_numpy()
         return arr, (mask if mask.any() else None)

@@ -52,7 +52,8 @@ def value(obj: Any, *, wrap_after: int = 4) -> str:
     if isinstance(obj, str):
         return string(obj)
     if isinstance(obj, _dt.datetime):
-        return obj.isoformat()
+        text = obj.isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
     if isinstance(obj, _dt.date):
         return obj.isoformat()
     if isinstance(obj, Sequence):

@@ -544,6 +544,8 @@ def infer_contract(
                         hi = float(hi)
                 elif col.kind == "datetime":
                     lo, hi = from_epoch_us(lo_i), from_epoch_us(hi_i)
+                    if col.aware:  # written with a Z suffix, so the file says it is UTC
+                        lo, hi = lo.replace(tzinfo=_dt.UTC), hi.replace(tzinfo=_dt.UTC)
                 else:
                     lo, hi = from_epoch_us(lo_i).date(), from_epoch_us(hi_i).date()
         all_distinct: bool | None = None
