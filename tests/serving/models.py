@@ -105,3 +105,21 @@ class BrokenLoad:
 
     def predict(self, batch: Any) -> Any:  # pragma: no cover - never loaded
         return batch
+
+
+class SlowLoad:
+    """Loads in 1.5 s after its first load: a restarted worker keeps readiness false a while."""
+
+    name = "slowload"
+    signature = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [-1, 1]}]}
+    _loads = 0
+
+    def load(self) -> None:
+        marker = os.path.join(os.getcwd(), "slowload.loaded")
+        if os.path.exists(marker):
+            time.sleep(1.5)
+        with open(marker, "w") as fh:
+            fh.write("1")
+
+    def predict(self, batch: Any) -> Any:
+        return batch

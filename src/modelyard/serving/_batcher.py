@@ -7,6 +7,10 @@ batch is sent when it is full (``max_batch_size`` instances) or its oldest reque
 ``max_wait_ms``. A batch never exceeds ``max_batch_size`` instances and every request gets
 exactly its own rows of the answer.
 
+Two details keep batches from degenerating to size 1 under load: dispatch runs at the end of
+the event-loop iteration that queued a request (the requests read together travel together),
+and a worker that returns a result is handed its next batch before the front writes the answers.
+
 A worker that dies fails its batches at once (503), readiness turns false, and it is restarted.
 """
 
@@ -253,12 +257,15 @@ class Batcher:
         self._timer: asyncio.TimerHandle | None = None
         self._restarts: dict[int, list[float]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._pump_soon = False
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self.prepare: Callable[[tuple[Any, ...], list[Item]], tuple[list[Item], Any]] | None = None
         self.decode: Callable[[dict[str, Any], bytes], Any] | None = None
 
     # --- lifecycle
     async def start(self) -> dict[str, Any]:
         """Start every worker and wait for all to load; return the model's description."""
+        self._loop = asyncio.get_running_loop()
         self.workers = [WorkerHandle(i, self) for i in range(self.n_workers)]
         try:
             descs = await asyncio.gather(*(w.start() for w in self.workers))
@@ -317,6 +324,14 @@ class Batcher:
             q = self.queues[item.key] = deque()
         q.append(item)
         self.queued += 1
+        if not self._pump_soon:
+            # dispatch at the end of this loop iteration: the requests read in the same
+            # iteration share a batch, and a lone request still leaves within microseconds
+            self._pump_soon = True
+            self._loop.call_soon(self._deferred_pump)
+
+    def _deferred_pump(self) -> None:
+        self._pump_soon = False
         self.pump()
 
     def pump(self) -> None:
@@ -398,10 +413,11 @@ class Batcher:
     ) -> None:
         if self.on_batch is not None and "t" in meta:
             self.on_batch(sum(i.rows for i in items), meta["t"])
+        # the worker is idle now: give it the next batch before answering this one
+        self.pump()
         result = (meta, self.decode(meta, payload) if self.decode is not None else payload)
         for item in items:
             item.finish(result)
-        self.pump()
 
     def on_worker_lost(
         self, worker: WorkerHandle, batches: dict[int, list[Item]], was_ready: bool

@@ -237,17 +237,24 @@ class Server:
         self.stop()
 
     async def _drain(self, server: asyncio.Server) -> None:
+        """Finish the accepted requests; meanwhile new ones get a fast 503 (not a refused
+        connection), and the probes say not ready."""
         self.draining = True
-        server.close()
         for conn in list(self.connections):
             conn.shutdown()
         deadline = time.monotonic() + self.settings.grace_s
-        while self.inflight and time.monotonic() < deadline and self.settings.grace_s > 0:
+        while self._accepted() and time.monotonic() < deadline and self.settings.grace_s > 0:
             await asyncio.sleep(0.01)
-        if self.inflight:
+        server.close()
+        if self._accepted():
             log.warning(
                 "grace period over; answering 503 to the rest", extra={"inflight": self.inflight}
             )
+
+    def _accepted(self) -> int:
+        """Requests queued or inside a worker (the ones a drain waits for)."""
+        b = self.batcher
+        return (b.queued + b.inflight_items()) if b is not None else 0
 
     def _on_restart(self) -> None:
         self.metrics.worker_restarts += 1
@@ -566,6 +573,11 @@ class Server:
     ) -> None:
         b = self.batcher
         assert b is not None
+        if self.draining:
+            raise ServiceUnavailable(
+                "the server is shutting down; retry on another replica",
+                hint="this is expected during a rolling update",
+            )
         if not b.alive():
             raise ServiceUnavailable(
                 "no model worker is alive; retry shortly",

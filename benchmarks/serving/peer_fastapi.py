@@ -1,0 +1,35 @@
+"""The same MLP behind a plain FastAPI endpoint (uvicorn): run inside benchmarks/.peers/fastapi."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import torch  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
+
+from mlp import build  # noqa: E402
+
+app = FastAPI()
+net = build()
+
+
+class Body(BaseModel):
+    instances: list[list[float]]
+
+
+@app.post("/predict")
+def predict(body: Body) -> dict[str, Any]:
+    x = torch.tensor(body.instances, dtype=torch.float32)
+    with torch.inference_mode():
+        y = net(x)
+    return {"predictions": y.tolist()}
+
+
+@app.get("/health")
+def health() -> dict[str, bool]:
+    return {"ok": True}

@@ -1,0 +1,245 @@
+"""The HTTP contract: v2 and v1 routes, probes, metadata, errors naming the field."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modelyard.serving import ServerHandle
+
+ROW = [1.0, 2.0, 3.0, 4.0]
+
+
+def test_v1_predict_answers_each_instance(client: httpx.Client) -> None:
+    r = client.post("/v1/models/linear:predict", json={"instances": [ROW, [0, 0, 0, 1]]})
+    assert r.status_code == 200
+    assert r.json() == {"predictions": [[12.0, 1.0], [2.0, -1.0]]}
+    assert r.headers["x-request-id"]
+
+
+def test_v2_infer_flat_and_nested_data(client: httpx.Client) -> None:
+    for path in ("/v2/models/linear/infer", "/v2/models/linear/versions/7/infer"):
+        body = {
+            "id": "req-1",
+            "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": ROW + ROW}],
+        }
+        r = client.post(path, json=body)
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        assert doc["model_name"] == "linear"
+        assert doc["model_version"] == "7"
+        assert doc["id"] == "req-1"
+        assert doc["outputs"] == [
+            {"name": "y", "datatype": "FP32", "shape": [2, 2], "data": [12.0, 1.0, 12.0, 1.0]}
+        ]
+    nested = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [ROW]}]}
+    r = client.post("/v2/models/linear/infer", json=nested)
+    assert r.status_code == 200
+    assert r.json()["outputs"][0]["data"] == [12.0, 1.0]
+
+
+def test_request_id_is_honoured(client: httpx.Client) -> None:
+    r = client.post(
+        "/v1/models/linear:predict", json={"instances": [ROW]}, headers={"x-request-id": "abc-42"}
+    )
+    assert r.headers["x-request-id"] == "abc-42"
+    other = client.get("/v2/health/live")
+    assert other.headers["x-request-id"] != "abc-42"
+
+
+def test_probes_and_metadata(client: httpx.Client) -> None:
+    for path in ("/v2/health/live", "/healthz", "/v2/health/ready", "/readyz"):
+        assert client.get(path).status_code == 200, path
+    assert client.get("/v2/models/linear/ready").json() == {"name": "linear", "ready": True}
+    assert client.get("/v2").json()["name"] == "modelyard"
+    meta = client.get("/v2/models/linear").json()
+    assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}]
+    assert meta["versions"] == ["7"]
+    assert client.get("/v2/models/linear/versions/7").status_code == 200
+
+
+def test_openapi_describes_both_protocols(client: httpx.Client) -> None:
+    doc = client.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.")
+    assert "/v2/models/linear/infer" in doc["paths"]
+    assert "/v1/models/linear:predict" in doc["paths"]
+    assert "post" in doc["paths"]["/v1/feedback"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"instances": [[1, 2, 3]]}, 400, "instances[0] has 3 values; expected a list of 4"),
+        ({"instances": [[1, 2, 3, "x"]]}, 400, "instances[0][3] is a JSON string"),
+        ({"instances": [[1, 2, 3, None]]}, 400, "instances[0][3] is a JSON null"),
+        ({"instances": [ROW, 7]}, 400, "instances[1] has a JSON int"),
+        ({"instances": []}, 400, "instances is empty"),
+        ({"instances": "no"}, 400, "'instances' must be a JSON array"),
+        ({"rows": [ROW]}, 400, "'instances' must be a JSON array"),
+        ([ROW], 400, "the body must be a JSON object"),
+        ({"instances": [[1, 2, 3, 5000]]}, 422, "within [-1000.0, 1000.0]"),
+        ({"instances": [[1, 2, 3, 1e300]]}, 422, "out of range"),
+        ({"instances": [ROW] * 65}, 413, "at most 64 per request"),
+    ],
+)
+def test_bad_instances_name_the_field(
+    client: httpx.Client, body: object, status: int, words: str
+) -> None:
+    r = client.post("/v1/models/linear:predict", json=body)
+    assert r.status_code == status, r.text
+    assert words in r.json()["message"]
+    assert r.json()["request_id"] == r.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("tensor", "words"),
+    [
+        ({"name": "z", "shape": [1, 4], "datatype": "FP32", "data": ROW}, "expected 'x'"),
+        ({"name": "x", "shape": [1, 4], "datatype": "FP64", "data": ROW}, "takes FP32"),
+        ({"name": "x", "shape": [1, 4], "datatype": "FP99", "data": ROW}, "datatype 'FP99'"),
+        ({"name": "x", "shape": [1, 5], "datatype": "FP32", "data": [*ROW, 1]}, "shape [5]"),
+        ({"name": "x", "shape": [1, 4], "datatype": "FP32", "data": ROW[:3]}, "needs 4"),
+        ({"name": "x", "shape": [-1, 4], "datatype": "FP32", "data": ROW}, "inputs[0].shape"),
+        ({"name": "x", "shape": [1, 4], "datatype": "FP32", "data": "abc"}, "must be a JSON array"),
+        ({"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, "a", 4]}, "not a FP32"),
+    ],
+)
+def test_bad_v2_tensors_name_the_field(client: httpx.Client, tensor: dict, words: str) -> None:
+    r = client.post("/v2/models/linear/infer", json={"inputs": [tensor]})
+    assert r.status_code == 400, r.text
+    assert words in r.json()["message"]
+
+
+def test_malformed_json_and_unknown_routes(client: httpx.Client) -> None:
+    r = client.post("/v1/models/linear:predict", content=b"{not json")
+    assert r.status_code == 400
+    assert "not valid JSON" in r.json()["message"]
+    r = client.post("/v1/models/other:predict", json={"instances": [ROW]})
+    assert r.status_code == 404
+    assert "'other' is not served here" in r.json()["message"]
+    r = client.get("/v2/models/linear/versions/3")
+    assert r.status_code == 404
+    assert "no version '3'" in r.json()["message"]
+    assert client.get("/nowhere").status_code == 404
+    r = client.get("/v1/models/linear:predict")
+    assert r.status_code == 405
+    assert r.headers["allow"] == "POST"
+
+
+def test_oversized_body_gets_413(linear: ServerHandle) -> None:
+    size = 8 * 1024 * 1024 + 1
+    with socket.create_connection(("127.0.0.1", linear.port), timeout=10) as s:
+        s.sendall(
+            b"POST /v1/models/linear:predict HTTP/1.1\r\nHost: x\r\n"
+            + f"Content-Length: {size}\r\n\r\n".encode()
+        )
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 413 ")
+    assert b"at most 8388608" in data
+
+
+def test_chunked_body_over_the_limit_gets_413(server_factory: Callable[..., ServerHandle]) -> None:
+    h = server_factory("Linear", serving={"max_body_bytes": 1000})
+
+    def chunks():  # noqa: ANN202
+        for _ in range(10):
+            yield b"x" * 500
+
+    r = httpx.post(f"{h.url}/v1/models/linear:predict", content=chunks(), timeout=10)
+    assert r.status_code == 413
+
+
+def test_pipelined_requests_answer_in_order(linear: ServerHandle) -> None:
+    reqs = b"".join(
+        b"POST /v1/models/linear:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+        for body in (f'{{"instances": [[{i}, 0, 0, 0]]}}'.encode() for i in range(20))
+    )
+    with socket.create_connection(("127.0.0.1", linear.port), timeout=10) as s:
+        s.sendall(reqs)
+        data = b""
+        while data.count(b"HTTP/1.1 200") < 20 or not data.endswith(b"]]}"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    answers = [part.split(b"\r\n\r\n", 1)[1][:40] for part in data.split(b"HTTP/1.1 ")[1:]]
+    assert answers == [f'{{"predictions":[[{i}.0,0.0]]}}'.encode() for i in range(20)]
+
+
+def test_json_instances_without_signature(server_factory: Callable[..., ServerHandle]) -> None:
+    h = server_factory("Words")
+    r = httpx.post(f"{h.url}/v1/models/words:predict", json={"instances": ["ab", "abcd"]})
+    assert r.json() == {"predictions": [{"length": 2}, {"length": 4}]}
+    body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["xyz"]}]}
+    r = httpx.post(f"{h.url}/v2/models/words/infer", json=body)
+    assert r.status_code == 200
+    assert r.json()["outputs"][0]["data"] == [{"length": 3}]
+
+
+def test_fields_pre_and_postprocess(server_factory: Callable[..., ServerHandle]) -> None:
+    h = server_factory("Prices")
+    url = f"{h.url}/v1/models/prices:predict"
+    r = httpx.post(
+        url, json={"instances": [{"rooms": 2, "city": "PARIS"}, {"rooms": 1, "city": "lyon"}]}
+    )
+    assert r.status_code == 200, r.text
+    preds = r.json()["predictions"]
+    assert [p["price"] for p in preds] == [200, 50]
+    # postprocess ran in the front process (the launched process), not in a worker
+    assert preds[0]["front_pid"] == h.pid
+    cases = [
+        ({"rooms": 2}, 400, "instances[0].city is missing"),
+        (
+            {"rooms": "2", "city": "lyon"},
+            400,
+            "instances[0].rooms is a JSON string; expected a integer",
+        ),
+        ({"rooms": 99, "city": "lyon"}, 422, "instances[0].rooms = 99 is out of range"),
+        ({"rooms": 2, "city": "nice"}, 422, "'nice' is not an allowed category"),
+    ]
+    for inst, status, words in cases:
+        r = httpx.post(url, json={"instances": [inst]})
+        assert r.status_code == status, r.text
+        assert words in r.json()["message"]
+
+
+def test_a_bad_request_does_not_fail_its_batch(server_factory: Callable[..., ServerHandle]) -> None:
+    h = server_factory("Picky", serving={"max_wait_ms": 50})
+    url = f"{h.url}/v1/models/picky:predict"
+    from concurrent.futures import ThreadPoolExecutor
+
+    values = list(range(30))
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(
+            pool.map(lambda v: httpx.post(url, json={"instances": [[v]]}, timeout=30), values)
+        )
+    for v, r in zip(values, answers, strict=True):
+        if v == 13:
+            assert r.status_code == 422
+            assert "13 is unlucky" in r.json()["message"]
+        else:
+            assert r.status_code == 200
+            assert r.json() == {"predictions": [[v * 2]]}
+
+
+def test_launch_reports_a_model_that_cannot_load(
+    server_factory: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
+    from modelyard.errors import ServiceUnavailable
+
+    with pytest.raises(ServiceUnavailable, match="exited with code 2"):
+        server_factory("BrokenLoad")
+    log = (tmp_path / "server.log").read_text()
+    assert "weights file is missing" in log
+    assert "could not load the model" in log
