@@ -185,7 +185,29 @@ class FrameView:
 # pandas
 
 
+_SMALL = 2048
+_KIND_BY_DTYPE: dict[Any, str] = {}
+
+
 def _pandas_kind(series: Any) -> str:
+    import numpy as np
+
+    dtype = series.dtype
+    if dtype is np.dtype(object):
+        return _pandas_kind_uncached(series)
+    try:
+        return _KIND_BY_DTYPE[dtype]
+    except (KeyError, TypeError):
+        kind = _pandas_kind_uncached(series)
+    try:
+        if len(_KIND_BY_DTYPE) < 256:
+            _KIND_BY_DTYPE[dtype] = kind
+    except TypeError:  # an unhashable extension dtype
+        pass
+    return kind
+
+
+def _pandas_kind_uncached(series: Any) -> str:
     import numpy as np
     import pandas as pd
     from pandas.api import types as pt
@@ -244,8 +266,15 @@ class _PandasColumn(ColumnView):
 
         if self._mask is None:
             dtype = self.series.dtype
-            if isinstance(dtype, np.dtype) and dtype.kind == "f":
+            kind = dtype.kind if isinstance(dtype, np.dtype) else None
+            if kind == "f":
                 self._mask = np.isnan(self.series.to_numpy())
+            elif kind in ("i", "u", "b"):
+                self._mask = np.zeros(self.n, dtype=bool)
+            elif kind in ("M", "m"):
+                self._mask = np.isnat(self.series.to_numpy())
+            elif kind is None and hasattr(self.series.array, "isna"):
+                self._mask = np.asarray(self.series.array.isna(), dtype=bool)
             else:
                 self._mask = self.series.isna().to_numpy(dtype=bool)
         return self._mask
@@ -278,8 +307,14 @@ class _PandasColumn(ColumnView):
     def isin(self, values: Sequence[Any]) -> BoolArray:
         import numpy as np
 
-        wanted = values if hasattr(values, "dtype") else list(values)
-        found = self.series.isin(wanted).to_numpy(dtype=bool)
+        if self.n <= _SMALL and not hasattr(values, "dtype"):
+            # a few rows (a serving request): a Python set beats pandas' per-call overhead
+            allowed = set(values)
+            items = self.series.to_numpy(dtype=object)
+            found = np.fromiter((v in allowed for v in items), dtype=bool, count=self.n)
+        else:
+            wanted = values if hasattr(values, "dtype") else list(values)
+            found = self.series.isin(wanted).to_numpy(dtype=bool)
         result: BoolArray = np.logical_or(found, self.null_mask())
         return result
 
