@@ -107,7 +107,8 @@ class CodeHasher:
             return
         seen.add(id(obj))
         if isinstance(obj, types.FunctionType):
-            h.update(f"fn {obj.__module__}.{obj.__qualname__}\n".encode())
+            # the qualified name without the module: moving code does not change what it does
+            h.update(f"fn {obj.__qualname__}\n".encode())
             h.update(_source(obj).encode())
             self._visit_code(obj.__code__, obj.__globals__, h, seen)
             for cell in obj.__closure__ or ():
@@ -120,7 +121,7 @@ class CodeHasher:
                 if _is_simple_constant(default):
                     h.update(f"default {default!r}\n".encode())
         elif isinstance(obj, type):
-            h.update(f"class {obj.__module__}.{obj.__qualname__}\n".encode())
+            h.update(f"class {obj.__qualname__}\n".encode())
             h.update(_source(obj).encode())
             module = sys.modules.get(obj.__module__)
             globs = vars(module) if module is not None else {}

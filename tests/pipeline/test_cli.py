@@ -1,0 +1,147 @@
+"""`modelyard run` as a user runs it: a real process in a project folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+FLOW = """
+import modelyard
+from modelyard.pipeline import log_metric
+
+@modelyard.step
+def load(n: int) -> list[int]:
+    return list(range(n))
+
+@modelyard.step
+def score(data: list[int], fail: bool) -> float:
+    if fail:
+        raise RuntimeError("scoring exploded")
+    log_metric("mean", sum(data) / len(data))
+    return sum(data) / len(data)
+
+@modelyard.pipeline
+def train(n: int = 4, fail: bool = False):
+    return score(load(n=n), fail=fail)
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(
+        textwrap.dedent(
+            """
+            [tool.modelyard]
+            home = ".modelyard"
+
+            [tool.modelyard.pipeline]
+            entrypoint = "flows:train"
+            data_sources = ["data.csv"]
+            params = { n = 6 }
+            """
+        )
+    )
+    (root / "flows.py").write_text(FLOW)
+    (root / "data.csv").write_text("a\n1\n")
+    return root
+
+
+def _run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
+    env["CI"] = "true"
+    return subprocess.run(
+        [sys.executable, "-m", "modelyard.cli", "run", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_run_uses_the_configured_entrypoint_and_params_then_caches(project: Path) -> None:
+    first = _run(project, "--json")
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    assert summary["status"] == "FINISHED"
+    assert summary["params"] == {"n": 6, "fail": False}
+    assert summary["ran"] == ["load", "score"]
+    assert summary["metrics"] == {"mean": 2.5}
+    # not a terminal: progress goes to stderr as JSON lines
+    events = [json.loads(line)["msg"] for line in first.stderr.splitlines() if line.startswith("{")]
+    assert events[0] == "pipeline started"
+    assert events[-1] == "pipeline finished"
+    assert events.count("step finished") == 2
+
+    second = _run(project)
+    assert second.returncode == 0, second.stderr
+    assert "steps: 0 ran, 2 cached, 0 failed" in second.stdout
+
+    typed = _run(project, "-p", "n=3", "--json")
+    assert json.loads(typed.stdout)["metrics"] == {"mean": 1.0}
+
+
+def test_unknown_or_badly_typed_parameter_exits_2_with_a_hint(project: Path) -> None:
+    unknown = _run(project, "flows:train", "-p", "epochs=3")
+    assert unknown.returncode == 2
+    assert "unknown parameter 'epochs'" in unknown.stderr
+    assert "takes: n, fail" in unknown.stderr
+
+    bad = _run(project, "-p", "n=many")
+    assert bad.returncode == 2
+    assert "must be a int, got 'many'" in bad.stderr
+
+    malformed = _run(project, "-p", "n")
+    assert malformed.returncode == 2
+    assert "is not key=value" in malformed.stderr
+
+
+def test_a_failing_step_exits_9_and_resume_finishes_the_run(project: Path) -> None:
+    failed = _run(project, "-p", "fail=true", "--json")
+    assert failed.returncode == 9
+    summary = json.loads(failed.stdout)
+    assert summary["failed"] == ["score"]
+    assert "step 'score' of pipeline 'train' failed: RuntimeError: scoring exploded" in (
+        failed.stderr
+    )
+    assert f"modelyard run --resume {summary['run_id']}" in failed.stderr
+
+    # resuming with the same parameters fails the same way; overriding one finishes it
+    resumed = _run(project, "--resume", summary["run_id"][:10], "-p", "fail=false", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    after = json.loads(resumed.stdout)
+    assert after["cached"] == ["load"]
+    assert after["ran"] == ["score"]
+    assert after["params"] == {"n": 6, "fail": False}
+
+
+def test_if_changed_says_what_changed_or_that_nothing_did(project: Path) -> None:
+    assert _run(project, "--if-changed").returncode == 0
+    same = _run(project, "--if-changed")
+    assert same.returncode == 0
+    assert "nothing changed" in same.stdout
+    (project / "data.csv").write_text("a\n2\n")
+    changed = _run(project, "--if-changed")
+    assert changed.returncode == 0
+    assert "trigger: data changed: data.csv" in changed.stdout
+
+
+def test_missing_entrypoint_and_bad_module(tmp_path: Path) -> None:
+    root = tmp_path / "empty"
+    root.mkdir()
+    (root / "pyproject.toml").write_text("[tool.modelyard]\n")
+    none = _run(root)
+    assert none.returncode == 2
+    assert "no pipeline to run" in none.stderr
+    missing = _run(root, "nowhere:train")
+    assert missing.returncode == 4
+    assert "pipeline module 'nowhere' not found" in missing.stderr
