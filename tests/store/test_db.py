@@ -180,3 +180,19 @@ def test_processes_opening_a_fresh_store_at_once_migrate_it_once(db_url: str) ->
     for proc, (out, err) in zip(procs, outs, strict=True):
         assert proc.returncode == 0, err
         assert out.strip() == HEAD_REVISION
+
+
+def test_engine_cache_is_bounded_and_evicted_stores_keep_working(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelyard.store import db
+
+    monkeypatch.setattr(db, "_MAX_CACHED_ENGINES", 2)
+    first = MetadataStore.open(f"sqlite:///{tmp_path / 'first.db'}")
+    for i in range(3):
+        MetadataStore.open(f"sqlite:///{tmp_path / f's{i}.db'}")
+    assert len(db._engines) <= db._MAX_CACHED_ENGINES
+    assert first.url not in db._engines
+    with first.begin() as conn:
+        conn.execute(sa.insert(schema.experiments).values(name="still works", created_at=0.0))
+    assert MetadataStore.open(first.url).current_revision() == HEAD_REVISION

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,8 +42,9 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 _BEGIN_OPTION = "modelyard_begin"  # execution option: "DEFERRED" | "IMMEDIATE" | "" (autocommit)
 _PG_MIGRATION_LOCK = 0x6D6F64656C  # pg_advisory_xact_lock key serialising first-open migrations
 
+_MAX_CACHED_ENGINES = 32
 _lock = threading.Lock()
-_engines: dict[str, Engine] = {}
+_engines: OrderedDict[str, Engine] = OrderedDict()  # least recently opened first
 _checked: set[str] = set()  # URLs found at the head revision in this process
 
 
@@ -132,12 +134,19 @@ def _install_sqlite_hooks(engine: Engine) -> None:
 
 def _get_engine(url: str, *, create: bool) -> Engine:
     engine = _engines.get(url)
-    if engine is None:
-        with _lock:
-            engine = _engines.get(url)
-            if engine is None:
-                engine = _create_engine(url, create=create)
-                _engines[url] = engine
+    if engine is not None:
+        return engine
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _create_engine(url, create=create)
+            _engines[url] = engine
+            # Bound the cache (test suites open hundreds of stores): an evicted engine still
+            # works for stores holding it; its idle pooled connections are closed now.
+            while len(_engines) > _MAX_CACHED_ENGINES:
+                old_url, old = _engines.popitem(last=False)
+                _checked.discard(old_url)
+                old.dispose()
     return engine
 
 
