@@ -352,25 +352,12 @@ class Pipeline:
             InvalidInputError: an unknown key, a value of the wrong type, a missing value.
         """
         sig = self.signature()
-        names = [p for p, v in sig.parameters.items() if v.kind not in (v.VAR_POSITIONAL,)]
-        accepts_any = any(v.kind == v.VAR_KEYWORD for v in sig.parameters.values())
         out: dict[str, Any] = {}
         for pname, param in sig.parameters.items():
             if param.default is not inspect.Parameter.empty:
                 out[pname] = param.default
-        for source, values, convert in (
-            (config_source, config or {}, False),
-            ("the arguments", given or {}, strings),
-        ):
-            for key, value in values.items():
-                if key not in sig.parameters and not accepts_any:
-                    raise InvalidInputError(
-                        f"unknown parameter {key!r} for pipeline {self.name!r} (from {source})",
-                        hint=f"pipeline {self.name!r} at {self.where} takes: "
-                        + (", ".join(names) or "no parameters"),
-                        param=key,
-                    )
-                out[key] = _convert(self, key, value, sig.parameters.get(key)) if convert else value
+        out.update(self.check_params(config or {}, source=config_source))
+        out.update(self.check_params(given or {}, source="the arguments", strings=strings))
         missing = [
             p
             for p, v in sig.parameters.items()
@@ -382,6 +369,29 @@ class Pipeline:
                 hint=f"pass it: modelyard run -p {missing[0]}=VALUE, or set it in "
                 "[tool.modelyard.pipeline] params",
             )
+        return out
+
+    def check_params(
+        self, values: Mapping[str, Any], *, source: str, strings: bool = False
+    ) -> dict[str, Any]:
+        """Check that every key of ``values`` is a parameter; convert strings when asked.
+
+        Raises:
+            InvalidInputError: an unknown key (naming ``source``) or a badly typed string.
+        """
+        sig = self.signature()
+        names = [p for p, v in sig.parameters.items() if v.kind not in (v.VAR_POSITIONAL,)]
+        accepts_any = any(v.kind == v.VAR_KEYWORD for v in sig.parameters.values())
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in sig.parameters and not accepts_any:
+                raise InvalidInputError(
+                    f"unknown parameter {key!r} for pipeline {self.name!r} (from {source})",
+                    hint=f"pipeline {self.name!r} at {self.where} takes: "
+                    + (", ".join(names) or "no parameters"),
+                    param=key,
+                )
+            out[key] = _convert(self, key, value, sig.parameters.get(key)) if strings else value
         return out
 
     def build(self, **params: Any) -> Graph:

@@ -112,7 +112,9 @@ class LiveProgress:
     def _render(self) -> Any:
         from rich.table import Table
 
-        table = Table(title=self._title, show_edge=False, pad_edge=False)
+        table = Table(
+            title=self._title, show_edge=False, pad_edge=False, min_width=len(self._title) + 2
+        )
         table.add_column("step")
         table.add_column("state")
         table.add_column("time", justify="right")

@@ -411,11 +411,8 @@ def _resume_params(
     if info.status == "FINISHED":
         _log.info("resuming a finished run: every step is expected to be cached")
     stored = orjson.loads(info.tags.get("pipeline.params", "{}"))
-    if strings:  # explicit -p values still win over the resumed run's values
-        converted = p.resolve_params(given, strings=True)
-        explicit = {k: converted[k] for k in given}
-    else:
-        explicit = given
+    # explicit values still win over the resumed run's values
+    explicit = p.check_params(given, source="the arguments", strings=strings)
     return {**stored, **explicit}, False
 
 
