@@ -303,6 +303,7 @@ def test_alias_moves_are_recorded_with_who_when_why(reg: Registry, tmp_path: Pat
     assert [e.alias for e in every] == ["candidate", "production", "production"]
     assert reg.get_model("m").aliases == {"candidate": 1, "production": 2}
     assert reg.get_version("m", 1).aliases == ("candidate",)
+    assert reg.alias_history("m", "never-set") == []
 
 
 def test_rollback_walks_back_one_move_at_a_time(reg: Registry, tmp_path: Path) -> None:

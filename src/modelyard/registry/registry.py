@@ -670,6 +670,8 @@ class Registry:
         files = self._upload(package_dir_or_files)
         manifest = MANIFEST_NAME if MANIFEST_NAME in files else next(iter(files))
         manifest_ref = files[manifest]
+        # this store's URI, even when the caller's refs were made by another handle on it
+        artifact_uri = self.artifact_store.uri(manifest_ref.sha256)
         actor = self._actor()
         now = self._now()
         with self.metadata_store.begin() as conn:
@@ -703,7 +705,7 @@ class Registry:
                     "run_id": run_id,
                     "source_commit": source_commit,
                     "flavor": flavor,
-                    "artifact_uri": manifest_ref.uri,
+                    "artifact_uri": artifact_uri,
                     "manifest_sha256": manifest_ref.sha256,
                     "signature": signature,
                     "extra": extra_dict,
@@ -751,7 +753,7 @@ class Registry:
             run_id=run_id,
             source_commit=source_commit,
             flavor=flavor,
-            artifact_uri=manifest_ref.uri,
+            artifact_uri=artifact_uri,
             manifest_sha256=manifest_ref.sha256,
             files={p: r.sha256 for p, r in files.items()},
             signature=signature,
@@ -1038,12 +1040,10 @@ class Registry:
             q = q.where(ev.c.alias == alias)
         with self.metadata_store.read() as conn:
             rows = conn.execute(q).all()
-            if not rows and alias is not None:
+            if not rows:  # with an alias filter the outer join yields nothing: check the model
                 found = conn.execute(sa.select(m.c.id).where(m.c.name == name)).first()
                 if found is None:
                     raise _no_model(name)
-        if not rows:
-            raise _no_model(name)
         return [
             AliasEvent(name, r[0], r[1], r[2], r[3], r[4], r[5], r[6])
             for r in rows
