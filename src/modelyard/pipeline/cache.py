@@ -167,8 +167,18 @@ class StepCache:
             "created_at": time.time(),
         }
         with self.metadata_store.begin() as conn:
-            conn.execute(sa.delete(step_cache).where(step_cache.c.cache_key == key))
-            conn.execute(sa.insert(step_cache).values(**values))
+            dialect = conn.dialect.name
+            if dialect in ("sqlite", "postgresql"):
+                # two runs may finish the same step at once: the last one wins, neither fails
+                from sqlalchemy.dialects import postgresql, sqlite
+
+                module: Any = sqlite if dialect == "sqlite" else postgresql
+                stmt = module.insert(step_cache).values(**values)
+                update = {c: stmt.excluded[c] for c in values if c != "cache_key"}
+                conn.execute(stmt.on_conflict_do_update(index_elements=["cache_key"], set_=update))
+            else:  # pragma: no cover - the two supported databases are handled above
+                conn.execute(sa.delete(step_cache).where(step_cache.c.cache_key == key))
+                conn.execute(sa.insert(step_cache).values(**values))
 
     def invalidate(self, *, pipeline: str, step: str | None = None) -> int:
         """Drop the entries of a pipeline (or one of its steps); returns how many."""

@@ -339,11 +339,12 @@ def run_pipeline(
     progress.start(p.name, run.id, [n.id for n in graph.nodes])
     try:
         sched.run(exec_obj)
-    except BaseException:
+    except BaseException as exc:
         exec_obj.close()
-        run.end("KILLED" if not isinstance(sched.failure, PipelineError) else "FAILED")
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt | SystemExit) else "FAILED"
         for r in sched.step_runs.values():
-            r.end("KILLED")
+            r.end(status)  # ending an ended run does nothing
+        run.end(status)
         raise
     exec_obj.close()
     status = "FAILED" if sched.failed_node else "FINISHED"
