@@ -196,3 +196,18 @@ def test_engine_cache_is_bounded_and_evicted_stores_keep_working(
     with first.begin() as conn:
         conn.execute(sa.insert(schema.experiments).values(name="still works", created_at=0.0))
     assert MetadataStore.open(first.url).current_revision() == HEAD_REVISION
+
+
+def test_unreachable_or_unopenable_stores_are_reported(tmp_path: Path) -> None:
+    from modelyard.errors import ConfigError, ServiceUnavailable
+
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("x")
+    with pytest.raises(ServiceUnavailable, match="cannot use the metadata store"):
+        MetadataStore.open(f"sqlite:///{blocked / 'meta.db'}", create=False)
+    with pytest.raises(ConfigError, match="cannot create the folder"):
+        MetadataStore.open(f"sqlite:///{blocked / 'sub' / 'meta.db'}")
+    with pytest.raises(ConfigError, match="not a SQLAlchemy URL"):
+        MetadataStore.open("not a url")
+    with pytest.raises(ServiceUnavailable, match=r"127\.0\.0\.1"):
+        MetadataStore.open("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=5")

@@ -22,7 +22,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelyard.errors import ConfigError, InvalidInputError, NotFoundError, SchemaOutdatedError
+from modelyard.errors import (
+    ConfigError,
+    InvalidInputError,
+    NotFoundError,
+    SchemaOutdatedError,
+    ServiceUnavailable,
+)
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -90,7 +96,15 @@ def _create_engine(url: str, *, create: bool) -> Engine:
 
             kwargs["poolclass"] = StaticPool
         elif create:
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create the folder {str(folder)!r} for the SQLite store: {exc}",
+                    hint="point db_url or home at a writable folder",
+                    db_url=url,
+                ) from exc
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
     elif backend == "postgresql":
         kwargs.update(pool_size=5, max_overflow=10, pool_recycle=3600)
@@ -178,10 +192,21 @@ class MetadataStore:
             SchemaOutdatedError: the database is at an older revision (run ``modelyard db
                 upgrade``) or at a revision newer than this modelyard knows.
             ConfigError: the URL is malformed or its driver is not installed.
+            ServiceUnavailable: the database cannot be reached or opened.
         """
         store = cls(_get_engine(url, create=create), url)
         if url not in _checked:
-            store._check_or_create(create=create)
+            from sqlalchemy.exc import OperationalError
+
+            try:
+                store._check_or_create(create=create)
+            except OperationalError as exc:
+                raise ServiceUnavailable(
+                    f"cannot use the metadata store {store.safe_url}: {exc.orig or exc}",
+                    hint="check db_url (`modelyard config show`) and that the database server "
+                    "is running and the file's folder is writable",
+                    db_url=store.safe_url,
+                ) from exc
             _checked.add(url)
         return store
 
