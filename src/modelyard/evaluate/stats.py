@@ -276,13 +276,15 @@ def paired_bootstrap(
     cand_full = spec.fn(y, candidate, positive_label)
     base_full = spec.fn(y, baseline, positive_label)
     rng = np.random.default_rng(seed)
-    uniform = np.full(n, 1.0 / n)
     chunk = max(1, min(n_resamples, _CHUNK_CELLS // n))
     deltas = []
     done = 0
     while done < n_resamples:
         b = min(chunk, n_resamples - done)
-        W = rng.multinomial(n, uniform, size=b).astype(float)
+        # row counts of b resamples: bincount of the drawn indices, offset per resample
+        # (the same distribution as a multinomial draw, and far cheaper than numpy's one)
+        idx = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        W = np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(float)
         mc = weighted_metric(metric, W, y, candidate, positive_label)
         mb = weighted_metric(metric, W, y, baseline, positive_label)
         deltas.append(sign * (mc - mb))
