@@ -128,7 +128,7 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(
-    wrk: str, url: str, script: Path, connections: int, duration_s: int, threads: int = 1
+    wrk: str, url: str, script: Path, connections: int, duration_s: int, *, threads: int = 1
 ) -> dict[str, Any]:
     out = subprocess.run(
         [
@@ -195,10 +195,11 @@ def check_answer(url: str, body: bytes) -> None:
     with urllib.request.urlopen(req, timeout=10) as resp:
         doc = json.loads(resp.read())
     preds = doc["predictions"]
-    assert len(preds) == 1 and len(preds[0]) == 10, doc
+    assert len(preds) == 1, doc
+    assert len(preds[0]) == 10, doc
 
 
-def measure(
+def measure(  # noqa: PLR0917
     name: str, wrk: str, url: str, script: Path, body: bytes, duration_s: int, pid: int
 ) -> dict[str, Any]:
     check_answer(url, body)
@@ -293,7 +294,6 @@ def ceiling() -> list[dict[str, Any]]:
     sys.path.insert(0, str(HERE))
     import numpy as np
     import torch
-
     from mlp import MLP
 
     model = MLP()

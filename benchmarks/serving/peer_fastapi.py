@@ -8,11 +8,10 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import torch  # noqa: E402
-from fastapi import FastAPI  # noqa: E402
-from pydantic import BaseModel  # noqa: E402
-
-from mlp import build  # noqa: E402
+import torch
+from fastapi import FastAPI
+from mlp import build
+from pydantic import BaseModel
 
 app = FastAPI()
 net = build()

@@ -8,9 +8,8 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mosec import Server, Worker  # noqa: E402
-
-from mlp import build  # noqa: E402
+from mlp import build
+from mosec import Server, Worker
 
 
 class Inference(Worker):

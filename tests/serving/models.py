@@ -23,7 +23,8 @@ class Linear:
         self.w = np.array([[1, 0], [0, 1], [1, 1], [2, -1]], dtype=np.float32)
 
     def predict(self, batch: Any) -> Any:
-        assert isinstance(batch, np.ndarray) and batch.dtype == np.float32
+        assert isinstance(batch, np.ndarray)
+        assert batch.dtype == np.float32
         return batch @ self.w
 
 
@@ -123,3 +124,23 @@ class SlowLoad:
 
     def predict(self, batch: Any) -> Any:
         return batch
+
+
+class TinyTorch:
+    """A torch model (sum of the inputs); torch is imported in the worker only."""
+
+    name = "tinytorch"
+    signature = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}]}
+
+    def load(self) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        self.torch = torch
+        self.net = torch.nn.Linear(2, 1, bias=False)
+        with torch.no_grad():
+            self.net.weight.fill_(1.0)
+
+    def predict(self, batch: Any) -> Any:
+        with self.torch.inference_mode():
+            return self.net(self.torch.from_numpy(batch))

@@ -241,7 +241,7 @@ def test_logs_are_json_lines_from_front_and_workers(
 
 @pytest.mark.skipif(sys.platform != "linux", reason="PID namespaces are Linux-only")
 def test_runs_as_pid_1(tmp_path: Path) -> None:
-    """In a fresh PID namespace (as in a container) the server is PID 1 and still stops on SIGTERM."""
+    """In a fresh PID namespace (as in a container) the server is PID 1 and stops on SIGTERM."""
     if subprocess.run(["unshare", "--pid", "--fork", "true"], check=False).returncode != 0:
         pytest.skip("unshare --pid is not permitted here")
     script = tmp_path / "pid1.sh"

@@ -150,7 +150,7 @@ def test_oversized_body_gets_413(linear: ServerHandle) -> None:
 def test_chunked_body_over_the_limit_gets_413(server_factory: Callable[..., ServerHandle]) -> None:
     h = server_factory("Linear", serving={"max_body_bytes": 1000})
 
-    def chunks():  # noqa: ANN202
+    def chunks():
         for _ in range(10):
             yield b"x" * 500
 

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
     app.command("serve", help=_HELP)(serve)
 
 
-def serve(
+def serve(  # noqa: PLR0917  (a Typer command: one parameter per flag)
     model: Annotated[
         str | None, typer.Argument(help="NAME@alias, NAME:version or a model package folder")
     ] = None,

@@ -63,7 +63,7 @@ class Item:
         "rows",
     )
 
-    def __init__(
+    def __init__(  # noqa: PLR0917  (one per request: positional arguments are cheaper)
         self,
         key: tuple[Any, ...],
         rows: int,
@@ -151,7 +151,7 @@ class WorkerHandle:
         self.hello = loop.create_future()
         self.stopping = False
         transport, _ = await loop.create_unix_connection(lambda: _WorkerProtocol(self), sock=parent)
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport
         try:
             desc = await asyncio.wait_for(asyncio.shield(self.hello), b.load_timeout_s)
         except TimeoutError as exc:

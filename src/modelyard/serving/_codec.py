@@ -159,7 +159,8 @@ class Codec:
                 out.append(pre(x))
             except (ValueError, TypeError, KeyError, IndexError) as exc:
                 raise ValidationFailed(
-                    f"instances[{i}] was refused by the model's preprocess: {type(exc).__name__}: {exc}",
+                    f"instances[{i}] was refused by the model's preprocess: "
+                    f"{type(exc).__name__}: {exc}",
                     field=f"instances[{i}]",
                 ) from exc
         return out
@@ -199,11 +200,9 @@ class Codec:
 
     def _row_error(self, row: Any, i: int, where: str) -> InvalidInputError:
         assert self.input is not None
-        expected = f"a list of {self.dim} numbers (input {self.input['name']!r}, shape {_shape_text(self.input.get('shape'))})"
-        if type(row) is not list:
-            got = f"a JSON {_kind(row)}"
-        else:
-            got = f"{len(row)} values"
+        shape = _shape_text(self.input.get("shape"))
+        expected = f"a list of {self.dim} numbers (input {self.input['name']!r}, shape {shape})"
+        got = f"a JSON {_kind(row)}" if type(row) is not list else f"{len(row)} values"
         return InvalidInputError(
             f"{where}[{i}] has {got}; expected {expected}", field=f"{where}[{i}]"
         )
@@ -339,9 +338,8 @@ class Codec:
         name = t.get("name")
         if self.input is not None and name != self.input["name"]:
             raise InvalidInputError(
-                f"inputs[0].name {name!r} is not this model's input; expected {self.input['name']!r}"[
-                    :300
-                ],
+                f"inputs[0].name {str(name)[:100]!r} is not this model's input; "
+                f"expected {self.input['name']!r}",
                 field="inputs[0].name",
             )
         data = t.get("data")
@@ -351,7 +349,7 @@ class Codec:
             )
         rows = shape[0]
         self._check_rows(rows, "inputs[0]")
-        if datatype == "BYTES" or self.input is None and self.fields:
+        if datatype == "BYTES" or (self.input is None and self.fields):
             if len(data) != rows:
                 raise InvalidInputError(
                     f"inputs[0].data has {len(data)} values; shape {shape} needs {rows}",
@@ -467,14 +465,15 @@ class Codec:
         """This request's outputs: a numpy slice or a list; raises for a per-request error."""
         meta, decoded = result
         kind = meta["k"]
-        if kind == _ipc.KIND_TENSOR or kind == _ipc.KIND_JSON:
+        if kind in (_ipc.KIND_TENSOR, _ipc.KIND_JSON):
             out = decoded[item.offset : item.offset + item.rows]
         else:
             entry = decoded[item.index]
             if "e" in entry:
                 raise ValidationFailed(
                     f"the model could not predict on this input: {entry['e']}",
-                    hint="check the instances against the model's signature (GET /v2/models/<name>)",
+                    hint="check the instances against the model's signature "
+                    "(GET /v2/models/<name>)",
                 )
             out = entry["o"]
         if self.post is not None:

@@ -68,7 +68,7 @@ class Request:
         "t0",
     )
 
-    def __init__(
+    def __init__(  # noqa: PLR0917  (one per request: positional arguments are cheaper)
         self,
         conn: HttpProtocol,
         method: str,

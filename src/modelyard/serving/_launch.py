@@ -43,7 +43,7 @@ class ServerHandle:
         return self.process.pid
 
     def wait_ready(self, timeout_s: float = 60.0) -> ServerHandle:
-        """Poll ``/v2/health/ready`` until it answers 200; raise if the child exits or time runs out."""
+        """Poll ``/v2/health/ready`` until 200; raise if the child exits or time runs out."""
         deadline = time.monotonic() + timeout_s
         delay = 0.01
         while True:

@@ -115,7 +115,7 @@ class Server:
         return result
 
     async def serve(self, sock: socket.socket | None = None) -> int:
-        """The async body of :meth:`run` (usable on a caller's loop; signals need the main thread)."""
+        """The async body of :meth:`run` (signal handlers need the main thread)."""
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         s = self.settings
@@ -178,7 +178,8 @@ class Server:
         return 0
 
     async def _start_workers(self) -> dict[str, Any]:
-        assert self.batcher is not None and self._stop is not None
+        assert self.batcher is not None
+        assert self._stop is not None
         start = asyncio.ensure_future(self.batcher.start())
         stop = asyncio.ensure_future(self._stop.wait())
         await asyncio.wait({start, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -334,6 +335,7 @@ class Server:
         status: int,
         body: bytes,
         route: str,
+        *,
         content_type: bytes = _JSON,
         headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
@@ -483,7 +485,8 @@ class Server:
         if self._method(req, "GET"):
             if self.reqlog is not None:
                 self.metrics.dropped_log_records = self.reqlog.dropped
-            self._answer(req, 200, self.metrics.render(self._registry), req.path, _TEXT)
+            body = self.metrics.render(self._registry)
+            self._answer(req, 200, body, req.path, content_type=_TEXT)
 
     def _openapi_route(self, req: Request) -> None:
         if not self._method(req, "GET"):
@@ -609,36 +612,30 @@ class Server:
         self._submit(req, decoded, self._done_v2, v2_id)
 
     def _done_v1(self, item: Item, result: Any) -> None:
-        req, instances, _ = item.ctx
-        route = "/v1/models/{name}:predict"
-        if isinstance(result, ModelyardError):
-            self._error(req, result, route)
-            return
-        assert self.codec is not None
-        try:
-            outputs = self.codec.outputs_of(item, result)
-        except ModelyardError as exc:
-            self._error(req, exc, route)
-            return
-        self._answer(req, 200, self.codec.v1_body(outputs), route)
-        if self.reqlog is not None:
-            self.reqlog.add_request(
-                req.request_id, instances, outputs, 200, time.monotonic() - req.t0
-            )
+        self._done(item, result, v2=False)
 
     def _done_v2(self, item: Item, result: Any) -> None:
+        self._done(item, result, v2=True)
+
+    def _done(self, item: Item, result: Any, *, v2: bool) -> None:
+        """Answer one request from its batch's result (or the error that ended it)."""
         req, instances, v2_id = item.ctx
         route = self._route_label(req)
-        if isinstance(result, ModelyardError):
-            self._error(req, result, route)
-            return
-        assert self.codec is not None
+        codec = self.codec
+        assert codec is not None
         try:
-            outputs = self.codec.outputs_of(item, result)
+            if isinstance(result, ModelyardError):
+                raise result
+            outputs = codec.outputs_of(item, result)
+            body = codec.v2_body(outputs, v2_id) if v2 else codec.v1_body(outputs)
         except ModelyardError as exc:
             self._error(req, exc, route)
             return
-        self._answer(req, 200, self.codec.v2_body(outputs, v2_id), route)
+        except Exception as exc:  # a bug of ours or an odd model output: answer, never hang
+            log.exception("could not encode an answer", extra={"request_id": req.request_id})
+            self._error(req, ModelyardError(f"internal error: {type(exc).__name__}"), route)
+            return
+        self._answer(req, 200, body, route)
         if self.reqlog is not None:
             if instances is None and item.key[0] == "t":
                 instances = np.frombuffer(item.data, dtype=item.key[1]).reshape(

@@ -1,0 +1,138 @@
+"""Metrics exposition, request/feedback logs as Parquet on the artifact store, admin token."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from modelyard.serving import ServerHandle
+from modelyard.serving._reqlog import RecordLog
+from modelyard.store.artifacts import ArtifactStore
+
+from .conftest import metric
+
+ROW = [1.0, 2.0, 3.0, 4.0]
+
+
+def test_metrics_cover_requests_latency_sizes_batches_and_workers(client: httpx.Client) -> None:
+    for _ in range(3):
+        assert (
+            client.post("/v1/models/linear:predict", json={"instances": [ROW]}).status_code == 200
+        )
+    client.post("/v1/models/linear:predict", json={"instances": [[1]]})
+    text = client.get("/metrics").text
+    labels = {"model": "linear", "version": "7", "route": "/v1/models/{name}:predict"}
+    assert metric(text, "modelyard_requests_total", status="200", **labels) >= 3
+    assert metric(text, "modelyard_requests_total", status="400", **labels) >= 1
+    assert metric(text, "modelyard_request_duration_seconds_count", **labels) >= 4
+    assert metric(text, "modelyard_request_size_bytes_sum", **labels) > 0
+    assert metric(text, "modelyard_inference_duration_seconds_count", batch_size="1") >= 1
+    assert metric(text, "modelyard_batch_size_count") >= 3
+    assert metric(text, "modelyard_workers_alive") == 2
+    assert metric(text, "modelyard_ready") == 1
+    assert metric(text, "modelyard_queue_depth") == 0
+    assert metric(text, "modelyard_inflight_requests") == 1  # this scrape
+    assert metric(text, "modelyard_worker_restarts_total") == 0
+    assert metric(text, "modelyard_log_records_dropped_total") == 0
+
+
+def test_metrics_pass_promtool(client: httpx.Client, tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (apt-get install prometheus)")
+    client.post("/v1/models/linear:predict", json={"instances": [ROW]})
+    text = client.get("/metrics").content
+    run = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, check=False
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_request_and_feedback_logs_are_parquet_on_the_store(
+    server_factory: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    h = server_factory(
+        "Linear",
+        home=home,
+        request_log=True,
+        serving={"admin_token": "s3cret", "request_log_flush_s": 3600},
+    )
+    ids = []
+    with httpx.Client(base_url=h.url, timeout=30) as c:
+        r = c.post("/v1/models/linear:predict", json={"instances": [ROW, [0, 0, 0, 1]]})
+        ids.append(r.headers["x-request-id"])
+        body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": ROW}]}
+        r = c.post("/v2/models/linear/infer", json=body, headers={"x-request-id": "v2-one"})
+        ids.append("v2-one")
+        fb = c.post("/v1/feedback", json={"request_id": ids[0], "label": [12, 2], "source": "qa"})
+        assert fb.status_code == 202
+        assert fb.json() == {"request_id": ids[0], "accepted": True}
+        bad = c.post("/v1/feedback", json={"label": 1})
+        assert bad.status_code == 400
+        assert "'request_id'" in bad.json()["message"]
+        assert c.post("/v1/admin/flush").status_code == 401
+        wrong = c.post("/v1/admin/flush", headers={"authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert wrong.headers["www-authenticate"] == "Bearer"
+        r = c.post("/v1/admin/flush", headers={"authorization": "Bearer s3cret"})
+        assert r.status_code == 200, r.text
+        written = r.json()["written"]
+        assert metric(c.get("/metrics").text, "modelyard_feedback_records_total") == 1
+    store = ArtifactStore.open(str(home / "artifacts"))
+    requests = [n for n in written if n.startswith("requests/")]
+    feedback = [n for n in written if n.startswith("feedback/")]
+    assert requests
+    assert feedback
+    assert requests[0].startswith("requests/model=linear/version=7/hour=")
+    assert set(store.list_named("requests/")) >= set(requests)
+    rows = pq.read_table(io.BytesIO(store.read_named(requests[0]))).to_pylist()
+    assert [(r["request_id"], r["instance"]) for r in rows] == [
+        (ids[0], 0),
+        (ids[0], 1),
+        ("v2-one", 0),
+    ]
+    assert rows[0]["input"] == "[1.0,2.0,3.0,4.0]"
+    assert rows[0]["prediction"] == "[12.0,1.0]"
+    assert rows[2]["input"] == "[1.0,2.0,3.0,4.0]"
+    assert all(r["model"] == "linear" and r["version"] == "7" and r["status"] == 200 for r in rows)
+    fb_rows = pq.read_table(io.BytesIO(store.read_named(feedback[0]))).to_pylist()
+    assert fb_rows[0]["request_id"] == ids[0]
+    assert fb_rows[0]["label"] == "[12,2]"
+    assert fb_rows[0]["extra"] == '{"source":"qa"}'
+
+
+def test_feedback_without_a_store_says_how_to_enable_it(client: httpx.Client) -> None:
+    r = client.post("/v1/feedback", json={"request_id": "x", "label": 1})
+    assert r.status_code == 503
+    assert "feedback log is off" in r.json()["message"]
+
+
+def test_record_log_drops_and_counts_when_full(tmp_path: Path) -> None:
+    store = ArtifactStore.open(str(tmp_path / "artifacts"))
+    rl = RecordLog(store, "m", "1", max_records=3, clock=lambda: 1_700_000_000.0)
+    for i in range(5):
+        rl.add_request(f"r{i}", [[i]], [[i * 2]], 200, 0.001)
+    assert rl.dropped == 2
+    names = rl.flush()
+    assert names == [
+        n for n in names if n.startswith("requests/model=m/version=1/hour=2023-11-14T22/")
+    ]
+    assert len(store.list_named("requests/")) == 1
+    rl.add_request("r9", [[9]], [[18]], 200, 0.001)  # room again after the flush
+    assert rl.dropped == 2
+
+
+def test_record_log_samples(tmp_path: Path) -> None:
+    store = ArtifactStore.open(str(tmp_path / "artifacts"))
+    rl = RecordLog(store, "m", "1", sample_rate=0.0)
+    rl.add_request("r", [[1]], [[2]], 200, 0.001)
+    assert rl.flush() == []
+    assert store.list_named("requests/") == []
