@@ -248,6 +248,8 @@ class MetadataStore:
 
         On SQLite it starts with ``BEGIN IMMEDIATE``: the write lock is taken up front, so
         concurrent writers wait (up to the busy timeout) instead of failing mid-transaction.
+        Do not open a second write transaction while one is open in the same thread: on SQLite
+        it would wait for the first one's lock until the busy timeout.
         """
         with self._engine.connect() as conn:
             if self.dialect == "sqlite":
