@@ -419,3 +419,11 @@ def test_polars_dates_and_enums() -> None:
     later = frame.with_columns(pl.Series("d", [dt.date(2025, 1, 1)] * 3))
     [v] = c.validate(later).violations
     assert (v.column, v.rule, v.count) == ("d", "max", 3)
+
+
+@pytest.mark.parametrize("values", [[1, 2, 2, 3], list(range(2000)) + [1999], [3, 2, 1, 1]])
+def test_sorted_ids_with_a_tie_are_duplicates(values: list[int], to_frame: Frame) -> None:
+    c = Contract(columns={"id": ColumnSpec("id", "int", nullable=False, unique=True)})
+    [v] = c.validate(to_frame(pd.DataFrame({"id": values}))).violations
+    assert (v.rule, v.count) == ("unique", 1)
+    assert c.validate(to_frame(pd.DataFrame({"id": sorted(set(values))}))).ok

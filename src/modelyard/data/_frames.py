@@ -128,6 +128,19 @@ class ColumnView:
 
         return bool(np.any(self.duplicated()))
 
+    def _strictly_increasing(self) -> bool:
+        """True for a null-free int/datetime column sorted without ties (a typical id column):
+        unique after one cheap pass instead of a hash table."""
+        if self.kind not in ("int", "datetime", "date") or self.n < 2:
+            return False
+        values, mask = self.numbers()
+        if mask is not None:
+            return False
+        head = values[:1024]
+        if not bool((head[1:] > head[:-1]).all()):
+            return False
+        return bool((values[1:] > values[:-1]).all())
+
     def unique_values(self) -> Any:
         """The distinct non-missing values as an array-like :meth:`isin` accepts."""
         raise NotImplementedError
@@ -327,14 +340,8 @@ class _PandasColumn(ColumnView):
         return self._dup
 
     def has_duplicates(self) -> bool:
-        s = self.series
-        # a strictly increasing column (the usual id column) is unique: one cheap pass
-        if self.kind in ("int", "datetime") and s.is_monotonic_increasing:
-            import numpy as np
-
-            values, mask = self.numbers()
-            if mask is None and values.size > 1:
-                return not bool(np.all(values[1:] != values[:-1]))
+        if self._strictly_increasing():
+            return False
         return super().has_duplicates()
 
     def unique_values(self) -> Any:
@@ -515,12 +522,10 @@ class _PolarsColumn(ColumnView):
         return self._dup
 
     def has_duplicates(self) -> bool:
-        s = self.series
-        nulls = self.null_count()
-        distinct = s.n_unique()
-        # n_unique counts null (and NaN) as one value each
-        if nulls == 0:
-            return bool(distinct < self.n)
+        if self._strictly_increasing():
+            return False
+        if self.null_count() == 0:
+            return bool(self.series.n_unique() < self.n)
         return super().has_duplicates()
 
     def unique_values(self) -> Any:
