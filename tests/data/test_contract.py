@@ -421,9 +421,32 @@ def test_polars_dates_and_enums() -> None:
     assert (v.column, v.rule, v.count) == ("d", "max", 3)
 
 
-@pytest.mark.parametrize("values", [[1, 2, 2, 3], list(range(2000)) + [1999], [3, 2, 1, 1]])
+@pytest.mark.parametrize("values", [[1, 2, 2, 3], [*range(2000), 1999], [3, 2, 1, 1]])
 def test_sorted_ids_with_a_tie_are_duplicates(values: list[int], to_frame: Frame) -> None:
     c = Contract(columns={"id": ColumnSpec("id", "int", nullable=False, unique=True)})
     [v] = c.validate(to_frame(pd.DataFrame({"id": values}))).violations
     assert (v.rule, v.count) == ("unique", 1)
     assert c.validate(to_frame(pd.DataFrame({"id": sorted(set(values))}))).ok
+
+
+def test_large_frames_take_the_same_rules(to_frame: Frame) -> None:
+    # above the small-frame threshold the category check goes through distinct values first
+    n = 5000
+    df = pd.DataFrame(
+        {"c": (["a", "b", None, "c"] * n)[:n], "k": pd.Categorical(["x", "y"] * (n // 2))}
+    )
+    c = Contract(
+        columns={
+            "c": ColumnSpec("c", "string", categories=("a", "b", "c")),
+            "k": ColumnSpec("k", "string", nullable=False, categories=("x", "y")),
+        }
+    )
+    assert c.validate(to_frame(df)).ok
+    df.loc[4321, "c"] = "zz"
+    [v] = c.validate(to_frame(df)).violations
+    assert (v.column, v.rule, v.count, v.examples) == (
+        "c",
+        "categories",
+        1,
+        ({"row": 4321, "value": "zz"},),
+    )

@@ -118,6 +118,10 @@ class ColumnView:
         """True where the value is one of ``values`` or missing."""
         raise NotImplementedError
 
+    def all_in(self, values: Sequence[Any]) -> bool:
+        """Whether every non-missing value is one of ``values`` (no mask when it is)."""
+        return bool(self.isin(values).all())
+
     def duplicated(self) -> BoolArray:
         """True for each non-missing value already seen higher up the column."""
         raise NotImplementedError
@@ -330,6 +334,18 @@ class _PandasColumn(ColumnView):
             found = self.series.isin(wanted).to_numpy(dtype=bool)
         result: BoolArray = np.logical_or(found, self.null_mask())
         return result
+
+    def all_in(self, values: Sequence[Any]) -> bool:
+        if self.n <= _SMALL:
+            return super().all_in(values)
+        # the distinct values (one hash pass) are few: checking them beats a full isin
+        uniques = self.series.unique()
+        if len(uniques) > 4096:
+            return super().all_in(values)
+        allowed = set(values)
+        import pandas as pd
+
+        return all(v in allowed or pd.isna(v) for v in uniques)
 
     def duplicated(self) -> BoolArray:
         import numpy as np

@@ -711,25 +711,23 @@ def _validate(
                 )
         if type_ok and spec.dtype in _RANGED and (spec.min is not None or spec.max is not None):
             _check_range(spec, col, out, k)
-        if type_ok and spec.categories is not None:
-            found = col.isin(spec.categories)
-            if not found.all():
-                bad = ~found
-                count, ex = _examples(col, bad, k)
-                rows = np.flatnonzero(bad)[:1000].tolist()
-                unknown = sorted({str(v) for v in col.values_at(rows)})[:10]
-                out.append(
-                    Violation(
-                        spec.name,
-                        "categories",
-                        count,
-                        f"column {spec.name!r}: {count} value(s) outside the allowed categories "
-                        f"(unknown: {', '.join(unknown)})",
-                        ex,
-                        expected=list(spec.categories),
-                        actual=unknown,
-                    )
+        if type_ok and spec.categories is not None and not col.all_in(spec.categories):
+            bad = ~col.isin(spec.categories)
+            count, ex = _examples(col, bad, k)
+            rows = np.flatnonzero(bad)[:1000].tolist()
+            unknown = sorted({str(v) for v in col.values_at(rows)})[:10]
+            out.append(
+                Violation(
+                    spec.name,
+                    "categories",
+                    count,
+                    f"column {spec.name!r}: {count} value(s) outside the allowed categories "
+                    f"(unknown: {', '.join(unknown)})",
+                    ex,
+                    expected=list(spec.categories),
+                    actual=unknown,
                 )
+            )
         if spec.unique and col.has_duplicates():
             bad = col.duplicated()
             count, ex = _examples(col, bad, k)
