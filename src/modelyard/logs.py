@@ -62,6 +62,25 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(body, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted.
+
+    A handler bound to the ``sys.stderr`` of its creation breaks when that stream is later
+    replaced (test runners, embedding applications) and closed.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def configure_logging(
     level: str | int = "INFO",
     *,
@@ -74,7 +93,9 @@ def configure_logging(
     if _configured and not force:
         logging.getLogger("modelyard").setLevel(level)
         return
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.Handler = (
+        logging.StreamHandler(stream) if stream is not None else _CurrentStderrHandler()
+    )
     handler.setFormatter(JsonFormatter(static))
     root = logging.getLogger("modelyard")
     for old in list(root.handlers):
