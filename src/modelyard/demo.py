@@ -288,6 +288,14 @@ def _demo(home: Path, echo: Callable[[str], None], serve: bool, rows: int) -> De
         story.say("gate FAILED; the reasons:")
         for reason in _reasons(exc.message):
             story.say(f"  - {reason}")
+    if refused:
+        from modelyard.evaluate.gate import REFUSALS_PREFIX, refusals
+
+        kept = refusals(registry, MODEL)
+        story.say(
+            f"the refused verdict is kept in the artifact store under {REFUSALS_PREFIX}/{MODEL}/ "
+            f"({len(kept)} on record)"
+        )
     after = registry.resolve(f"{MODEL}@production").version
     unchanged = after == before and len(registry.list_versions(MODEL)) == n_versions
     story.say(

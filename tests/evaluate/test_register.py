@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from modelyard.errors import GateFailed, NotFoundError
-from modelyard.evaluate.gate import GateVerdict, evaluate_and_register
+from modelyard.evaluate.gate import GateVerdict, evaluate_and_register, refusals
 from modelyard.evaluate.policy import GatePolicy
 from modelyard.registry.registry import Registry
 
@@ -79,6 +79,10 @@ def test_first_pass_becomes_production_then_candidate_then_refusal(settings: Any
     assert verdict["passed"] is False
     assert verdict["production_version"] == 1
     assert info.value.exit_code == 10
+    kept = refusals(registry, "scorer")
+    assert len(kept) == 1
+    assert kept[0].to_dict() == verdict
+    assert info.value.details["verdict_file"].startswith("gate-refusals/scorer/")
     assert [v.version for v in registry.list_versions("scorer")] == [1, 2]
     assert registry.resolve("scorer@production").version == 1
     assert registry.resolve("scorer@candidate").version == 2

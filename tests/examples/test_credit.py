@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -193,3 +194,54 @@ def test_serving_class_loads_production_and_predicts(trained: dict[str, Any]) ->
     assert np.all((out >= 0) & (out <= 1))
     frame_out = model.predict(pd.DataFrame.from_records(rows))
     assert np.allclose(out, frame_out)
+
+
+@pytest.mark.slow
+def test_serving_class_over_http(trained: dict[str, Any]) -> None:
+    """`modelyard serve --model examples.credit.serve:CreditModel`, as a user starts it."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from modelyard.serving import launch
+
+    home = str(trained["home"])
+    repo = str(Path(data.__file__).resolve().parents[2])
+    handle = launch(
+        model_class="examples.credit.serve:CreditModel",
+        name="credit-risk",
+        workers=1,
+        python_path=[repo],
+        home=home,
+        env={"MODELYARD_HOME": home},
+        ready_timeout_s=120,
+    )
+    try:
+        rows = data.generate(3, seed=8)[data.FEATURES].to_dict(orient="records")
+        url = f"{handle.url}/v1/models/credit-risk:predict"
+
+        def post(instances: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+            req = urllib.request.Request(
+                url,
+                data=json.dumps({"instances": instances}).encode(),
+                headers={"content-type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    return resp.status, json.loads(resp.read())
+            except urllib.error.HTTPError as err:
+                return err.code, json.loads(err.read())
+
+        status, body = post(rows)
+        assert status == 200
+        assert len(body["predictions"]) == 3
+        assert all(0 <= p <= 1 for p in body["predictions"])
+        rows[1]["employment_type"] = "astronaut"
+        status, body = post(rows)
+        assert status == 422
+        assert (
+            "instances[1].employment_type = 'astronaut' is not an allowed category"
+            in (body["message"])
+        )
+    finally:
+        assert handle.stop() == 0

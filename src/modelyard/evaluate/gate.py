@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from modelyard.errors import GateFailed, InvalidInputError, NotFoundError
+from modelyard.errors import GateFailed, InvalidInputError, ModelyardError, NotFoundError
 from modelyard.evaluate.metrics import Predictions, compute_metrics, metric_spec, predict
 from modelyard.evaluate.policy import COMPARATORS, GatePolicy
 from modelyard.logs import get_logger
@@ -31,7 +32,15 @@ from modelyard.types import Clock, SystemClock
 if TYPE_CHECKING:
     from modelyard.registry.registry import ModelVersion, Registry
 
-__all__ = ["Gate", "GateOutcome", "GateVerdict", "RuleResult", "evaluate_and_register"]
+__all__ = [
+    "Gate",
+    "GateOutcome",
+    "GateVerdict",
+    "RuleResult",
+    "evaluate_and_register",
+    "production_model",
+    "refusals",
+]
 
 log = get_logger("evaluate.gate")
 
@@ -660,6 +669,33 @@ def production_model(registry: Registry, name: str) -> tuple[Any, int] | None:
     return _unwrap(loaded), int(version.version)
 
 
+REFUSALS_PREFIX = "gate-refusals"
+"""Named files of the artifact store holding the verdicts of refused candidates."""
+
+
+def _keep_refusal(registry: Registry, name: str, verdict: GateVerdict) -> str | None:
+    """Keep a refused candidate's verdict as ``gate-refusals/<model>/<time>.json``; there is no
+    version to store it with. A store that cannot take it does not hide the refusal."""
+    import hashlib
+
+    body = verdict.to_json().encode()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(verdict.evaluated_at))
+    record = f"{REFUSALS_PREFIX}/{name}/{stamp}-{hashlib.sha256(body).hexdigest()[:8]}.json"
+    try:
+        registry.artifact_store.write_named(record, body)
+    except (ModelyardError, OSError) as exc:
+        log.warning("refused verdict not kept", extra={"model": name, "error": str(exc)})
+        return None
+    return record
+
+
+def refusals(registry: Registry, name: str) -> list[GateVerdict]:
+    """The verdicts of the refused candidates of ``name``, oldest first."""
+    store = registry.artifact_store
+    names = store.list_named(f"{REFUSALS_PREFIX}/{name}/")
+    return [GateVerdict.from_dict(json.loads(store.read_named(n))) for n in names]
+
+
 def _unwrap(loaded: Any) -> Any:
     if hasattr(loaded, "predict_proba"):
         return loaded
@@ -727,7 +763,8 @@ def evaluate_and_register(
 
     Raises:
         GateFailed: a rule failed; ``details["verdict"]`` holds the verdict dict, the message
-            names each failed rule and its numbers.
+            names each failed rule and its numbers; the verdict is also kept in the artifact
+            store (``details["verdict_file"]``, listed by :func:`refusals`).
     """
     import tempfile
 
@@ -743,12 +780,15 @@ def evaluate_and_register(
     )
     if not verdict.passed:
         reasons = "; ".join(f"{r.name}: {r.message}" for r in verdict.failures)
+        record = _keep_refusal(registry, name, verdict)
+        where = f"; the verdict is kept as the named file {record}" if record else ""
         raise GateFailed(
             f"model {name!r}: the candidate did not pass the gate: {reasons}",
-            hint="no version was registered and no alias moved; improve the model or data, "
-            "or review the policy",
+            hint="no version was registered and no alias moved" + where + "; improve the "
+            "model or data, or review the policy",
             model=name,
             verdict=verdict.to_dict(),
+            verdict_file=record,
         )
     alias = "production" if base is None and policy.allow_first_production else policy.alias
     body = dict(extra or {})
