@@ -301,3 +301,12 @@ def test_fsync_can_be_turned_off(tmp_path: Path) -> None:
     src.write_bytes(b"file")
     assert store.get_bytes(store.put_file(src).sha256) == b"file"
     assert ArtifactStore.open(tmp_path / "durable").fsync
+
+
+def test_store_recovers_when_its_folder_is_removed(store: ArtifactStore, tmp_path: Path) -> None:
+    import shutil
+
+    store.put_bytes(b"first")
+    shutil.rmtree(tmp_path / "artifacts")
+    ref = store.put_bytes(b"second")
+    assert store.get_bytes(ref.sha256) == b"second"

@@ -281,12 +281,19 @@ class ArtifactStore:
     def _ref(self, sha256: str, size: int) -> ArtifactRef:
         return ArtifactRef(sha256=sha256, size_bytes=size, uri=self.uri(sha256))
 
-    def _local_tmp(self) -> str:
-        tmp = os.path.join(self.root, "tmp")
-        if not self._tmp_ready:  # mkdir on an existing folder is a slow failing syscall
-            os.makedirs(tmp, exist_ok=True)
-            self._tmp_ready = True
-        return os.path.join(tmp, f"{uuid.uuid4().hex}.part")
+    def _open_local_tmp(self) -> tuple[str, int]:
+        """Create a new temp file under ``<root>/tmp/``: (path, fd open for writing)."""
+        folder = os.path.join(self.root, "tmp")
+        path = os.path.join(folder, f"{uuid.uuid4().hex}.part")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        if self._tmp_ready:  # mkdir on an existing folder is a slow failing syscall: skip it
+            try:
+                return path, os.open(path, flags, 0o644)
+            except FileNotFoundError:  # the folder was removed under us
+                pass
+        os.makedirs(folder, exist_ok=True)
+        self._tmp_ready = True
+        return path, os.open(path, flags, 0o644)
 
     # ------------------------------------------------------------------ objects
     def exists(self, sha256: str) -> bool:
@@ -595,8 +602,7 @@ class ArtifactStore:
             return False
 
     def _local_atomic_write(self, final: str, data: bytes) -> None:
-        tmp = self._local_tmp()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        tmp, fd = self._open_local_tmp()
         try:
             try:
                 _write_all(fd, data)
@@ -615,11 +621,11 @@ class ArtifactStore:
             return self._local_spool(fin)
 
     def _local_spool(self, fin: BinaryIO) -> ArtifactRef:
-        tmp = self._local_tmp()
+        tmp, fd = self._open_local_tmp()
         hasher = hashlib.sha256()
         size = 0
         try:
-            with open(tmp, "xb") as fout:
+            with os.fdopen(fd, "wb") as fout:
                 while chunk := fin.read(_CHUNK):
                     hasher.update(chunk)
                     fout.write(chunk)
