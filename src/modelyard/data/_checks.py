@@ -1,0 +1,237 @@
+"""Validation of one frame against a contract: column-wise, every violation, examples on failure.
+
+Each rule runs as a vectorised pass over one column (numpy, or the frame library's hash kernels
+for strings); example rows are looked up only for the rules that fail.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import TYPE_CHECKING, Any
+
+from modelyard.data._frames import RANGED, ColumnView, from_epoch_us, to_epoch_us, view
+from modelyard.data.report import ValidationReport, Violation
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from modelyard.data.contract import ColumnSpec, Contract
+
+__all__ = ["check_frame"]
+
+
+def _examples(
+    col: ColumnView, bad: npt.NDArray[np.bool_], k: int
+) -> tuple[int, tuple[dict[str, Any], ...]]:
+    import numpy as np
+
+    count = int(np.count_nonzero(bad))
+    if not count or k <= 0:
+        return count, ()
+    rows = np.flatnonzero(bad)[:k].tolist()
+    values = col.values_at(rows)
+    return count, tuple({"row": r, "value": v} for r, v in zip(rows, values, strict=True))
+
+
+def _dtype_ok(expected: str, col: ColumnView) -> bool:
+    actual = col.kind
+    if expected in (actual, "object"):
+        return True
+    if expected == "float" and actual == "int":
+        return True
+    # pandas turns an int column with missing values into float64
+    return expected == "int" and actual == "float" and col.all_integral()
+
+
+def _bound_number(spec_dtype: str, bound: Any) -> Any:
+    if spec_dtype == "datetime":
+        return to_epoch_us(bound)
+    if spec_dtype == "date":
+        return to_epoch_us(_dt.datetime(bound.year, bound.month, bound.day))
+    return bound
+
+
+def check_frame(
+    contract: Contract, frame: Any, *, allow_extra: bool, max_examples: int, source: str | None
+) -> ValidationReport:
+    import numpy as np
+
+    fv = view(frame)
+    report = ValidationReport(rows=fv.n_rows, columns=len(fv.columns), source=source)
+    out = report.violations
+    k = max_examples
+    if contract.min_rows is not None and fv.n_rows < contract.min_rows:
+        out.append(
+            Violation(
+                None,
+                "row_count",
+                fv.n_rows,
+                f"{fv.n_rows} rows, fewer than min_rows = {contract.min_rows}",
+                expected={"min_rows": contract.min_rows},
+                actual=fv.n_rows,
+            )
+        )
+    if contract.max_rows is not None and fv.n_rows > contract.max_rows:
+        out.append(
+            Violation(
+                None,
+                "row_count",
+                fv.n_rows,
+                f"{fv.n_rows} rows, more than max_rows = {contract.max_rows}",
+                expected={"max_rows": contract.max_rows},
+                actual=fv.n_rows,
+            )
+        )
+    present = set(fv.columns)
+    for spec in contract.columns.values():
+        if spec.name not in present:
+            out.append(
+                Violation(
+                    spec.name,
+                    "missing_column",
+                    fv.n_rows,
+                    f"column {spec.name!r} ({spec.dtype}) is missing",
+                    expected=spec.dtype,
+                    actual=None,
+                )
+            )
+            continue
+        col = fv.column(spec.name)
+        type_ok = _dtype_ok(spec.dtype, col)
+        if not type_ok:
+            bad = col.parse_failures(spec.dtype)
+            if bad is None:
+                bad = ~col.null_mask()
+                detail = ""
+            elif bad.any():
+                detail = f"; {int(np.count_nonzero(bad))} value(s) do not parse as {spec.dtype}"
+            else:
+                bad = ~col.null_mask()
+                detail = f"; every value parses as {spec.dtype}: convert the column"
+            count, ex = _examples(col, bad, k)
+            out.append(
+                Violation(
+                    spec.name,
+                    "dtype",
+                    count,
+                    f"column {spec.name!r}: expected dtype {spec.dtype}, got {col.kind} "
+                    f"({col.native}){detail}",
+                    ex,
+                    expected=spec.dtype,
+                    actual=col.kind,
+                )
+            )
+        if not spec.nullable:
+            mask = col.null_mask()
+            if mask.any():
+                count, ex = _examples(col, mask, k)
+                out.append(
+                    Violation(
+                        spec.name,
+                        "nullable",
+                        count,
+                        f"column {spec.name!r}: {count} missing value(s) but nullable = false",
+                        ex,
+                        expected="no missing values",
+                        actual=count,
+                    )
+                )
+        if type_ok and spec.dtype in RANGED and (spec.min is not None or spec.max is not None):
+            _check_range(spec, col, out, k)
+        if type_ok and spec.categories is not None and not col.all_in(spec.categories):
+            bad = ~col.isin(spec.categories)
+            count, ex = _examples(col, bad, k)
+            rows = np.flatnonzero(bad)[:1000].tolist()
+            unknown = sorted({str(v) for v in col.values_at(rows)})[:10]
+            out.append(
+                Violation(
+                    spec.name,
+                    "categories",
+                    count,
+                    f"column {spec.name!r}: {count} value(s) outside the allowed categories "
+                    f"(unknown: {', '.join(unknown)})",
+                    ex,
+                    expected=list(spec.categories),
+                    actual=unknown,
+                )
+            )
+        if spec.unique and col.has_duplicates():
+            bad = col.duplicated()
+            count, ex = _examples(col, bad, k)
+            out.append(
+                Violation(
+                    spec.name,
+                    "unique",
+                    count,
+                    f"column {spec.name!r}: {count} duplicate value(s) but unique = true",
+                    ex,
+                    expected="unique values",
+                    actual=count,
+                )
+            )
+    if not allow_extra:
+        for name in fv.columns:
+            if name not in contract.columns:
+                out.append(
+                    Violation(
+                        name,
+                        "unexpected_column",
+                        fv.n_rows,
+                        f"column {name!r} is not in the contract "
+                        "(set allow_extra_columns = true to accept it)",
+                        expected=None,
+                        actual=fv.column(name).kind,
+                    )
+                )
+    return report
+
+
+def _check_range(spec: ColumnSpec, col: ColumnView, out: list[Violation], k: int) -> None:
+    import numpy as np
+
+    values, mask = col.numbers()
+    is_float = values.dtype.kind == "f"
+    reduce_on = values if (mask is None or is_float) else values[~mask]
+    if reduce_on.size == 0:
+        return
+    lo_seen = np.fmin.reduce(reduce_on) if is_float else reduce_on.min()
+    hi_seen = np.fmax.reduce(reduce_on) if is_float else reduce_on.max()
+    for rule, bound in (("min", spec.min), ("max", spec.max)):
+        if bound is None:
+            continue
+        b = _bound_number(spec.dtype, bound)
+        if not (lo_seen < b if rule == "min" else hi_seen > b):
+            continue
+        bad = values < b if rule == "min" else values > b
+        if mask is not None and not is_float:
+            bad &= ~mask
+        count, ex = _examples(col, bad, k)
+        word = "below" if rule == "min" else "above"
+        out.append(
+            Violation(
+                spec.name,
+                rule,
+                count,
+                f"column {spec.name!r}: {count} value(s) {word} {rule} = {bound}",
+                ex,
+                expected=_plain(bound),
+                actual=_plain(
+                    _seen(spec.dtype, lo_seen if rule == "min" else hi_seen),
+                ),
+            )
+        )
+
+
+def _seen(dtype: str, v: Any) -> Any:
+    if dtype == "datetime":
+        return from_epoch_us(int(v))
+    if dtype == "date":
+        return from_epoch_us(int(v)).date()
+    return v.item() if hasattr(v, "item") else v
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (_dt.date, _dt.datetime)):
+        return v.isoformat()
+    return v
