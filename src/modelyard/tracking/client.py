@@ -435,11 +435,12 @@ class TrackingClient:
                     (run_tags, "tags"),
                     (latest_metrics, "metrics"),
                 ):
-                    for rid, key, value in conn.execute(
+                    found = conn.execute(
                         sa.select(table.c.run_id, table.c.key, table.c.value).where(
                             table.c.run_id.in_(ids)
                         )
-                    ):
+                    ).all()
+                    for rid, key, value in found:
                         getattr(by_id[rid], attr)[key] = value
         return Page(infos, next_token)
 

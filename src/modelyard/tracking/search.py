@@ -539,7 +539,9 @@ class SearchQuery:
 
     def execute(self, conn: Connection) -> tuple[list[dict[str, Any]], str | None]:
         """Run the query: the page's run rows and the token of the next page (or None)."""
-        rows = [dict(r._mapping) for r in conn.execute(self.select(conn.dialect.name))]
+        result = conn.execute(self.select(conn.dialect.name))
+        keys = list(result.keys())
+        rows = [dict(zip(keys, r, strict=True)) for r in result.all()]
         next_token = None
         if len(rows) > self.max_results:
             rows = rows[: self.max_results]
