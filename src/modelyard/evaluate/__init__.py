@@ -9,6 +9,31 @@
 - :mod:`~modelyard.evaluate.gate`: :class:`Gate`, :class:`GateVerdict` and
   :func:`evaluate_and_register`, which the pipeline's register step calls.
 
+Public API::
+
+    from modelyard.evaluate import Gate, GatePolicy, Slice, evaluate_and_register
+
+    policy = GatePolicy(
+        thresholds={"roc_auc": (">=", 0.75)},
+        margin={"metric": "roc_auc", "min_delta": 0.0, "significance": 0.05,
+                "test": "bootstrap"},                      # or "mcnemar" (accuracy)
+        slices=[Slice("north", column="region", equals="north")], slice_tolerance=0.02,
+        latency_budget_ms=50, batch_size=64, output_schema={"kind": "probability"},
+    )                                                      # or GatePolicy.from_file("gate.toml")
+    verdict = Gate(policy).evaluate(model, test_frame, target="label",
+                                    production=prod_model, production_version=3)
+    verdict.passed ; verdict.failures ; verdict.to_dict() ; verdict.print()
+
+    # what a pipeline's register step calls: gate against name@production, then register
+    # with extra["gate"] = verdict.to_dict() under "candidate" (or "production" for the
+    # first model), or raise GateFailed (exit 10) and move nothing
+    outcome = evaluate_and_register(registry, "credit-risk", model, test_frame,
+                                    policy=policy, target="default", save=...)
+    outcome.version ; outcome.alias ; outcome.verdict
+
+    paired_bootstrap("roc_auc", y, cand_preds, prod_preds, n_resamples=1000, seed=0)
+    mcnemar(y, cand_labels, prod_labels)
+
 Names are resolved on first use, so ``import modelyard.evaluate`` stays light.
 """
 
