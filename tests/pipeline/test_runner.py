@@ -463,6 +463,12 @@ def test_frames_and_arrays_travel_between_forked_steps(sqlite_settings: Any) -> 
     import pandas as pd
     import polars as pl
 
+    from modelyard.pipeline.executors.local import LocalExecutor
+
+    # polars' thread pool is running in this process: forking it would hang the children, so
+    # they must come from the forkserver (and get the step pickled, inputs from the store)
+    assert pl.DataFrame({"a": list(range(1000))}).select(pl.col("a").sum()).item() == 499500
+    assert not LocalExecutor.fork_is_safe()
     result = frames.run(settings=sqlite_settings, max_parallel=2)
     data = result["make_data"]
     assert isinstance(data["features"], pd.DataFrame)

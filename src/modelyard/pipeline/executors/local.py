@@ -11,12 +11,18 @@ pickle each step and its inputs. Here an attempt runs
   in memory, reads anything else from the artifact store by sha256, writes its outputs there and
   reports a small record over a pipe. A child past its timeout is killed.
 
-Where ``fork`` is unavailable, everything runs in-process (timeouts are then not enforced).
+Forking a process whose native thread pools are running can deadlock the child (polars says
+so explicitly). When such a library is loaded, children come from a ``forkserver`` instead: a
+clean process forked per attempt, which receives the step pickled (cloudpickle, by value for
+project code) and reads all its inputs from the store. A step that cannot be pickled then runs
+in-process. Where neither start method exists, everything runs in-process (timeouts are then not
+enforced).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -48,11 +54,44 @@ class _Child:
         self.deadline = started + task.timeout_s if task.timeout_s else None
 
 
+# Libraries whose native thread pools do not survive fork(): with one of them loaded, children
+# come from the forkserver.
+FORK_UNSAFE_MODULES = ("polars", "jax", "tensorflow")
+
+
 def _child_main(task: StepTask, store: ArtifactStore, memo: dict[str, Any], conn: Any) -> None:
     result = run_attempt(task, store, memo)
     result.exception = None  # exceptions may not pickle; the text travels instead
     conn.send(result)
     conn.close()
+
+
+def _served_child_main(node_id: str, payload: bytes, store: ArtifactStore, conn: Any) -> None:
+    import pickle
+
+    try:
+        task = pickle.loads(payload)
+    except Exception as exc:  # the step's module could not be imported here
+        result = Completed(
+            node_id, ok=False, error_type=type(exc).__name__, error=f"cannot load the step: {exc}"
+        )
+    else:
+        result = run_attempt(task, store, None)
+    result.exception = None
+    conn.send(result)
+    conn.close()
+
+
+def _dumps_task(task: StepTask) -> bytes | None:
+    """The task pickled for another interpreter, or None when it cannot be."""
+    try:
+        import cloudpickle
+    except ImportError:  # pragma: no cover - cloudpickle comes with ray; plain pickle otherwise
+        import pickle as cloudpickle
+    try:
+        return bytes(cloudpickle.dumps(task))
+    except Exception:  # pickling errors come in many types
+        return None
 
 
 class LocalExecutor:
@@ -81,10 +120,15 @@ class LocalExecutor:
 
     @staticmethod
     def can_fork() -> bool:
-        """Whether attempts can run in forked children on this platform."""
+        """Whether attempts can run in child processes on this platform."""
         import multiprocessing as mp
 
         return hasattr(os, "fork") and "fork" in mp.get_all_start_methods()
+
+    @staticmethod
+    def fork_is_safe() -> bool:
+        """Whether this process can be forked as is (no fork-unsafe library loaded)."""
+        return not any(name in sys.modules for name in FORK_UNSAFE_MODULES)
 
     def submit(self, task: StepTask) -> None:
         self._pending.append(task)
@@ -107,7 +151,9 @@ class LocalExecutor:
                 if len(self._children) >= self.max_parallel:
                     break
                 self._pending.remove(task)
-                self._fork(task)
+                if not self._fork(task):  # cannot leave this process: run it here
+                    self.inline += 1
+                    return [run_attempt(task, self.store, self.memo)]
             if self._children:
                 done = self._wait_children()
                 if done:
@@ -119,21 +165,35 @@ class LocalExecutor:
                 continue
             return []
 
-    def _fork(self, task: StepTask) -> None:
+    def _fork(self, task: StepTask) -> bool:
         import multiprocessing as mp
 
-        ctx = mp.get_context("fork")
-        recv, send = ctx.Pipe(duplex=False)
+        if self.fork_is_safe():
+            ctx: Any = mp.get_context("fork")
+            target: Any = _child_main
+            recv, send = ctx.Pipe(duplex=False)
+            args: tuple[Any, ...] = (task, self.store, self.memo, send)
+        else:
+            payload = _dumps_task(task)
+            if payload is None:
+                _log.warning(
+                    "step cannot be pickled for a child process; running it in-process",
+                    extra={"step": task.node_id},
+                )
+                return False
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(["modelyard.pipeline.executors"])
+            target = _served_child_main
+            recv, send = ctx.Pipe(duplex=False)
+            args = (task.node_id, payload, self.store, send)
         process = ctx.Process(
-            target=_child_main,
-            args=(task, self.store, self.memo, send),
-            name=f"modelyard-step-{task.node_id}",
-            daemon=True,
+            target=target, args=args, name=f"modelyard-step-{task.node_id}", daemon=True
         )
         process.start()
         send.close()
         self.forked += 1
         self._children.append(_Child(task, process, recv, time.perf_counter()))
+        return True
 
     def _wait_children(self) -> list[Completed]:
         from multiprocessing.connection import wait
