@@ -261,3 +261,10 @@ def test_local_path_wins_over_registry_syntax(
     mm.save(Scaler(1.0), tmp_path / "a@b")
     assert mm.load("a@b").flavor == "python"
     assert os.path.isdir("a@b")
+
+
+def test_a_loaded_model_can_be_saved_again(package: Path, tmp_path: Path) -> None:
+    loaded = mm.load(package)
+    again = mm.load(mm.save(loaded, tmp_path / "copy"))
+    assert again.flavor == "sklearn"
+    np.testing.assert_allclose(again.predict([[1.0, 2.0]]), loaded.predict([[1.0, 2.0]]))

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelyard.errors import IntegrityError, InvalidInputError, InvalidNameError, NotFoundError
 from modelyard.store.artifacts import ArtifactRef, ArtifactStore, validate_relative_name
@@ -310,3 +312,21 @@ def test_store_recovers_when_its_folder_is_removed(store: ArtifactStore, tmp_pat
     shutil.rmtree(tmp_path / "artifacts")
     ref = store.put_bytes(b"second")
     assert store.get_bytes(ref.sha256) == b"second"
+
+
+@given(
+    st.text(
+        alphabet=st.sampled_from(["a", "b", ".", "/", "\\", "\x00", ":", " ", "C"]), max_size=12
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_valid_names_never_leave_the_root(name: str) -> None:
+    try:
+        validate_relative_name(name)
+    except InvalidNameError:
+        return
+    root = "/srv/store/named"
+    resolved = os.path.normpath(os.path.join(root, name))
+    assert resolved.startswith(root + "/")
+    assert "\\" not in name
+    assert "\x00" not in name

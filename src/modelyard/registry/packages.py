@@ -416,6 +416,8 @@ def save(
         ConflictError: the target folder exists and is not empty.
         InvalidInputError: unknown flavor, bad signature or extra file name.
     """
+    if isinstance(model, LoadedModel):  # re-saving a loaded package: save what it wraps
+        model = model.raw
     registry, target_name = _registry_target(path_or_registry)
     if registry is not None:
         model_name = name or target_name
