@@ -150,3 +150,17 @@ def test_errors_name_the_problem() -> None:
             b'{"format": 1, "rows": 1, "features": [{"name": "a", "kind": "numeric",'
             b' "dtype": "float", "edges": [1.0], "counts": [1], "nulls": 0}]}'
         )
+
+
+def test_integer_columns_bin_like_their_float_copy(to_frame: Frame) -> None:
+    rng = np.random.default_rng(15)
+    ints = rng.integers(-50, 50, 3000)
+    ref = pd.DataFrame({"n": ints})
+    profile = build_profile(to_frame(ref), bins=7)
+    as_float = build_profile(ref.astype({"n": "float64"}), bins=7).features["n"]
+    assert profile.features["n"].edges == as_float.edges
+    new = pd.DataFrame({"n": rng.integers(-80, 80, 1000)})
+    got = profile.bin_counts(to_frame(new))["n"].tolist()
+    want = profile.bin_counts(new.astype({"n": "float64"}))["n"].tolist()
+    assert got == want
+    assert sum(got) == 1000
