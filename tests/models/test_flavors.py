@@ -138,6 +138,15 @@ def test_onnx_from_sklearn(iris: tuple[Any, Any], tmp_path: Path) -> None:
     assert model.signature["inputs"][0]["shape"] == [-1, 4]  # type: ignore[index]
 
 
+def test_onnx_from_sklearn_regressor(iris: tuple[Any, Any], tmp_path: Path) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    x, y = iris
+    reg = LinearRegression().fit(x, y)
+    model = mm.load(mm.save(reg, tmp_path / "pkg", flavor="onnx", input_example=x[:2]))
+    np.testing.assert_allclose(model.predict(x).ravel(), reg.predict(x), rtol=1e-4, atol=1e-4)
+
+
 def test_onnx_model_proto_with_named_output(tmp_path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper

@@ -126,4 +126,8 @@ def _convert_sklearn(model: Any, example: Any) -> Any:
     arr = as_array(example)
     if arr.dtype.kind == "f":
         arr = arr.astype("float32")
-    return skl2onnx.to_onnx(model, arr[:1], options={id(model): {"zipmap": False}})
+    from sklearn.base import is_classifier
+
+    # plain probability tensors rather than a list of dicts per row
+    options = {id(model): {"zipmap": False}} if is_classifier(model) else None
+    return skl2onnx.to_onnx(model, arr[:1], options=options)
