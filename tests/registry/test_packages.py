@@ -165,6 +165,11 @@ def test_same_versions_do_not_warn(package: Path) -> None:
 def test_signature_argument_is_checked(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="signature"):
         mm.save(Scaler(1.0), tmp_path / "pkg", signature={"x": 1})
+    with pytest.raises(InvalidInputError, match="JSON-able"):
+        mm.save(Scaler(1.0), tmp_path / "pkg", signature={"inputs": [{"name": object()}]})
+    contract = {"fields": [{"name": "age", "type": "int", "min": 0}]}
+    path = mm.save(Scaler(1.0), tmp_path / "contract", signature=contract)
+    assert mm.load(path).signature == contract
     sig = mm.infer_signature(np.zeros((2, 3), dtype=np.float32), np.zeros(2))
     path = mm.save(Scaler(1.0), tmp_path / "pkg", signature=sig)
     assert mm.load(path).signature == {

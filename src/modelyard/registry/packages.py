@@ -119,20 +119,32 @@ def infer_signature(input_example: Any, output_example: Any = None) -> dict[str,
 
 
 def _check_signature(signature: Any) -> dict[str, Any]:
-    if not isinstance(signature, Mapping) or not isinstance(signature.get("inputs"), list):
+    """Accept a tensor signature (``inputs``/``outputs``) or a contract one (``fields``)."""
+    ok = isinstance(signature, Mapping) and (
+        isinstance(signature.get("inputs"), list)
+        or isinstance(signature.get("fields"), list | dict)
+        or isinstance(signature.get("columns"), list | dict)
+    )
+    if not ok:
         raise InvalidInputError(
             f"signature {signature!r} is not of the form "
-            "{'inputs': [{'name', 'dtype', 'shape'}], 'outputs': [...]}",
+            "{'inputs': [{'name', 'dtype', 'shape'}], 'outputs': [...]} "
+            "or {'fields': [{'name', 'type', ...}]}",
             hint="pass input_example= to infer it, or build it with "
             "modelyard.models.infer_signature(x, y)",
             field="signature",
         )
     out = dict(signature)
-    out.setdefault("outputs", [])
+    if "inputs" in out:
+        out.setdefault("outputs", [])
     try:
         json.dumps(out)
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"signature is not JSON-able: {exc}", field="signature") from exc
+        raise InvalidInputError(
+            f"signature is not JSON-able: {exc}",
+            hint="use plain strings, numbers, lists and dicts",
+            field="signature",
+        ) from exc
     return out
 
 
