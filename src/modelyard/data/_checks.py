@@ -55,34 +55,11 @@ def _bound_number(spec_dtype: str, bound: Any) -> Any:
 def check_frame(
     contract: Contract, frame: Any, *, allow_extra: bool, max_examples: int, source: str | None
 ) -> ValidationReport:
-    import numpy as np
-
+    """Every violation of ``contract`` in ``frame``: rows, then columns in contract order."""
     fv = view(frame)
     report = ValidationReport(rows=fv.n_rows, columns=len(fv.columns), source=source)
     out = report.violations
-    k = max_examples
-    if contract.min_rows is not None and fv.n_rows < contract.min_rows:
-        out.append(
-            Violation(
-                None,
-                "row_count",
-                fv.n_rows,
-                f"{fv.n_rows} rows, fewer than min_rows = {contract.min_rows}",
-                expected={"min_rows": contract.min_rows},
-                actual=fv.n_rows,
-            )
-        )
-    if contract.max_rows is not None and fv.n_rows > contract.max_rows:
-        out.append(
-            Violation(
-                None,
-                "row_count",
-                fv.n_rows,
-                f"{fv.n_rows} rows, more than max_rows = {contract.max_rows}",
-                expected={"max_rows": contract.max_rows},
-                actual=fv.n_rows,
-            )
-        )
+    _check_rows(contract, fv.n_rows, out)
     present = set(fv.columns)
     for spec in contract.columns.values():
         if spec.name not in present:
@@ -100,76 +77,15 @@ def check_frame(
         col = fv.column(spec.name)
         type_ok = _dtype_ok(spec.dtype, col)
         if not type_ok:
-            bad = col.parse_failures(spec.dtype)
-            if bad is None:
-                bad = ~col.null_mask()
-                detail = ""
-            elif bad.any():
-                detail = f"; {int(np.count_nonzero(bad))} value(s) do not parse as {spec.dtype}"
-            else:
-                bad = ~col.null_mask()
-                detail = f"; every value parses as {spec.dtype}: convert the column"
-            count, ex = _examples(col, bad, k)
-            out.append(
-                Violation(
-                    spec.name,
-                    "dtype",
-                    count,
-                    f"column {spec.name!r}: expected dtype {spec.dtype}, got {col.kind} "
-                    f"({col.native}){detail}",
-                    ex,
-                    expected=spec.dtype,
-                    actual=col.kind,
-                )
-            )
+            _report_dtype(spec, col, out, max_examples)
         if not spec.nullable:
-            mask = col.null_mask()
-            if mask.any():
-                count, ex = _examples(col, mask, k)
-                out.append(
-                    Violation(
-                        spec.name,
-                        "nullable",
-                        count,
-                        f"column {spec.name!r}: {count} missing value(s) but nullable = false",
-                        ex,
-                        expected="no missing values",
-                        actual=count,
-                    )
-                )
+            _check_nulls(spec, col, out, max_examples)
         if type_ok and spec.dtype in RANGED and (spec.min is not None or spec.max is not None):
-            _check_range(spec, col, out, k)
-        if type_ok and spec.categories is not None and not col.all_in(spec.categories):
-            bad = ~col.isin(spec.categories)
-            count, ex = _examples(col, bad, k)
-            rows = np.flatnonzero(bad)[:1000].tolist()
-            unknown = sorted({str(v) for v in col.values_at(rows)})[:10]
-            out.append(
-                Violation(
-                    spec.name,
-                    "categories",
-                    count,
-                    f"column {spec.name!r}: {count} value(s) outside the allowed categories "
-                    f"(unknown: {', '.join(unknown)})",
-                    ex,
-                    expected=list(spec.categories),
-                    actual=unknown,
-                )
-            )
-        if spec.unique and col.has_duplicates():
-            bad = col.duplicated()
-            count, ex = _examples(col, bad, k)
-            out.append(
-                Violation(
-                    spec.name,
-                    "unique",
-                    count,
-                    f"column {spec.name!r}: {count} duplicate value(s) but unique = true",
-                    ex,
-                    expected="unique values",
-                    actual=count,
-                )
-            )
+            _check_range(spec, col, out, max_examples)
+        if type_ok and spec.categories is not None:
+            _check_categories(spec, col, out, max_examples)
+        if spec.unique:
+            _check_unique(spec, col, out, max_examples)
     if not allow_extra:
         for name in fv.columns:
             if name not in contract.columns:
@@ -185,6 +101,118 @@ def check_frame(
                     )
                 )
     return report
+
+
+def _check_rows(contract: Contract, n_rows: int, out: list[Violation]) -> None:
+    if contract.min_rows is not None and n_rows < contract.min_rows:
+        out.append(
+            Violation(
+                None,
+                "row_count",
+                n_rows,
+                f"{n_rows} rows, fewer than min_rows = {contract.min_rows}",
+                expected={"min_rows": contract.min_rows},
+                actual=n_rows,
+            )
+        )
+    if contract.max_rows is not None and n_rows > contract.max_rows:
+        out.append(
+            Violation(
+                None,
+                "row_count",
+                n_rows,
+                f"{n_rows} rows, more than max_rows = {contract.max_rows}",
+                expected={"max_rows": contract.max_rows},
+                actual=n_rows,
+            )
+        )
+
+
+def _report_dtype(spec: ColumnSpec, col: ColumnView, out: list[Violation], k: int) -> None:
+    """A wrong dtype; for text where numbers or datetimes belong, count what does not parse."""
+    import numpy as np
+
+    bad = col.parse_failures(spec.dtype)
+    if bad is None:
+        bad = ~col.null_mask()
+        detail = ""
+    elif bad.any():
+        detail = f"; {int(np.count_nonzero(bad))} value(s) do not parse as {spec.dtype}"
+    else:
+        bad = ~col.null_mask()
+        detail = f"; every value parses as {spec.dtype}: convert the column"
+    count, ex = _examples(col, bad, k)
+    out.append(
+        Violation(
+            spec.name,
+            "dtype",
+            count,
+            f"column {spec.name!r}: expected dtype {spec.dtype}, got {col.kind} "
+            f"({col.native}){detail}",
+            ex,
+            expected=spec.dtype,
+            actual=col.kind,
+        )
+    )
+
+
+def _check_nulls(spec: ColumnSpec, col: ColumnView, out: list[Violation], k: int) -> None:
+    mask = col.null_mask()
+    if not mask.any():
+        return
+    count, ex = _examples(col, mask, k)
+    out.append(
+        Violation(
+            spec.name,
+            "nullable",
+            count,
+            f"column {spec.name!r}: {count} missing value(s) but nullable = false",
+            ex,
+            expected="no missing values",
+            actual=count,
+        )
+    )
+
+
+def _check_categories(spec: ColumnSpec, col: ColumnView, out: list[Violation], k: int) -> None:
+    import numpy as np
+
+    allowed: tuple[Any, ...] = spec.categories or ()
+    if col.all_in(allowed):
+        return
+    bad = ~col.isin(allowed)
+    count, ex = _examples(col, bad, k)
+    rows = np.flatnonzero(bad)[:1000].tolist()
+    unknown = sorted({str(v) for v in col.values_at(rows)})[:10]
+    out.append(
+        Violation(
+            spec.name,
+            "categories",
+            count,
+            f"column {spec.name!r}: {count} value(s) outside the allowed categories "
+            f"(unknown: {', '.join(unknown)})",
+            ex,
+            expected=list(allowed),
+            actual=unknown,
+        )
+    )
+
+
+def _check_unique(spec: ColumnSpec, col: ColumnView, out: list[Violation], k: int) -> None:
+    if not col.has_duplicates():
+        return
+    count, ex = _examples(col, col.duplicated(), k)
+    out.append(
+        Violation(
+            spec.name,
+            "unique",
+            count,
+            f"column {spec.name!r}: {count} duplicate value(s) but unique = true",
+            ex,
+            expected="unique values",
+            actual=count,
+        )
+    )
 
 
 def _check_range(spec: ColumnSpec, col: ColumnView, out: list[Violation], k: int) -> None:
