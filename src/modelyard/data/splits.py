@@ -61,13 +61,14 @@ def _check_ids(train: ColumnView, test: ColumnView, report: ValidationReport, k:
         {"row": int(r), "value": v} for r, v in zip(idx[:k].tolist(), values[:k], strict=True)
     )
     ids_text = f"{distinct} distinct id(s), " if distinct is not None else ""
+    shown = list(dict.fromkeys(repr(v) for v in values))[:5]
     report.violations.append(
         Violation(
             test.name,
             "id_overlap",
             rows,
             f"id column {test.name!r}: {rows} test row(s) ({ids_text}e.g. "
-            f"{', '.join(repr(e['value']) for e in examples)}) share an id with the train split",
+            f"{', '.join(shown)}) share an id with the train split",
             examples,
             expected="no id in both splits",
             actual={"rows": rows, "distinct_ids": distinct},
