@@ -273,3 +273,34 @@ def test_a_loaded_model_can_be_saved_again(package: Path, tmp_path: Path) -> Non
     again = mm.load(mm.save(loaded, tmp_path / "copy"))
     assert again.flavor == "sklearn"
     np.testing.assert_allclose(again.predict([[1.0, 2.0]]), loaded.predict([[1.0, 2.0]]))
+
+
+def test_infer_signature_of_frames_and_records() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "age": [1, 2],
+            "city": pd.Series(["a", "b"], dtype="category"),
+            "name": ["x", "y"],
+            "score": [0.5, 1.5],
+        }
+    )
+    sig = mm.infer_signature(frame, np.array([0, 1]))
+    assert sig["inputs"] == [
+        {"name": "age", "dtype": "int64", "shape": [-1]},
+        {"name": "city", "dtype": "str", "shape": [-1]},
+        {"name": "name", "dtype": "str", "shape": [-1]},
+        {"name": "score", "dtype": "float64", "shape": [-1]},
+    ]
+    assert sig["outputs"] == [{"name": "output", "dtype": "int64", "shape": [-1]}]
+    records = mm.infer_signature([{"a": 1.0, "b": 2}], None)
+    assert records == {
+        "inputs": [
+            {"name": "a", "dtype": "float64", "shape": [-1]},
+            {"name": "b", "dtype": "int64", "shape": [-1]},
+        ],
+        "outputs": [],
+    }
+    tensors = mm.infer_signature({"ids": np.zeros((2, 5), dtype=np.int32)})
+    assert tensors["inputs"] == [{"name": "ids", "dtype": "int32", "shape": [-1, 5]}]

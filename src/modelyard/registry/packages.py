@@ -82,8 +82,7 @@ def _describe(value: Any, default_name: str) -> list[dict[str, Any]]:
         value = value.to_pandas()
     if hasattr(value, "dtypes") and hasattr(value, "columns"):  # pandas DataFrame
         return [
-            {"name": str(c), "dtype": _dtype_name(value[c].dtype), "shape": [-1]}
-            for c in value.columns
+            {"name": str(c), "dtype": _column_dtype(value[c]), "shape": [-1]} for c in value.columns
         ]
     if isinstance(value, Mapping):
         return [_tensor_spec(str(k), v) for k, v in value.items()]
@@ -100,6 +99,13 @@ def _tensor_spec(name: str, value: Any) -> dict[str, Any]:
     arr = as_array(value)
     shape = [-1, *(int(d) for d in arr.shape[1:])] if arr.ndim else []
     return {"name": name, "dtype": _dtype_name(arr.dtype), "shape": shape}
+
+
+def _column_dtype(column: Any) -> str:
+    dtype = column.dtype
+    if str(dtype) == "category":  # describe the values, not the pandas container
+        return _dtype_name(dtype.categories.dtype)
+    return _dtype_name(dtype)
 
 
 def _dtype_name(dtype: Any) -> str:

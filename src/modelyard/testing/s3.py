@@ -95,7 +95,7 @@ def _log_tail(path: Path) -> str:
 
 @contextlib.contextmanager
 def moto_s3_server(
-    *, start_timeout_s: float = 30.0, stop_timeout_s: float = 10.0
+    *, start_timeout_s: float = 60.0, stop_timeout_s: float = 10.0
 ) -> Iterator[S3Server]:
     """Start ``python -m moto.server`` on 127.0.0.1 with an ephemeral port; stop it on exit.
 
