@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from modelyard.evaluate.gate import Gate, GateVerdict
@@ -234,3 +236,36 @@ def test_verdict_prints_a_table_on_a_terminal_and_text_elsewhere() -> None:
     plain = Console(record=True, force_terminal=False, width=200)
     v.print(plain)
     assert plain.export_text().startswith("gate FAILED: roc_auc = ")
+
+
+class _Regressor:
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+    def predict(self, frame: Any) -> np.ndarray:
+        return self.values[frame["row"].to_numpy()]
+
+
+def test_regression_gate_treats_lower_error_as_better() -> None:
+    rng = np.random.default_rng(0)
+    n = 1000
+    y = rng.normal(size=n)
+    frame = pd.DataFrame({"row": np.arange(n), "target": y})
+    good = _Regressor(y + rng.normal(0, 0.3, n))
+    bad = _Regressor(y + rng.normal(0, 0.9, n))
+    policy = GatePolicy(
+        task="regression",
+        thresholds={"rmse": ("<=", 0.5), "r2": (">=", 0.5)},
+        margin={"metric": "mae", "n_resamples": 300},
+    )
+    better = Gate(policy).evaluate(good, frame, target="target", production=bad)
+    assert better.passed
+    assert better.metrics["rmse"] < 0.5
+    margin = next(r for r in better.rules if r.rule == "margin")
+    assert margin.evidence["improvement"] > 0
+    worse = Gate(policy).evaluate(bad, frame, target="target", production=good)
+    assert {r.name for r in worse.failures} == {
+        "rmse <= 0.5",
+        "r2 >= 0.5",
+        "margin mae over production",
+    }
