@@ -9,7 +9,7 @@ again.
   reference (``bins`` quantile bins, 20 by default) plus a bin below the reference minimum and
   one above its maximum, so the outer bins run to -inf and +inf and hold 0 reference rows. Bins
   are left-closed: ``[e_i, e_i+1)``. Quantiles come from an evenly strided sample of at most
-  65,536 values; the counts are exact.
+  32,768 values (edges need not be exact quantiles); the counts are exact.
 * Categorical features (string, bool): counts of the ``categorical_max`` most frequent values
   and an ``other`` bucket for the rest (and for values first seen in live data).
 * Every feature also counts its missing values; the count vectors (:meth:`FeatureProfile.vector`)
@@ -50,7 +50,7 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 FORMAT_VERSION = 1
-_SAMPLE_MAX = 65_536
+_SAMPLE_MAX = 32_768
 _NUMERIC = ("int", "float")
 _CATEGORICAL = ("string", "bool")
 
@@ -334,7 +334,7 @@ def _numeric_profile(col: ColumnView, bins: int) -> FeatureProfile:
     if arr.size == 0:
         edges: tuple[float, ...] = ()
     else:
-        step = max(1, arr.size // _SAMPLE_MAX)
+        step = -(-arr.size // _SAMPLE_MAX)  # ceil: the sample never exceeds _SAMPLE_MAX
         # sorting the sample once is faster than np.quantile's partition on many quantiles
         sample = np.sort(arr[::step].astype(np.float64))
         pos = np.linspace(0.0, 1.0, bins + 1)[1:-1] * (sample.size - 1)
