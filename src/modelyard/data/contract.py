@@ -489,7 +489,6 @@ def _coerce_bound(dtype: str, v: Any) -> Any:
 
 def infer_contract(
     frame: Any,
-    *,
     name: str | None = None,
     categorical_max: int = 50,
     unique: bool | Iterable[str] | None = None,
