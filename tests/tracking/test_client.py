@@ -242,3 +242,23 @@ def test_reads_see_buffered_records(client: TrackingClient) -> None:
     assert found.params == {"lr": "0.1"}
     assert found.status == "RUNNING"
     run.end()
+
+
+def test_threads_log_into_one_run(sqlite_client: TrackingClient) -> None:
+    import threading
+
+    run = sqlite_client.start_run(capture_lineage=False)
+    sqlite_client.flush_every = 100
+
+    def work(worker: int) -> None:
+        for step in range(1_500):
+            run.log_metric(f"w{worker}", float(step), step=step)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run.end()
+    assert _count(sqlite_client, schema.metrics, run.id) == 6_000
+    assert sqlite_client.get_run(run.id).metrics == {f"w{i}": 1_499.0 for i in range(4)}

@@ -139,6 +139,37 @@ def test_child_process_exit_paths(
     _check_child_run(sqlite_client, _run_child(sqlite_settings, tail), status)
 
 
+def test_client_run_left_open_is_flushed_at_exit(
+    sqlite_settings,  # type: ignore[no-untyped-def]
+    sqlite_client: TrackingClient,
+) -> None:
+    code = textwrap.dedent(
+        """
+        from modelyard.config import load_settings
+        from modelyard.tracking.client import TrackingClient
+        run = TrackingClient.from_settings(load_settings()).start_run(experiment="c")
+        print(run.id, flush=True)
+        for step in range(1_234):
+            run.log_metric("m", float(step), step=step)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        env=_child_env(sqlite_settings),
+        cwd=sqlite_settings.project_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    run_id = proc.stdout.split()[0]
+    info = sqlite_client.get_run(run_id)
+    assert info.status == "RUNNING"  # only the fluent API ends runs at exit
+    assert info.metrics == {"m": 1_233.0}
+    assert len(sqlite_client.metric_history(run_id, "m")) == 1_234
+    assert info.lineage["environment"]["python"]  # captured in the background, stored at exit
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_forked_child_neither_duplicates_nor_ends_the_parent_run(
     sqlite_client: TrackingClient,

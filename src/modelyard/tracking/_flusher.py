@@ -30,7 +30,7 @@ class Flushable(Protocol):
 
     id: str
 
-    def flush(self) -> None: ...
+    def flush(self, *, wait_lineage: bool = False) -> None: ...
 
 
 class _Flusher:
@@ -49,7 +49,7 @@ class _Flusher:
         with self._lock:
             self._runs[run.id] = run
             if not self._atexit:
-                atexit.register(self.flush_all)
+                atexit.register(self.flush_all, at_exit=True)
                 self._atexit = True
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
@@ -71,13 +71,17 @@ class _Flusher:
         """Flush soon: a buffer reached its size threshold."""
         self._wake.set()
 
-    def flush_all(self) -> None:
-        """Flush every registered run now; failures are logged, the records kept for a retry."""
+    def flush_all(self, *, at_exit: bool = False) -> None:
+        """Flush every registered run now; failures are logged, the records kept for a retry.
+
+        Args:
+            at_exit: also wait for lineage still being captured, so that it is stored.
+        """
         with self._lock:
             runs = list(self._runs.values())
         for run in runs:
             try:
-                run.flush()
+                run.flush(wait_lineage=at_exit)
             except Exception:  # one run's failure must not stop the others being written
                 _log.exception("could not flush buffered run records", extra={"run_id": run.id})
 

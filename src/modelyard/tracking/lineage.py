@@ -32,7 +32,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GIT_CACHE_TTL_S", "capture", "capture_environment", "capture_git", "clear_cache"]
+__all__ = [
+    "GIT_CACHE_TTL_S",
+    "capture",
+    "capture_cached",
+    "capture_environment",
+    "capture_git",
+    "clear_cache",
+]
 
 GIT_CACHE_TTL_S = 1.0
 _GIT_TIMEOUT_S = 10.0
@@ -65,6 +72,23 @@ def capture(project_root: str | Path | None = None) -> dict[str, Any]:
     out = capture_git(project_root)
     out["environment"] = capture_environment()
     return out
+
+
+def capture_cached(project_root: str | Path | None = None) -> dict[str, Any] | None:
+    """What :func:`capture` would return, if it can be answered from the caches alone.
+
+    Returns None when git must be run or the environment is not computed yet: the caller can
+    then capture in a background thread instead of waiting.
+    """
+    root = str(Path(project_root) if project_root is not None else Path.cwd())
+    with _lock:
+        hit = _git_cache.get(root)
+        env = _environment
+    if hit is None or env is None or time.monotonic() - hit[0] >= GIT_CACHE_TTL_S:
+        return None
+    if not env["gpu"] and "torch" in sys.modules:
+        return None
+    return {**hit[1], "environment": dict(env)}
 
 
 def capture_git(project_root: str | Path | None = None) -> dict[str, Any]:

@@ -393,6 +393,12 @@ class Run:
     def _start_lineage(self, project_root: Path) -> None:
         from modelyard.tracking import lineage
 
+        cached = lineage.capture_cached(project_root)
+        if cached is not None:  # nothing to wait for: no thread
+            with self._lock:
+                self._lineage_pending = cached
+            return
+
         def capture() -> None:
             try:
                 info = lineage.capture(project_root)
@@ -406,14 +412,24 @@ class Run:
         self._lineage_thread = thread
         thread.start()
 
+    def _join_lineage(self) -> None:
+        thread = self._lineage_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=30.0)
+
     # ------------------------------------------------------------------ flushing and ending
-    def flush(self) -> None:
+    def flush(self, *, wait_lineage: bool = False) -> None:
         """Write every buffered record now, in one transaction.
+
+        Args:
+            wait_lineage: first wait (up to 30 s) for lineage still being captured.
 
         Raises:
             ModelyardError: the store refused the write; the records stay buffered and are
                 retried by the next flush.
         """
+        if wait_lineage:
+            self._join_lineage()
         with self._flush_lock:
             with self._lock:
                 metrics, self._metrics = self._metrics, []
@@ -540,9 +556,7 @@ class Run:
                 return
             self._ended = True
             self._status = status
-        thread = self._lineage_thread
-        if thread is not None:
-            thread.join(timeout=30.0)
+        self._join_lineage()
         with self._lock:
             self._final = (status, time.time())
         self.flush()
