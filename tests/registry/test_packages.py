@@ -226,18 +226,31 @@ def test_save_to_registry_and_load_by_alias(registry: Any, tmp_path: Path) -> No
     assert len(list(cache.iterdir())) == 2
 
 
-def test_registry_cache_is_verified_on_every_load(registry: Any, tmp_path: Path) -> None:
+def test_registry_cache_is_verified_and_healed(
+    registry: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     version = mm.save(Scaler(3.0), registry, name="scaler")
     cache = tmp_path / "cache"
     model = mm.load("scaler:1", registry=registry, cache_dir=cache)
-    (model.path / "model" / "params.json").write_text('{"factor": 100.0}')
-    with pytest.raises(IntegrityError, match=r"params\.json"):
-        mm.load("scaler:1", registry=registry, cache_dir=cache)
-    # a damaged cached manifest is noticed and the package downloaded again
+    params = model.path / "model" / "params.json"
+    params.write_text('{"factor": 100.0}')  # tampered cache: noticed, downloaded again
+    with caplog.at_level(logging.WARNING, logger="modelyard"):
+        again = mm.load("scaler:1", registry=registry, cache_dir=cache)
+    assert any("failed verification" in r.getMessage() for r in caplog.records)
+    np.testing.assert_allclose(again.predict([[1.0, 1.0]]), [6.0])
+    assert json.loads(params.read_text()) == {"factor": 3.0}
+    # a damaged cached manifest is noticed too
     (cache / version.manifest_sha256 / "modelyard.json").write_text("{}")
-    (model.path / "model" / "params.json").unlink()
+    params.unlink()
     again = mm.load("scaler:1", registry=registry, cache_dir=cache)
     np.testing.assert_allclose(again.predict([[1.0, 1.0]]), [6.0])
+    # but bytes changed in the artifact store itself are an error, never served
+    sha = version.files["model/params.json"]
+    obj = Path(registry.artifact_store.uri(sha).removeprefix("file://"))
+    obj.write_text('{"factor": 100.0}')
+    params.unlink()
+    with pytest.raises(IntegrityError, match=sha):
+        mm.load("scaler:1", registry=registry, cache_dir=cache)
 
 
 def test_registry_save_needs_a_name_and_missing_refs(registry: Any, tmp_path: Path) -> None:

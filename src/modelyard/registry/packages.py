@@ -668,9 +668,20 @@ def load(
     version = None
     if isinstance(path_or_uri, str) and _is_registry_ref(path_or_uri, registry):
         folder, version = _fetch_from_registry(path_or_uri, registry, cache_dir)
+        try:
+            manifest = verify_package(folder)
+        except IntegrityError:
+            # the cached copy was changed or partly deleted: the registry is the source of truth
+            _log.warning(
+                "cached model package failed verification; downloading it again",
+                extra={"model": version.name, "version": version.version, "path": str(folder)},
+            )
+            shutil.rmtree(folder, ignore_errors=True)
+            folder, version = _fetch_from_registry(path_or_uri, registry, cache_dir)
+            manifest = verify_package(folder)
     else:
         folder = Path(path_or_uri)
-    manifest = verify_package(folder)
+        manifest = verify_package(folder)
     flavor = get_flavor(str(manifest.get("flavor")))
     _check_versions(manifest, folder)
     raw = flavor.load(folder, dict(manifest.get("flavor_options") or {}), manifest["files"], trust)
