@@ -330,3 +330,24 @@ def test_valid_names_never_leave_the_root(name: str) -> None:
     assert resolved.startswith(root + "/")
     assert "\\" not in name
     assert "\x00" not in name
+
+
+def test_generic_fsspec_filesystem_uploads_then_moves(tmp_path: Path) -> None:
+    from fsspec.implementations.local import LocalFileSystem
+
+    root = str(tmp_path / "generic")
+    store = ArtifactStore(root, fs=LocalFileSystem(), root=root, protocol="file")
+    ref = store.put_bytes(b"via a temp key")
+    assert (
+        ref.uri
+        == (
+            tmp_path / "generic" / "objects" / ref.sha256[:2] / ref.sha256[2:4] / ref.sha256
+        ).as_uri()
+    )
+    assert store.get_bytes(ref.sha256) == b"via a temp key"
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"file via a temp key")
+    assert store.get_bytes(store.put_file(src).sha256) == b"file via a temp key"
+    store.write_named("logs/a.txt", b"n")
+    assert store.list_named("logs/") == ["logs/a.txt"]
+    assert list((tmp_path / "generic" / "tmp").iterdir()) == []
