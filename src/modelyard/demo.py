@@ -351,6 +351,7 @@ def _reasons(message: str) -> list[str]:
 
 def _serve(story: _Story, home: Path, settings: Any, data_mod: Any) -> dict[str, Any]:
     import importlib.util
+    import subprocess
 
     missing = [m for m in ("httptools", "uvloop") if importlib.util.find_spec(m) is None]
     try:
@@ -374,6 +375,7 @@ def _serve(story: _Story, home: Path, settings: Any, data_mod: Any) -> dict[str,
             "MODELYARD_LOG_LEVEL": "WARNING",
         },
         ready_timeout_s=60.0,
+        stdout=subprocess.DEVNULL,  # stdout is the story's (or --json's); logs stay on stderr
     )
     facts: dict[str, Any] = {}
     try:
