@@ -600,3 +600,19 @@ def test_a_data_source_matching_nothing_is_a_config_error(
     mod = project_modules.write("flow", FLOW.format(imports="", expr="x"))
     with pytest.raises(ConfigError, match=r"'nope/\*\.csv' matches no file"):
         mod.flow.run(settings=s, c=str(tmp_path / "c"), if_changed=True)
+
+
+@modelyard.step
+def echo(value: bool) -> bool:
+    return value
+
+
+@modelyard.pipeline
+def clashing(force: bool = False) -> Any:
+    return echo(value=force)
+
+
+def test_parameters_named_like_run_options_go_through_params(sqlite_settings: Any) -> None:
+    result = clashing.run(settings=sqlite_settings, params={"force": True})
+    assert result.params == {"force": True}
+    assert result.output() is True

@@ -427,7 +427,8 @@ class Pipeline:
         resume: str | None = None,
         if_changed: bool = False,
         progress: Any = None,
-        **params: Any,
+        params: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> PipelineResult:
         """Build, check and run the pipeline; every run is tracked.
 
@@ -443,7 +444,9 @@ class Pipeline:
                 changed since the last successful run; else return a result with status
                 ``UNCHANGED`` and no run.
             progress: a progress reporter (see :mod:`modelyard.pipeline.progress`).
-            **params: pipeline parameters.
+            params: pipeline parameters as a dict (for names that clash with the options
+                above, such as a parameter called ``force``).
+            **kwargs: pipeline parameters.
 
         Returns:
             The :class:`~modelyard.pipeline.runner.PipelineResult`.
@@ -455,7 +458,7 @@ class Pipeline:
 
         return run_pipeline(
             self,
-            params,
+            {**(params or {}), **kwargs},
             settings=settings,
             executor=executor,
             force=force,

@@ -280,7 +280,11 @@ def run_pipeline(
     from modelyard.pipeline import triggers
 
     code_digest = triggers.code_digest(codes)
-    data_files = triggers.data_fingerprints(settings.project_root, settings.pipeline.data_sources)
+    data_files = triggers.data_fingerprints(
+        settings.project_root,
+        settings.pipeline.data_sources,
+        memo_path=settings.resolved_home / "cache" / "data-fingerprints.json",
+    )
     reasons: list[str] = []
     if if_changed:
         reasons = triggers.changes_since_last_success(

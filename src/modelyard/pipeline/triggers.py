@@ -40,13 +40,31 @@ def combine(files: dict[str, str]) -> str:
     return h.hexdigest()
 
 
-def data_fingerprints(project_root: Path, patterns: list[str]) -> dict[str, str]:
+def data_fingerprints(
+    project_root: Path, patterns: list[str], *, memo_path: Path | None = None
+) -> dict[str, str]:
     """Content sha256 of every file matched by ``patterns``; relative posix path -> sha256.
+
+    Args:
+        project_root: relative patterns are globs under it.
+        patterns: paths or globs.
+        memo_path: a JSON file remembering (size, mtime) -> sha256 per file, so that an
+            unchanged large file is not read again on every run.
 
     Raises:
         ConfigError: a pattern matches no file (a typo would otherwise never trigger).
     """
+    import orjson
+
     out: dict[str, str] = {}
+    if not patterns:
+        return out
+    memo: dict[str, list[Any]] = {}
+    if memo_path is not None and memo_path.is_file():
+        try:
+            memo = dict(orjson.loads(memo_path.read_bytes()))
+        except (orjson.JSONDecodeError, TypeError, ValueError):
+            memo = {}
     root = project_root.resolve()
     for pattern in patterns:
         path = Path(pattern)
@@ -67,7 +85,19 @@ def data_fingerprints(project_root: Path, patterns: list[str]) -> dict[str, str]
                 rel = m.resolve().relative_to(root).as_posix()
             except ValueError:
                 rel = m.resolve().as_posix()
+            stat = m.stat()
+            seen = memo.get(str(m.resolve()))
+            if seen is not None and seen[:2] == [stat.st_size, stat.st_mtime_ns]:
+                out[rel] = str(seen[2])
+                continue
             out[rel] = _sha256_file(m)
+            memo[str(m.resolve())] = [stat.st_size, stat.st_mtime_ns, out[rel]]
+    if memo_path is not None:
+        try:
+            memo_path.parent.mkdir(parents=True, exist_ok=True)
+            memo_path.write_bytes(orjson.dumps(memo))
+        except OSError:  # a read-only home: hash again next time
+            pass
     return out
 
 

@@ -51,7 +51,17 @@ class _Child:
         self.process = process
         self.conn = conn
         self.started = started
-        self.deadline = started + task.timeout_s if task.timeout_s else None
+        # until the child says it started the step, allow for the process start-up too
+        self.deadline = started + STARTUP_GRACE_S + task.timeout_s if task.timeout_s else None
+
+    def step_started(self, now: float) -> None:
+        if self.task.timeout_s:
+            self.deadline = now + self.task.timeout_s
+
+
+# How long a child may take to start (forkserver, unpickling the step) before its timeout runs.
+STARTUP_GRACE_S = 60.0
+_STARTED = "started"
 
 
 # Libraries whose native thread pools do not survive fork(): with one of them loaded, children
@@ -60,6 +70,7 @@ FORK_UNSAFE_MODULES = ("polars", "jax", "tensorflow")
 
 
 def _child_main(task: StepTask, store: ArtifactStore, memo: dict[str, Any], conn: Any) -> None:
+    conn.send(_STARTED)
     result = run_attempt(task, store, memo)
     result.exception = None  # exceptions may not pickle; the text travels instead
     conn.send(result)
@@ -76,6 +87,7 @@ def _served_child_main(node_id: str, payload: bytes, store: ArtifactStore, conn:
             node_id, ok=False, error_type=type(exc).__name__, error=f"cannot load the step: {exc}"
         )
     else:
+        conn.send(_STARTED)
         result = run_attempt(task, store, None)
     result.exception = None
     conn.send(result)
@@ -214,21 +226,30 @@ class LocalExecutor:
         now = time.perf_counter()
         for child in list(self._children):
             if id(child.conn) in ready or id(child.process.sentinel) in ready:
-                out.append(self._collect(child))
+                result = self._receive(child, now)
+                if result is not None or not child.process.is_alive():
+                    out.append(self._collect(child, result))
             elif child.deadline is not None and now >= child.deadline:
                 out.append(self._kill(child))
         return out
 
-    def _collect(self, child: _Child) -> Completed:
-        self._children.remove(child)
-        result: Completed | None = None
+    @staticmethod
+    def _receive(child: _Child, now: float) -> Completed | None:
+        """Read what the child sent: the start signal (its timeout starts now), a result."""
         try:
-            if child.conn.poll():
-                result = child.conn.recv()
+            while child.conn.poll():
+                message = child.conn.recv()
+                if message == _STARTED:
+                    child.step_started(now)
+                    continue
+                return message  # type: ignore[no-any-return]
         except (EOFError, OSError):
-            result = None
-        finally:
-            child.conn.close()
+            return None
+        return None
+
+    def _collect(self, child: _Child, result: Completed | None) -> Completed:
+        self._children.remove(child)
+        child.conn.close()
         child.process.join()
         if result is not None:
             return result
