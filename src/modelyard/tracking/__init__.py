@@ -3,7 +3,8 @@
 - :mod:`modelyard.tracking.fluent`: ``modelyard.start_run()``, ``log_metric`` and friends.
 - :mod:`modelyard.tracking.client`: :class:`TrackingClient` over explicit stores.
 - :mod:`modelyard.tracking.run`: :class:`Run`, the live run with buffered writes.
-- :mod:`modelyard.tracking.search`: the filter grammar and its SQL compilation.
+- :mod:`modelyard.tracking.grammar`: the search filter grammar (parser with pointed errors).
+- :mod:`modelyard.tracking.search`: a search compiled to one SQL query; page tokens.
 - :mod:`modelyard.tracking.lineage`: ``capture(project_root)``: git state and environment.
 - :mod:`modelyard.tracking.fingerprint`: ``fingerprint_frame(frame)``: content hashes of data.
 
