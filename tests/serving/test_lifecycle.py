@@ -221,7 +221,7 @@ def test_slow_request_times_out_with_504(server_factory: Callable[..., ServerHan
 def test_logs_are_json_lines_from_front_and_workers(
     server_factory: Callable[..., ServerHandle], tmp_path: Path
 ) -> None:
-    h = server_factory("Picky", workers=2)
+    h = server_factory("Picky", workers=2, env={"MODELYARD_LOG_LEVEL": "DEBUG"})
     r = httpx.post(
         f"{h.url}/v1/models/picky:predict",
         json={"instances": [[13]]},
@@ -237,6 +237,11 @@ def test_logs_are_json_lines_from_front_and_workers(
     front = [line for line in lines if line["logger"] == "modelyard.serving"]
     assert any(line["msg"] == "ready" and line["model"] == "picky" for line in front)
     assert all({"ts", "level", "logger", "msg"} <= set(line) for line in lines)
+    access = [line for line in front if line["msg"] == "request"]
+    mine = next(line for line in access if line["request_id"] == "log-me")
+    assert mine["status"] == 422
+    assert mine["route"] == "/v1/models/{name}:predict"
+    assert (mine["model"], mine["version"]) == ("picky", "1")
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="PID namespaces are Linux-only")

@@ -350,8 +350,11 @@ class Batcher:
         full = self._rows_queued_at_least(self.max_batch_size)
         due = oldest is not None and now - oldest.enqueued >= self.max_wait_s
         if full or due:
-            for w in workers:
-                if w.ready and len(w.batches) < PIPELINE_DEPTH and self.queued:
+            # the worker whose batch started first is likely to be free first
+            busy = [w for w in workers if w.ready and len(w.batches) < PIPELINE_DEPTH]
+            busy.sort(key=lambda w: next(iter(w.batches), 0))
+            for w in busy:
+                if self.queued:
                     self._dispatch(w)
         if self.queued and self._timer is None and oldest is not None:
             delay = max(0.0, oldest.enqueued + self.max_wait_s - now)

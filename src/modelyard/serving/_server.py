@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import os
 import signal
 import socket
@@ -101,6 +102,7 @@ class Server:
         self._registry: Any = None
         self._openapi: bytes = b""
         self._started = time.monotonic()
+        self._access_log = False
 
     # ------------------------------------------------------------------ lifecycle
     def run(self, sock: socket.socket | None = None) -> int:
@@ -139,6 +141,9 @@ class Server:
         self.metrics.workers_alive = b.alive
         self.metrics.ready = self.ready
         self._registry = self.metrics.registry()
+        # one line per request only at DEBUG: at 10k req/s an access log would cost more than
+        # the request itself
+        self._access_log = log.isEnabledFor(logging.DEBUG)
         self._install_base_routes()
         for signum in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -346,7 +351,21 @@ class Server:
             hdrs += headers
         req.respond(status, body, content_type, hdrs)
         self.inflight -= 1
-        self.metrics.observe_request(route, status, time.monotonic() - req.t0, len(req.body))
+        seconds = time.monotonic() - req.t0
+        self.metrics.observe_request(route, status, seconds, len(req.body))
+        if self._access_log:
+            log.debug(
+                "request",
+                extra={
+                    "request_id": req.request_id,
+                    "method": req.method,
+                    "route": route,
+                    "status": status,
+                    "latency_ms": round(seconds * 1000, 3),
+                    "model": self.name,
+                    "version": self.version,
+                },
+            )
 
     def _error(self, req: Request, exc: ModelyardError, route: str | None = None) -> None:
         body = exc.to_dict()
