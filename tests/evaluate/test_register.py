@@ -56,6 +56,7 @@ def test_first_pass_becomes_production_then_candidate_then_refusal(settings: Any
     stored = GateVerdict.from_dict(first.version.extra["gate"])
     assert stored.passed
     assert first.version.extra["note"] == "first"
+    assert first.version.flavor == "sklearn"
     assert [r.status for r in stored.rules if r.rule == "margin"] == ["skip"]
     history = registry.alias_history("scorer", "production")
     assert history[-1].reason is not None

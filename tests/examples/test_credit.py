@@ -154,6 +154,8 @@ def test_pipeline_registers_v1_as_production(trained: dict[str, Any]) -> None:
     }
     assert {"extra/contract.toml", "extra/profile.json", "modelyard.json"} <= set(v1.files)
     assert v1.extra["features"] == data.FEATURES
+    assert v1.flavor == "sklearn"
+    assert [i["name"] for i in v1.signature["inputs"]] == data.FEATURES
     assert v1.extra["metrics"]["roc_auc"] == pytest.approx(first.metrics["roc_auc"])
 
 

@@ -806,6 +806,13 @@ def evaluate_and_register(
                 if flavor is not None:
                     kwargs["flavor"] = flavor
                 package = models.save(candidate, folder, **kwargs)
+        if flavor is None or signature is None:
+            # record what the package says about itself, so the version row is complete
+            from modelyard.registry.packages import read_manifest
+
+            manifest = read_manifest(package)
+            flavor = flavor or manifest.get("flavor")
+            signature = signature if signature is not None else manifest.get("signature")
         version = registry.register_version(
             name,
             package,
