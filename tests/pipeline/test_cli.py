@@ -145,3 +145,23 @@ def test_missing_entrypoint_and_bad_module(tmp_path: Path) -> None:
     missing = _run(root, "nowhere:train")
     assert missing.returncode == 4
     assert "pipeline module 'nowhere' not found" in missing.stderr
+
+
+def test_project_option_runs_a_project_from_another_folder(project: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
+    env["CI"] = "true"
+    done = subprocess.run(
+        [sys.executable, "-m", "modelyard.cli", "run", "--project", str(project), "--json"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ran"] == ["load", "score"]
+    assert (project / ".modelyard" / "modelyard.db").is_file()
+    assert not (elsewhere / ".modelyard").exists()

@@ -54,6 +54,10 @@ def run_command(
         str | None,
         typer.Option("--resume", help="resume a failed pipeline run by its id (or id prefix)"),
     ] = None,
+    project: Annotated[
+        str | None,
+        typer.Option("--project", help="the project folder (default: found from the cwd)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Run a pipeline: cached steps are reused, every run is tracked."""
@@ -66,7 +70,16 @@ def run_command(
     from modelyard.pipeline.progress import LiveProgress, LogProgress, summary_text
     from modelyard.pipeline.runner import run_pipeline
 
-    settings = state.settings()
+    if project is not None:
+        from pathlib import Path
+
+        from modelyard.errors import NotFoundError
+
+        if not Path(project).is_dir():
+            raise NotFoundError(f"project folder {project!r} does not exist")
+        settings = state.settings(start=Path(project))
+    else:
+        settings = state.settings()
     target = entrypoint or settings.pipeline.entrypoint
     p = load_pipeline(target, settings.project_root)
     interactive = sys.stderr.isatty() and os.environ.get("CI", "").lower() not in ("1", "true")

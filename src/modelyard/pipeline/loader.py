@@ -35,8 +35,10 @@ def load_pipeline(entrypoint: str | None, project_root: Path) -> Pipeline:
             hint="for example: modelyard run flows.train:train",
         )
     root = str(project_root)
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    # like `python -m`: the project root, then the current folder, are importable
+    for folder in (str(Path.cwd()), root):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
     if module_name.endswith(".py"):
         path = Path(module_name)
         if not path.is_absolute():

@@ -225,7 +225,9 @@ def _load_model(data: bytes, trust: bool) -> Any:
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
             tar.extractall(tmp, filter="data")
-        loaded = models.load(tmp, trust_pickle=trust)
+        # the package is one this pipeline wrote, read back by its verified sha256: its skops
+        # types are trusted (pickle still needs the step's trust=True)
+        loaded = models.load(tmp, trust_pickle=trust, trusted=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     # a step wants the estimator its upstream step returned, not the package wrapper
