@@ -616,3 +616,29 @@ def test_parameters_named_like_run_options_go_through_params(sqlite_settings: An
     result = clashing.run(settings=sqlite_settings, params={"force": True})
     assert result.params == {"force": True}
     assert result.output() is True
+
+
+class Scale(modelyard.pipeline.Step):
+    """A class-form step: the constructor stores, run() works."""
+
+    def __init__(self, factor: float = 2.0) -> None:
+        self.factor = factor
+
+    def run(self, data: list[int]) -> list[float]:
+        return [x * self.factor for x in data]
+
+
+@modelyard.pipeline
+def scaled(factor: float = 2.0) -> Any:
+    return Scale(factor=factor)(data=source(n=3, counter=os.devnull))
+
+
+def test_class_form_steps_run_and_their_constructor_params_key_the_cache(
+    sqlite_settings: Any,
+) -> None:
+    first = scaled.run(settings=sqlite_settings, factor=2.0)
+    assert first["Scale"] == [0.0, 2.0, 4.0]
+    assert scaled.run(settings=sqlite_settings, factor=2.0).cached == ["source", "Scale"]
+    third = scaled.run(settings=sqlite_settings, factor=3.0)
+    assert third.ran == ["Scale"]
+    assert third.output() == [0.0, 3.0, 6.0]
