@@ -11,6 +11,9 @@ if TYPE_CHECKING:
 
 __all__ = ["insert_ignore", "upsert"]
 
+# Built statements, reused: building an ON CONFLICT construct costs more than running it.
+_upserts: dict[tuple[Any, ...], Any] = {}
+
 
 def _insert(conn: Connection, table: Table) -> Any:
     name = conn.dialect.name
@@ -41,15 +44,19 @@ def upsert(
     """
     if not rows:
         return
-    stmt = _insert(conn, table)
-    where = None
-    if only_if_newer:
-        ex = stmt.excluded
-        cur = table.c
-        where = (ex.step > cur.step) | ((ex.step == cur.step) & (ex.timestamp >= cur.timestamp))
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}, where=where
-    )
+    cache_key = (conn.dialect.name, table.name, tuple(keys), tuple(update), only_if_newer)
+    stmt = _upserts.get(cache_key)
+    if stmt is None:
+        stmt = _insert(conn, table)
+        where = None
+        if only_if_newer:
+            ex = stmt.excluded
+            cur = table.c
+            where = (ex.step > cur.step) | ((ex.step == cur.step) & (ex.timestamp >= cur.timestamp))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}, where=where
+        )
+        _upserts[cache_key] = stmt
     conn.execute(stmt, rows)
 
 
