@@ -247,3 +247,15 @@ def test_serving_class_over_http(trained: dict[str, Any]) -> None:
         )
     finally:
         assert handle.stop() == 0
+
+
+def test_readme_python_block_runs(
+    trained: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = Path(data.__file__).with_name("README.md").read_text()
+    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert '"/tmp/credit"' in block
+    exec(block.replace('"/tmp/credit"', repr(str(trained["home"]))), {})
+    out = capsys.readouterr().out
+    assert out.startswith("gate PASSED")
+    assert "roc_auc >= 0.72" in out
