@@ -111,6 +111,7 @@ def test_params_are_immutable(client: TrackingClient) -> None:
         ("loss", math.inf, 1, "finite"),
         ("loss", "high", 1, "must be a number"),
         ("loss", 1.0, 1.5, "step"),
+        ("loss", 1.0, None, "divide milliseconds"),
         ("", 1.0, 0, "invalid metric key"),
         ("/abs", 1.0, 0, "invalid metric key"),
         ("bad\nkey", 1.0, 0, "invalid metric key"),
@@ -122,8 +123,10 @@ def test_bad_metric_values_are_refused(
 ) -> None:
     client = sqlite_client
     with client.start_run(capture_lineage=False) as run:
+        # step None stands for a timestamp in milliseconds, as MLflow takes them
+        kwargs = {"step": step} if step is not None else {"timestamp": 1_700_000_000_000}
         with pytest.raises(InvalidInputError, match=needle):
-            run.log_metric(key, value, step=step)  # type: ignore[arg-type]
+            run.log_metric(key, value, **kwargs)  # type: ignore[arg-type]
         run.log_metric("ok", np.float32(0.5), step=np.int64(3))  # numpy scalars are fine
     assert client.get_run(run.id).metrics == {"ok": 0.5}
 

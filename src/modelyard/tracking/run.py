@@ -224,7 +224,7 @@ class Run:
             s = step
         else:
             s = self._check_step(key, step)
-        ts = time.time() if timestamp is None else float(timestamp)
+        ts = time.time() if timestamp is None else self._check_timestamp(key, timestamp)
         with self._lock:
             if self._ended:
                 raise self._closed()
@@ -235,6 +235,22 @@ class Run:
                 self.flush()
             elif n % self._flush_every == 0:
                 flusher.wake()
+
+    @staticmethod
+    def _check_timestamp(key: str, timestamp: Any) -> float:
+        try:
+            ts = float(timestamp)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"timestamp of metric {key!r} must be UNIX seconds, got {timestamp!r}", key=key
+            ) from exc
+        if not math.isfinite(ts) or ts < 0 or ts > 1e11:
+            raise InvalidInputError(
+                f"timestamp of metric {key!r} is {timestamp!r}: not UNIX seconds",
+                hint="timestamps are seconds since 1970 (time.time()); divide milliseconds by 1000",
+                key=key,
+            )
+        return ts
 
     @staticmethod
     def _check_step(key: str, step: Any) -> int:
