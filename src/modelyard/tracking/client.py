@@ -27,10 +27,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelyard.errors import InvalidInputError, NotFoundError
+from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError
 from modelyard.tracking._flusher import flusher
 from modelyard.tracking.entities import RUN_KINDS, Page, RunInfo
-from modelyard.tracking.run import FLUSH_EVERY, MAX_KEY, Run, check_key
+from modelyard.tracking.run import FLUSH_EVERY, MAX_KEY, Run, check_key, check_value
 
 if TYPE_CHECKING:
     from modelyard.config import Settings
@@ -165,7 +165,7 @@ class TrackingClient:
         tag_rows = {}
         for key, value in (tags or {}).items():
             check_key(key, "tag")
-            tag_rows[key] = str(value)
+            tag_rows[key] = check_value(value, key, "tag")
         exp_id = self._experiment_id(experiment)
         run_id = uuid.uuid4().hex
         now = time.time()
@@ -199,9 +199,10 @@ class TrackingClient:
                         run_tags.insert(),
                         [{"run_id": run_id, "key": k, "value": v} for k, v in tag_rows.items()],
                     )
-        except sa.exc.IntegrityError as exc:  # the experiment vanished under us: retry once
+        except sa.exc.IntegrityError as exc:
+            # the cached experiment id may be stale (its row deleted): look it up next time
             self._experiments.pop(experiment, None)
-            raise InvalidInputError(
+            raise ModelyardError(
                 f"could not create a run in experiment {experiment!r}: {exc.orig}",
                 hint="retry; if it persists, check the metadata store with `modelyard db current`",
             ) from exc

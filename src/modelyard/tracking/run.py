@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from modelyard.tracking.client import TrackingClient
     from modelyard.tracking.entities import RunInfo
 
-__all__ = ["FLUSH_EVERY", "MAX_BUFFERED", "Run", "check_key"]
+__all__ = ["FLUSH_EVERY", "MAX_BUFFERED", "Run", "check_key", "check_value"]
 
 FLUSH_EVERY = 1_000
 MAX_BUFFERED = 100_000  # past this, log_metric flushes inline: memory stays bounded
@@ -78,7 +78,12 @@ def check_key(key: str, what: str) -> str:
     return key
 
 
-def _to_str(value: Any, key: str, what: str) -> str:
+def check_value(value: Any, key: str, what: str) -> str:
+    """A param or tag value as the string stored, at most 8,000 characters.
+
+    Raises:
+        InvalidInputError: the value is too long, naming the key.
+    """
     text = value if isinstance(value, str) else str(value)
     if len(text) > MAX_VALUE:
         raise InvalidInputError(
@@ -281,7 +286,7 @@ class Run:
             ConflictError: the run has ended.
         """
         check_key(key, "param")
-        text = _to_str(value, key, "param")
+        text = check_value(value, key, "param")
         with self._lock:
             if self._ended:
                 raise self._closed()
@@ -309,7 +314,7 @@ class Run:
     def set_tag(self, key: str, value: Any) -> None:
         """Set a tag (stored as a string; setting it again replaces the value)."""
         check_key(key, "tag")
-        text = _to_str(value, key, "tag")
+        text = check_value(value, key, "tag")
         with self._lock:
             if self._ended:
                 raise self._closed()
