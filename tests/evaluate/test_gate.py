@@ -169,6 +169,25 @@ def test_latency_budget_uses_the_median_of_timed_calls() -> None:
     assert Gate(policy, clock=clock).evaluate(fast, frame, target="label").passed
 
 
+def test_throughput_floor_on_the_timed_batches() -> None:
+    frame, score = frame_and_scores(n=200)
+    clock = FakeClock()
+    policy = GatePolicy(min_throughput_rows_s=1000, batch_size=50, latency_calls=3)
+    # 50 rows in 100 ms = 500 rows/s: below the floor
+    slow = Gate(policy, clock=clock).evaluate(
+        TableModel(score, clock=clock, cost_ms=100.0), frame, target="label"
+    )
+    (rule,) = [r for r in slow.rules if r.rule == "throughput"]
+    assert rule.status == "fail"
+    assert rule.message == "500 rows/s at batch 50 (median of 3 calls) below 1,000 rows/s"
+    assert not [r for r in slow.rules if r.rule == "latency"]
+    fast = Gate(policy, clock=clock).evaluate(
+        TableModel(score, clock=clock, cost_ms=10.0), frame, target="label"
+    )
+    assert fast.passed
+    assert fast.rules[-1].evidence["rows_per_s"] == pytest.approx(5000)
+
+
 def test_verdict_round_trips_through_json() -> None:
     frame, score = frame_and_scores(n=500)
     policy = GatePolicy(

@@ -70,7 +70,8 @@ class RuleResult:
     """The outcome of one rule of the policy.
 
     Attributes:
-        rule: ``threshold``, ``margin``, ``slice``, ``output_schema`` or ``latency``.
+        rule: ``threshold``, ``margin``, ``slice``, ``output_schema``, ``latency`` or
+            ``throughput``.
         name: what was checked, e.g. ``roc_auc >= 0.75`` or ``slice region=north``.
         status: ``pass``, ``fail`` or ``skip`` (not applicable, with the reason in ``message``).
         message: one readable line: the numbers and why it passed, failed or was skipped.
@@ -322,8 +323,8 @@ class Gate:
             rules.append(self._margin(labels, cand, prod, production_version))
         slice_rows, slice_rules = self._slices(test_frame, labels, cand, prod)
         rules.extend(slice_rules)
-        if p.latency_budget_ms is not None:
-            rules.append(self._latency(candidate, features))
+        if p.latency_budget_ms is not None or p.min_throughput_rows_s is not None:
+            rules.extend(self._speed(candidate, features))
         verdict = GateVerdict(
             passed=all(r.status != "fail" for r in rules),
             rules=tuple(rules),
@@ -606,32 +607,48 @@ class Gate:
             evidence,
         )
 
-    def _latency(self, candidate: Any, features: Any) -> RuleResult:
-        p = self.policy
-        budget = p.latency_budget_ms
-        assert budget is not None  # the caller checks
-        batch = _head(features, p.batch_size)
-        rows = len(batch)
-        check = f"latency p50 of predict on {rows} rows <= {budget:g} ms"
+    def _timed(self, candidate: Any, features: Any) -> tuple[int, list[float]]:
+        """Rows of the batch and the duration (ms) of each timed predict call on it."""
+        batch = _head(features, self.policy.batch_size)
         call = candidate.predict_proba if hasattr(candidate, "predict_proba") else None
         call = call or candidate.predict
         call(batch)  # warm-up: first-call costs (lazy init, caches) are not the steady state
         times = []
-        for _ in range(p.latency_calls):
+        for _ in range(self.policy.latency_calls):
             t0 = self.clock.monotonic()
             call(batch)
             times.append((self.clock.monotonic() - t0) * 1000.0)
+        return len(batch), times
+
+    def _speed(self, candidate: Any, features: Any) -> list[RuleResult]:
+        p = self.policy
+        rows, times = self._timed(candidate, features)
         median = statistics.median(times)
+        per_s = rows / (median / 1000.0) if median > 0 else math.inf
         evidence = {
             "median_ms": median,
             "times_ms": times,
-            "budget_ms": budget,
             "batch_rows": rows,
+            "rows_per_s": per_s,
+            "budget_ms": p.latency_budget_ms,
+            "min_rows_per_s": p.min_throughput_rows_s,
         }
-        ok = median <= budget
-        msg = f"median {median:.2f} ms over {len(times)} calls {'within' if ok else 'over'} "
-        msg += f"budget {budget:g} ms"
-        return RuleResult("latency", check, "pass" if ok else "fail", msg, evidence)
+        out = []
+        if p.latency_budget_ms is not None:
+            budget = p.latency_budget_ms
+            ok = median <= budget
+            msg = f"median {median:.2f} ms over {len(times)} calls "
+            msg += f"{'within' if ok else 'over'} budget {budget:g} ms"
+            check = f"latency p50 of predict on {rows} rows <= {budget:g} ms"
+            out.append(RuleResult("latency", check, "pass" if ok else "fail", msg, evidence))
+        if p.min_throughput_rows_s is not None:
+            floor = p.min_throughput_rows_s
+            ok = per_s >= floor
+            msg = f"{per_s:,.0f} rows/s at batch {rows} (median of {len(times)} calls) "
+            msg += f"{'meets' if ok else 'below'} {floor:,.0f} rows/s"
+            check = f"throughput on batches of {rows} rows >= {floor:g} rows/s"
+            out.append(RuleResult("throughput", check, "pass" if ok else "fail", msg, evidence))
+        return out
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,8 @@ class GatePolicy:
             threshold's, else accuracy / rmse).
         min_slice_rows: slices with fewer rows are reported and not judged.
         latency_budget_ms: median ``predict`` time on one batch must be within this.
+        min_throughput_rows_s: rows per second that one ``predict`` call on a batch must reach
+            (batch rows / median call time).
         batch_size: rows in the latency batch.
         latency_calls: timed calls (after one warm-up call); the median is judged.
         output_schema: an :class:`OutputSchema` (or mapping) for the raw model output.
@@ -178,6 +180,7 @@ class GatePolicy:
     slice_metric: str | None = None
     min_slice_rows: int = 30
     latency_budget_ms: float | None = None
+    min_throughput_rows_s: float | None = None
     batch_size: int = 64
     latency_calls: int = 5
     output_schema: OutputSchema | None = None
@@ -226,6 +229,11 @@ class GatePolicy:
                 f"latency_budget_ms must be > 0, got {self.latency_budget_ms}",
                 field="latency_budget_ms",
             )
+        if self.min_throughput_rows_s is not None and self.min_throughput_rows_s <= 0:
+            raise InvalidInputError(
+                f"min_throughput_rows_s must be > 0, got {self.min_throughput_rows_s}",
+                field="min_throughput_rows_s",
+            )
         if self.batch_size < 1 or self.latency_calls < 1 or self.min_slice_rows < 1:
             raise InvalidInputError(
                 "batch_size, latency_calls and min_slice_rows must be >= 1, got "
@@ -263,6 +271,7 @@ class GatePolicy:
             "slice_metric": self.resolved_slice_metric,
             "min_slice_rows": self.min_slice_rows,
             "latency_budget_ms": self.latency_budget_ms,
+            "min_throughput_rows_s": self.min_throughput_rows_s,
             "batch_size": self.batch_size,
             "latency_calls": self.latency_calls,
             "output_schema": None if self.output_schema is None else _fields(self.output_schema),
