@@ -235,3 +235,26 @@ def test_terminal_gets_a_table(clean_csv: Path, bad_csv: Path, tmp_path: Path) -
     header = next(line for line in screen.splitlines() if "problem" in line)
     assert header.split()[:4] == ["┃", "column", "┃", "rule"]  # a rich table, not plain lines
     assert "[categories]" not in screen
+
+
+def test_csv_dates_are_checked_as_datetimes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, later, broken = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    good.write_text("id,ts\n1,2024-01-01\n2,2024-01-02T10:30:00\n3,\n")
+    later.write_text("id,ts\n1,2024-01-01\n2,2024-03-01\n")
+    broken.write_text("id,ts\n1,2024-01-01\n2,yesterday\n")
+    contract = tmp_path / "c.toml"
+    _infer(good, contract)
+    assert 'dtype = "datetime"\nnullable = true\nmin = 2024-01-01T00:00:00\n' in (
+        contract.read_text()
+    )
+    capsys.readouterr()
+    assert main(["check", "data", str(later), "-c", str(contract)]) == 3
+    assert "[max] column 'ts': 1 value(s) above max = 2024-01-02 10:30:00" in (
+        capsys.readouterr().out
+    )
+    assert main(["check", "data", str(broken), "-c", str(contract)]) == 3
+    out = capsys.readouterr().out
+    assert "expected dtype datetime, got string (str); 1 value(s) do not parse as datetime" in out
+    assert "row 1: 'yesterday'" in out

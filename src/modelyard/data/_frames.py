@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -259,6 +260,9 @@ def view(frame: Any) -> FrameView:
 def read_table(path: str | Path) -> Any:
     """Read a CSV or Parquet file into a pandas DataFrame.
 
+    CSV text columns whose values are all ISO-8601 dates or datetimes become datetime columns,
+    so a time column is checked by range rather than as a list of strings.
+
     Raises:
         InvalidInputError: when the file is missing, unreadable or of another format.
     """
@@ -274,7 +278,7 @@ def read_table(path: str | Path) -> Any:
     suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
     try:
         if suffix in (".csv", ".csv.gz", ".tsv"):
-            return pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",")
+            return _parse_iso_columns(pd.read_csv(p, sep="\t" if suffix == ".tsv" else ","))
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(p)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
@@ -288,3 +292,27 @@ def read_table(path: str | Path) -> Any:
         hint="use a .csv, .tsv, .csv.gz or .parquet file",
         path=str(p),
     )
+
+
+_ISO = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$"
+)
+
+
+def _parse_iso_columns(df: Any) -> Any:
+    """Convert text columns that hold only ISO-8601 dates/datetimes (first rows sniffed)."""
+    import pandas as pd
+    from pandas.api import types as pt
+
+    for name in df.columns:
+        series = df[name]
+        if not (pt.is_string_dtype(series.dtype) or series.dtype == object):
+            continue
+        head = series.dropna().head(100)
+        if head.empty or not all(isinstance(v, str) and _ISO.match(v) for v in head):
+            continue
+        try:
+            df[name] = pd.to_datetime(series, format="ISO8601")
+        except (ValueError, TypeError):  # a later value is not a date: keep the text
+            continue
+    return df
