@@ -49,6 +49,7 @@ class PolarsColumn(ColumnView):
         self.n = len(series)
         self._mask: BoolArray | None = None
         self._dup: BoolArray | None = None
+        self._isin: tuple[tuple[Any, ...], BoolArray] | None = None
 
     def _null_expr_mask(self) -> Any:
         s = self.series
@@ -97,6 +98,9 @@ class PolarsColumn(ColumnView):
         import numpy as np
         import polars as pl
 
+        key = tuple(values) if isinstance(values, tuple) else None
+        if key is not None and self._isin is not None and self._isin[0] == key:
+            return self._isin[1]  # all_in() just computed it
         if isinstance(values, pl.Series):
             other = values
         else:
@@ -107,6 +111,8 @@ class PolarsColumn(ColumnView):
                 other = pl.Series(wanted)
         found = self.series.is_in(other.implode()).fill_null(True).to_numpy()
         result: BoolArray = np.logical_or(found, self.null_mask())
+        if key is not None:
+            self._isin = (key, result)
         return result
 
     def duplicated(self) -> BoolArray:
@@ -127,8 +133,9 @@ class PolarsColumn(ColumnView):
     def has_duplicates(self) -> bool:
         if self._strictly_increasing():
             return False
-        if self.null_count() == 0:
+        if self.kind == "string" and self.null_count() == 0:
             return bool(self.series.n_unique() < self.n)
+        # numbers: the hash pass that finds duplicates also marks them (kept for examples)
         return super().has_duplicates()
 
     def unique_values(self) -> Any:
