@@ -292,3 +292,13 @@ class ThreadPoolExecutorCompat:
 
     def map(self, fn: Callable[[int], httpx.Response], items: range) -> list[httpx.Response]:
         return list(self.pool.map(fn, items))
+
+
+def test_workers_exit_when_the_front_is_killed(server_factory: Callable[..., ServerHandle]) -> None:
+    h = server_factory("Linear", workers=2)
+    workers = _children(h.pid)
+    assert len(workers) == 2
+    h.process.kill()
+    h.process.wait(timeout=30)
+    # each worker reads end of stream on its socket and exits: no orphans left behind
+    _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers))
