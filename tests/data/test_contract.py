@@ -450,3 +450,35 @@ def test_large_frames_take_the_same_rules(to_frame: Frame) -> None:
         1,
         ({"row": 4321, "value": "zz"},),
     )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ints=st.lists(st.one_of(st.none(), st.integers(-5, 5)), min_size=1, max_size=30),
+    seed=st.integers(0, 2**16),
+)
+def test_pandas_and_polars_report_the_same_violations(ints: list[int | None], seed: int) -> None:
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    n = len(ints)
+    floats = rng.normal(0, 3, n)
+    floats[rng.random(n) < 0.2] = np.nan
+    words = rng.choice(["a", "b", "c", None], n).tolist()
+    df = pd.DataFrame(
+        {"i": pd.array(ints, dtype="Int64"), "f": floats, "s": pd.array(words, dtype="str")}
+    )
+    c = Contract(
+        columns={
+            "i": ColumnSpec("i", "int", nullable=False, min=-3, max=3, unique=True),
+            "f": ColumnSpec("f", "float", nullable=False, min=-2.0, max=2.0),
+            "s": ColumnSpec("s", "string", nullable=True, categories=("a", "b"), unique=True),
+        }
+    )
+    a = c.validate(df).to_dict()
+    b = c.validate(pl.from_pandas(df)).to_dict()
+    assert a == b
+    assert infer_contract(df) == infer_contract(pl.from_pandas(df))
+    from modelyard.data.profile import build_profile
+
+    assert build_profile(df, bins=4) == build_profile(pl.from_pandas(df), bins=4)

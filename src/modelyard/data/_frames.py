@@ -68,7 +68,7 @@ def from_epoch_us(us: int) -> _dt.datetime:
 
 def jsonable(value: Any) -> Any:
     """A plain-Python, JSON-friendly copy of a scalar taken out of a frame."""
-    if value is None:
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):  # pandas NA, NaT
         return None
     item = getattr(value, "item", None)
     if item is not None and not isinstance(value, (str, bytes)):

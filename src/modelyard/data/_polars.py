@@ -123,8 +123,13 @@ class PolarsColumn(ColumnView):
                 # pandas' hash table is ~8x faster than polars' is_first_distinct on numbers
                 import pandas as pd
 
-                values, _ = self.numbers()
-                dup = pd.Series(values, copy=False).duplicated().to_numpy(dtype=bool)
+                values, mask = self.numbers()
+                if mask is None:
+                    dup = pd.Series(values, copy=False).duplicated().to_numpy(dtype=bool)
+                else:  # missing slots hold a filler value: hash only the present ones
+                    dup = np.zeros(self.n, dtype=bool)
+                    present = pd.Series(values[~mask], copy=False)
+                    dup[~mask] = present.duplicated().to_numpy(dtype=bool)
             else:
                 dup = (~self.series.is_first_distinct()).to_numpy()
             self._dup = np.logical_and(dup, ~self.null_mask())
