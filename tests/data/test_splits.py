@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelyard.data.splits import check_splits
 from modelyard.errors import InvalidInputError
@@ -127,3 +129,27 @@ def test_bad_arguments(train: pd.DataFrame, holdout: pd.DataFrame) -> None:
         check_splits(train, holdout)
     with pytest.raises(InvalidInputError, match="'ks'"):
         check_splits(train, holdout, label_column="y", method="ks")
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    train_ids=st.lists(st.one_of(st.none(), st.integers(0, 20)), min_size=1, max_size=15),
+    test_ids=st.lists(st.one_of(st.none(), st.integers(0, 20)), min_size=1, max_size=15),
+)
+def test_pandas_and_polars_agree(train_ids: list[int | None], test_ids: list[int | None]) -> None:
+    import polars as pl
+
+    def frame(ids: list[int | None]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "id": pd.array(ids, dtype="Int64"),
+                "y": [i % 2 if i is not None else None for i in ids],
+                "t": pd.array(ids, dtype="Int64"),
+            }
+        )
+
+    a, b = frame(train_ids), frame(test_ids)
+    kwargs = {"id_column": "id", "label_column": "y", "time_column": "t"}
+    got_pd = check_splits(a, b, **kwargs).to_dict()
+    got_pl = check_splits(pl.from_pandas(a), pl.from_pandas(b), **kwargs).to_dict()
+    assert got_pd == got_pl
