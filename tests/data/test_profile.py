@@ -37,7 +37,9 @@ def test_numeric_bins_cover_the_reference_with_open_ends() -> None:
     # min, three quantiles, and just above max: bins (-inf, 0), [0, q1) ... [max+, inf)
     assert fp.edges[0] == 0.0
     assert fp.edges[1:4] == (24.75, 49.5, 74.25)
-    assert fp.edges[-1] == np.nextafter(99.0, np.inf)
+    # float data is compared in float32: the top edge is the next float32 above max
+    assert fp.precision == "float32"
+    assert fp.edges[-1] == float(np.nextafter(np.float32(99.0), np.float32(np.inf)))
     assert fp.counts == (0, 25, 25, 25, 25, 0)
     assert fp.nulls == 0
     assert fp.labels()[0] == "< 0"
@@ -83,7 +85,8 @@ def test_bin_counts_of_reference_reproduce_its_counts(to_frame: Frame) -> None:
 def test_bin_counts_put_new_values_in_the_same_bins(to_frame: Frame) -> None:
     ref = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "c": ["a", "a", "b", "b"]})
     profile = build_profile(to_frame(ref), bins=2)
-    assert profile.features["x"].edges == (0.0, 1.5, float(np.nextafter(3.0, np.inf)))
+    top = float(np.nextafter(np.float32(3.0), np.float32(np.inf)))
+    assert profile.features["x"].edges == (0.0, 1.5, top)
     new = pd.DataFrame(
         {"x": [-5.0, 0.0, 1.5, 3.0, 99.0, np.nan], "c": ["a", "z", None, "b", "b", "q"]}
     )
@@ -158,9 +161,33 @@ def test_integer_columns_bin_like_their_float_copy(to_frame: Frame) -> None:
     ref = pd.DataFrame({"n": ints})
     profile = build_profile(to_frame(ref), bins=7)
     as_float = build_profile(ref.astype({"n": "float64"}), bins=7).features["n"]
-    assert profile.features["n"].edges == as_float.edges
+    assert profile.features["n"].edges[:-1] == as_float.edges[:-1]
+    assert profile.features["n"].counts == as_float.counts
     new = pd.DataFrame({"n": rng.integers(-80, 80, 1000)})
     got = profile.bin_counts(to_frame(new))["n"].tolist()
     want = profile.bin_counts(new.astype({"n": "float64"}))["n"].tolist()
     assert got == want
     assert sum(got) == 1000
+
+
+def test_large_values_with_a_small_spread_keep_double_precision() -> None:
+    rng = np.random.default_rng(16)
+    ref = pd.DataFrame({"t": 1e9 + rng.normal(0, 1, 20_000)})
+    profile = build_profile(ref)
+    fp = profile.features["t"]
+    assert fp.precision == "float64"  # float32 would merge every bin here
+    assert max(fp.counts) < 2_000
+    assert profile.score(pd.DataFrame({"t": 1e9 + rng.normal(0, 1, 20_000)})).drifted == []
+    shifted = pd.DataFrame({"t": 1e9 + rng.normal(1, 1, 20_000)})
+    assert profile.score(shifted).drifted == ["t"]
+    assert Profile.from_bytes(profile.to_bytes()) == profile
+
+
+def test_float32_profile_round_trips_and_counts_consistently(to_frame: Frame) -> None:
+    df = _frame(3000, 17)
+    profile = build_profile(to_frame(df))
+    assert profile.features["x"].precision == "float32"
+    assert b'"precision":"float32"' in profile.to_bytes()
+    again = Profile.from_bytes(profile.to_bytes())
+    assert again == profile
+    assert again.bin_counts(to_frame(df))["x"].tolist() == profile.features["x"].vector().tolist()
