@@ -9,8 +9,9 @@ again.
   reference (``bins`` quantile bins, 20 by default) plus a bin below the reference minimum and
   one above its maximum, so the outer bins run to -inf and +inf and hold 0 reference rows. Bins
   are left-closed: ``[e_i, e_i+1)``; float data is compared in float32 when that keeps the
-  edges apart (integers with integer thresholds), both for the reference and for live data. Quantiles come from an evenly strided sample of at most
-  32,768 values (edges need not be exact quantiles); the counts are exact.
+  edges apart (integers with integer thresholds), both for the reference and for live data.
+  Quantiles come from an evenly strided sample of at most 32,768 values (edges need not be
+  exact quantiles); the counts are exact.
 * Categorical features (string, bool): counts of the ``categorical_max`` most frequent values
   and an ``other`` bucket for the rest (and for values first seen in live data).
 * Every feature also counts its missing values; the count vectors (:meth:`FeatureProfile.vector`)
