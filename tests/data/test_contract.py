@@ -482,3 +482,13 @@ def test_pandas_and_polars_report_the_same_violations(ints: list[int | None], se
     from modelyard.data.profile import build_profile
 
     assert build_profile(df, bins=4) == build_profile(pl.from_pandas(df), bins=4)
+
+
+def test_with_columns_and_report_lookups(contract: Contract, reference: pd.DataFrame) -> None:
+    stricter = contract.with_columns(ColumnSpec("age", "int", nullable=False, min=30))
+    assert list(stricter.columns) == list(contract.columns)  # replaced in place, order kept
+    assert contract.columns["age"].min == 21  # the original is unchanged
+    report = stricter.validate(reference.assign(note=1))
+    assert [v.count for v in report.by_column("age")] == [1]
+    assert [v.column for v in report.by_rule("unexpected_column")] == ["note"]
+    assert report.summary() == "customers: 2 violation(s) in 2 column(s) (8 rows checked)"
