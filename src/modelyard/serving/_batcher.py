@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -485,6 +484,3 @@ class Batcher:
                         item.finish(timeout_err())
                         n += 1
         return n
-
-    def signal_all(self, signum: int = signal.SIGTERM) -> None:
-        self.signal_workers(signum)

@@ -13,7 +13,6 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
 
 import httptools
 
@@ -269,6 +268,3 @@ class HttpProtocol(asyncio.Protocol):
         if not self.pending and self.transport is not None:
             self.transport.close()
             self.transport = None
-
-    def peer(self) -> Any:
-        return self.transport.get_extra_info("peername") if self.transport else None

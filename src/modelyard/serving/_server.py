@@ -101,7 +101,6 @@ class Server:
         self._admin = settings.admin_token.get_secret_value() if settings.admin_token else None
         self._registry: Any = None
         self._openapi: bytes = b""
-        self._started = time.monotonic()
         self._access_log = False
 
     # ------------------------------------------------------------------ lifecycle
