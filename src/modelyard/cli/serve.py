@@ -101,6 +101,9 @@ def serve(  # noqa: PLR0917  (a Typer command: one parameter per flag)
         import socket
 
         sock = socket.socket(fileno=listen_fd)
+    from modelyard.errors import require_extra
+
+    require_extra("httptools", "serve")  # a clear 'pip install modelyard[serve]' if missing
     from modelyard.serving._server import Server
 
     server = Server(
