@@ -103,6 +103,26 @@ def test_sigterm_under_load_loses_no_accepted_request(
     assert stopped["exit_codes"] == [0, 0]
 
 
+def test_sigterm_to_the_whole_process_group_is_still_graceful(
+    server_factory: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
+    # systemd, `timeout` and some runtimes signal every process, workers included
+    h = server_factory("BatchProbe", workers=2, env={"PROBE_SLEEP_MS": "30"}, new_session=True)
+    with _Load(f"{h.url}/v1/models/probe:predict") as load:
+        _wait_for(lambda: len(load.statuses) > 50)
+        os.killpg(h.pid, signal.SIGTERM)
+        assert h.process.wait(timeout=60) == 0
+    assert set(load.statuses) <= {200, 503}
+    first_503 = load.statuses.index(503) if 503 in load.statuses else len(load.statuses)
+    assert first_503 > 50
+    for err in load.errors:
+        assert any(k in err for k in ("ConnectError", "RemoteProtocolError", "reset")), err
+    lines = log_lines(tmp_path / "server.log")
+    assert not [line for line in lines if line["msg"] == "model worker died; restarting it"]
+    stopped = next(line for line in lines if line["msg"] == "workers stopped")
+    assert stopped["exit_codes"] == [0, 0]  # they finished their batches and exited on EOF
+
+
 def test_readiness_turns_false_at_once_on_sigterm(
     server_factory: Callable[..., ServerHandle],
 ) -> None:

@@ -104,6 +104,7 @@ def launch(
     stderr: int | IO[Any] | None = None,
     wait: bool = True,
     ready_timeout_s: float = 120.0,
+    new_session: bool = False,
 ) -> ServerHandle:
     """Start a server in a child process; return its handle once ready (``wait=True``).
 
@@ -123,6 +124,8 @@ def launch(
         stdout, stderr: where the child's output goes (default: inherited).
         wait: wait until ``/v2/health/ready`` answers 200.
         ready_timeout_s: how long to wait for readiness.
+        new_session: start the server in its own session and process group (its pid is the
+            group id), so that a signal to the group reaches the front and its workers.
 
     Returns:
         A :class:`ServerHandle` with ``.url`` and ``.stop()``.
@@ -156,7 +159,13 @@ def launch(
         child_env[f"MODELYARD_SERVING__{key.upper()}"] = str(value)
     try:
         proc = subprocess.Popen(
-            argv, pass_fds=[sock.fileno()], env=child_env, cwd=cwd, stdout=stdout, stderr=stderr
+            argv,
+            pass_fds=[sock.fileno()],
+            env=child_env,
+            cwd=cwd,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=new_session,
         )
     finally:
         sock.close()

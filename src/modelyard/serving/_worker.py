@@ -1,8 +1,8 @@
 """A model worker process: load the model once, then answer batch frames until end of stream.
 
 Started by the front as ``python -m modelyard.serving._worker --fd N ...`` with one end of a
-Unix socket pair. It ignores SIGINT (the front decides when workers stop), exits 0 when the
-front closes the socket, and exits at once on SIGTERM.
+Unix socket pair. It ignores SIGINT and SIGTERM (the front decides when workers stop) and
+exits 0 when the front closes the socket, or when the front dies.
 """
 
 from __future__ import annotations
@@ -187,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", required=True)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
+    # SIGINT (Ctrl-C) and SIGTERM sent to the whole process group or cgroup (systemd, timeout,
+    # some container runtimes) must not kill a batch in flight: the front stops the workers by
+    # closing their sockets once the accepted requests are answered, and SIGKILLs stragglers
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     spec = ModelSpec.from_json(orjson.loads(args.spec))
     static = {"process": f"worker-{args.worker_id}", "worker_id": args.worker_id}
     configure_logging(args.log_level, static=static, force=True)
