@@ -123,3 +123,27 @@ def test_huge_body_is_413(fuzz_server: ServerHandle) -> None:
     body = b'{"instances": [' + b"[1,2,3,4]," * 20000 + b"[1,2,3,4]]}"
     r = httpx.post(f"{fuzz_server.url}/v1/models/linear:predict", content=body, timeout=30)
     assert r.status_code == 413
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    head=st.one_of(v2_bodies, json_value),
+    tail=st.binary(max_size=80),
+    length=st.one_of(
+        st.none(), st.integers(-5, 400), st.text(alphabet="0123456789-+abc", max_size=6)
+    ),
+)
+def test_binary_extension_never_5xx(
+    fuzz_server: ServerHandle, head: Any, tail: bytes, length: int | str | None
+) -> None:
+    body = json.dumps(head).encode()
+    value = str(len(body) if length is None else length)
+    r = httpx.post(
+        f"{fuzz_server.url}/v2/models/linear/infer",
+        content=body + tail,
+        headers={"inference-header-content-length": value},
+        timeout=30,
+    )
+    _check(r)

@@ -251,3 +251,61 @@ def test_launch_reports_a_model_that_cannot_load(
     log = (tmp_path / "server.log").read_text()
     assert "weights file is missing" in log
     assert "could not load the model" in log
+
+
+def test_v2_binary_tensor_extension(client: httpx.Client) -> None:
+    import numpy as np
+    import orjson
+
+    x = np.array([ROW, [0, 0, 0, 1]], dtype="<f4")
+    head = orjson.dumps(
+        {
+            "id": "bin",
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": [2, 4],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": x.nbytes},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    )
+    r = client.post(
+        "/v2/models/linear/infer",
+        content=head + x.tobytes(),
+        headers={"inference-header-content-length": str(len(head))},
+    )
+    assert r.status_code == 200, r.text
+    n = int(r.headers["inference-header-content-length"])
+    doc = orjson.loads(r.content[:n])
+    out = doc["outputs"][0]
+    assert out["shape"] == [2, 2]
+    assert "data" not in out
+    assert out["parameters"]["binary_data_size"] == 16
+    y = np.frombuffer(r.content[n:], dtype="<f4").reshape(out["shape"])
+    assert y.tolist() == [[12.0, 1.0], [2.0, -1.0]]
+    # binary in, JSON out
+    head = head.replace(b',"parameters":{"binary_data_output":true}', b"")
+    r = client.post(
+        "/v2/models/linear/infer",
+        content=head + x.tobytes(),
+        headers={"inference-header-content-length": str(len(head))},
+    )
+    assert r.json()["outputs"][0]["data"] == [12.0, 1.0, 2.0, -1.0]
+    # a size that does not match the shape names the field
+    r = client.post(
+        "/v2/models/linear/infer",
+        content=head + x.tobytes()[:-4],
+        headers={"inference-header-content-length": str(len(head))},
+    )
+    assert r.status_code == 400
+    assert "needs 32" in r.json()["message"]
+    r = client.post(
+        "/v2/models/linear/infer",
+        content=head,
+        headers={"inference-header-content-length": "999"},
+    )
+    assert r.status_code == 400
+    assert "Inference-Header-Content-Length" in r.json()["message"]

@@ -308,8 +308,13 @@ class Codec:
                         field=loc,
                     )
 
-    def v2(self, doc: Any) -> tuple[Decoded, str | None]:
-        """Decode an Open Inference Protocol v2 infer request; return it and its ``id``."""
+    def v2(self, doc: Any, binary: bytes | None = None) -> tuple[Decoded, str | None]:
+        """Decode an Open Inference Protocol v2 infer request; return it and its ``id``.
+
+        ``binary`` is the part of the body after the JSON header when the request uses the
+        binary tensor extension (``Inference-Header-Content-Length``); the input then carries
+        ``parameters.binary_data_size`` and no ``data``.
+        """
         if type(doc) is not dict:
             raise InvalidInputError(
                 f"the body must be a JSON object with 'inputs', got a JSON {_kind(doc)}",
@@ -355,6 +360,10 @@ class Codec:
                 f"expected {self.input['name']!r}",
                 field="inputs[0].name",
             )
+        params = t.get("parameters")
+        size = params.get("binary_data_size") if type(params) is dict else None
+        if size is not None or binary is not None:
+            return self._v2_binary(shape, datatype, size, binary), req_id
         data = t.get("data")
         if type(data) is not list:
             raise InvalidInputError(
@@ -414,6 +423,45 @@ class Codec:
         decoded = self._numpy_rows(arr, "inputs[0]", dtype, self.feature_shape)
         decoded.instances = None
         return decoded, req_id
+
+    def _v2_binary(
+        self, shape: list[int], datatype: str, size: Any, binary: bytes | None
+    ) -> Decoded:
+        """The binary tensor extension: raw little-endian bytes, row-major."""
+        if binary is None or type(size) is not int or size < 0:
+            raise InvalidInputError(
+                "a binary input needs parameters.binary_data_size and the "
+                "Inference-Header-Content-Length header",
+                field="inputs[0].parameters.binary_data_size",
+            )
+        if datatype == "BYTES":
+            raise InvalidInputError(
+                "binary BYTES tensors are not supported; send BYTES data as JSON",
+                field="inputs[0].datatype",
+            )
+        if self.dtype is not None and datatype != self.input["datatype"]:  # type: ignore[index]
+            raise InvalidInputError(
+                f"inputs[0].datatype is {datatype}; this model takes {self.input['datatype']}",  # type: ignore[index]
+                field="inputs[0].datatype",
+            )
+        dtype = np.dtype(V2_TO_NUMPY[datatype]).newbyteorder("<")
+        need = math.prod(shape) * dtype.itemsize
+        if size != need or len(binary) != size:
+            raise InvalidInputError(
+                f"inputs[0] has {len(binary)} binary bytes (binary_data_size {size}); shape "
+                f"{shape} of {datatype} needs {need}",
+                field="inputs[0].parameters.binary_data_size",
+            )
+        arr = np.frombuffer(binary, dtype=dtype).reshape(shape)
+        if self.feature_shape is not None and not _shape_ok(arr.shape[1:], self.feature_shape):
+            raise InvalidInputError(
+                f"inputs[0] has rows of shape {_shape_text(list(arr.shape[1:]))}; expected "
+                f"{_shape_text(list(self.feature_shape))}",
+                field="inputs[0].shape",
+            )
+        arr = arr.astype(self.dtype or dtype.newbyteorder("="), copy=False)
+        key = ("t", arr.dtype.name, arr.shape[1:])
+        return Decoded(key, shape[0], arr.tobytes(), None)
 
     # --- batches
     def prepare(self, key: tuple[Any, ...], items: list[Item]) -> tuple[list[Item], Any]:
@@ -505,7 +553,13 @@ class Codec:
     def v1_body(self, outputs: Any) -> bytes:
         return b'{"predictions":' + orjson.dumps(outputs, option=_NP_OPTS, default=_default) + b"}"
 
-    def v2_body(self, outputs: Any, req_id: str | None) -> bytes:
+    def v2_body(
+        self, outputs: Any, req_id: str | None, *, binary: bool = False
+    ) -> tuple[bytes, int | None]:
+        """The v2 answer; with ``binary`` numeric outputs follow the JSON header as raw bytes.
+
+        Returns the body and, for a binary answer, the length of its JSON header.
+        """
         if isinstance(outputs, np.ndarray):
             tensor = {
                 "name": self.output_name,
@@ -540,7 +594,18 @@ class Codec:
         }
         if req_id is not None:
             body["id"] = req_id
-        return orjson.dumps(body, option=_NP_OPTS, default=_default)
+        if binary and isinstance(tensor["data"], np.ndarray):
+            raw = _le_bytes(tensor.pop("data"))
+            tensor["parameters"] = {"binary_data_size": len(raw)}
+            head = orjson.dumps(body, option=_NP_OPTS, default=_default)
+            return head + raw, len(head)
+        return orjson.dumps(body, option=_NP_OPTS, default=_default), None
+
+
+def _le_bytes(arr: Any) -> bytes:
+    """Row-major little-endian bytes of an array (the binary tensor extension's layout)."""
+    out: bytes = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
+    return out
 
 
 def _default(obj: Any) -> Any:

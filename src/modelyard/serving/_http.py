@@ -10,6 +10,7 @@ drain mode for graceful shutdown. What it does not: TLS, HTTP/2, upgrades (put a
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
@@ -233,7 +234,8 @@ class HttpProtocol(asyncio.Protocol):
     def _fail(self, status: int, body: bytes) -> None:
         self.closing = True
         if self.transport is not None:
-            self.transport.write(build_response(status, body, keep_alive=False))
+            rid = [(b"x-request-id", uuid.uuid4().hex.encode())]
+            self.transport.write(build_response(status, body, headers=rid, keep_alive=False))
             self.transport.close()
 
     def _pause_reading(self) -> None:

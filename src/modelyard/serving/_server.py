@@ -626,8 +626,21 @@ class Server:
         if not self._method(req, "POST"):
             return
         assert self.codec is not None
-        decoded, v2_id = self.codec.v2(_loads(req.body))
-        self._submit(req, decoded, self._done_v2, v2_id)
+        body = req.body
+        binary = None
+        head_len = req.headers.get(b"inference-header-content-length")
+        if head_len is not None:
+            if not head_len.isdigit() or int(head_len) > len(body):
+                raise InvalidInputError(
+                    f"Inference-Header-Content-Length {head_len[:20].decode('latin-1')!r} is not "
+                    f"a length within the body ({len(body)} bytes)",
+                    field="Inference-Header-Content-Length",
+                )
+            n = int(head_len)
+            body, binary = body[:n], body[n:]
+        doc = _loads(body)
+        decoded, v2_id = self.codec.v2(doc, binary)
+        self._submit(req, decoded, self._done_v2, (v2_id, _wants_binary(doc)))
 
     def _done_v1(self, item: Item, result: Any) -> None:
         self._done(item, result, v2=False)
@@ -645,7 +658,11 @@ class Server:
             if isinstance(result, ModelyardError):
                 raise result
             outputs = codec.outputs_of(item, result)
-            body = codec.v2_body(outputs, v2_id) if v2 else codec.v1_body(outputs)
+            head_len = None
+            if v2:
+                body, head_len = codec.v2_body(outputs, v2_id[0], binary=v2_id[1])
+            else:
+                body = codec.v1_body(outputs)
         except ModelyardError as exc:
             self._error(req, exc, route)
             return
@@ -653,7 +670,17 @@ class Server:
             log.exception("could not encode an answer", extra={"request_id": req.request_id})
             self._error(req, ModelyardError(f"internal error: {type(exc).__name__}"), route)
             return
-        self._answer(req, 200, body, route)
+        if head_len is None:
+            self._answer(req, 200, body, route)
+        else:
+            self._answer(
+                req,
+                200,
+                body,
+                route,
+                content_type=b"application/octet-stream",
+                headers=[(b"inference-header-content-length", str(head_len).encode())],
+            )
         if self.reqlog is not None:
             if instances is None and item.key[0] == "t":
                 instances = np.frombuffer(item.data, dtype=item.key[1]).reshape(
@@ -662,6 +689,20 @@ class Server:
             self.reqlog.add_request(
                 req.request_id, instances, outputs, 200, time.monotonic() - req.t0
             )
+
+
+def _wants_binary(doc: Any) -> bool:
+    """Did a v2 request ask for binary outputs (``binary_data_output`` or per output)?"""
+    params = doc.get("parameters")
+    if type(params) is dict and params.get("binary_data_output") is True:
+        return True
+    outputs = doc.get("outputs")
+    if type(outputs) is list:
+        for out in outputs:
+            p = out.get("parameters") if type(out) is dict else None
+            if type(p) is dict and p.get("binary_data") is True:
+                return True
+    return False
 
 
 def _loads(body: bytes) -> Any:
