@@ -16,7 +16,8 @@ for the request/feedback logs.
 Routes: ``/v2/health/live|ready`` (``/healthz``, ``/readyz``), ``/v2``, ``/v2/models/{name}``
 [``/versions/{v}``] [``/ready`` | ``/infer``], ``/v1/models/{name}:predict``, ``/v1/feedback``,
 ``/v1/admin/flush`` (bearer token when ``serving.admin_token`` is set), ``/metrics``,
-``/openapi.json``.
+``/openapi.json``. The v2 infer routes accept and answer the binary tensor extension
+(``Inference-Header-Content-Length``) that tritonclient uses by default.
 """
 
 from __future__ import annotations

@@ -496,7 +496,11 @@ class Server:
 
     def _server_metadata(self, req: Request) -> None:
         if self._method(req, "GET"):
-            body = {"name": "modelyard", "version": __version__, "extensions": []}
+            body = {
+                "name": "modelyard",
+                "version": __version__,
+                "extensions": ["binary_tensor_data"],
+            }
             self._answer(req, 200, orjson.dumps(body), req.path)
 
     def _metrics(self, req: Request) -> None:
