@@ -105,6 +105,7 @@ def test_serve_needs_exactly_one_model(tmp_path: Path) -> None:
 def test_serve_help_lists_the_flags_and_imports_nothing_heavy() -> None:
     code = (
         "import sys\n"
+        "import modelyard.serving\n"
         "from modelyard.cli import main\n"
         "try:\n"
         "    main(['serve', '--help'])\n"
