@@ -27,7 +27,7 @@ class SklearnFlavor(Flavor):
         return base is not None and isinstance(model, base.BaseEstimator)
 
     def save(self, model: Any, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
-        import skops.io as sio
+        sio = _skops_io()
 
         method = str(options.get("method", "predict"))
         if method not in _METHODS or not callable(getattr(model, method, None)):
@@ -42,7 +42,7 @@ class SklearnFlavor(Flavor):
     def load(
         self, folder: Path, options: dict[str, Any], files: dict[str, str], trust: Trust
     ) -> Any:
-        import skops.io as sio
+        sio = _skops_io()
         from skops.io.exceptions import UntrustedTypesFoundException
 
         path = package_file(folder, str(options.get("model_file", MODEL_FILE)), files)
@@ -58,6 +58,42 @@ class SklearnFlavor(Flavor):
     def predict(self, raw: Any, batch: Any, options: dict[str, Any]) -> Any:
         method = getattr(raw, str(options.get("method", "predict")))
         return method(_features(raw, batch))
+
+
+# array-api backends that scikit-learn vendors; importing one imports the whole framework
+_ARRAY_API_BACKENDS = ("torch", "cupy", "dask", "jax", "paddle")
+
+
+def _skops_io() -> Any:
+    """Import ``skops.io`` without importing torch, cupy, dask, ... as a side effect.
+
+    On import, skops lists scikit-learn's estimators with ``all_estimators()``, which walks every
+    scikit-learn package, including the vendored ``array_api_compat.<framework>`` shims; each of
+    those imports its framework. With torch installed that costs seconds of CPU in every process
+    that loads a model (server workers included), for nothing: the shims are only needed when
+    arrays of that framework are passed in, and then the framework is already imported. Shims
+    of frameworks not yet imported are hidden for the duration of the import (``pkgutil``
+    skips a package whose import fails) and put back afterwards.
+    """
+    import sys
+
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    hidden = [
+        f"sklearn.externals.array_api_compat.{name}"
+        for name in _ARRAY_API_BACKENDS
+        if name not in sys.modules
+    ]
+    blocked = [name for name in hidden if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import skops.io as sio
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+    return sio
 
 
 def _untrusted_error(path: Path, untrusted: list[str]) -> UnsafeArtifactError:
