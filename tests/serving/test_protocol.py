@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import httpx
 import pytest
 
 from modelyard.serving import ServerHandle
+
+from .conftest import metric
 
 ROW = [1.0, 2.0, 3.0, 4.0]
 
@@ -309,3 +312,38 @@ def test_v2_binary_tensor_extension(client: httpx.Client) -> None:
     )
     assert r.status_code == 400
     assert "Inference-Header-Content-Length" in r.json()["message"]
+
+
+def test_bodies_beyond_the_memory_budget_get_503(
+    server_factory: Callable[..., ServerHandle],
+) -> None:
+    # budget: 8 bodies of max_body_bytes; nine clients each stall half-way through a big body
+    h = server_factory("Linear", serving={"max_body_bytes": 10_000})
+    socks = []
+    try:
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", h.port), timeout=10)
+            s.sendall(
+                b"POST /v1/models/linear:predict HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: 10000\r\n\r\n" + b" " * 9000
+            )
+            socks.append(s)
+        with httpx.Client(base_url=h.url, timeout=30) as c:
+
+            def refused() -> float:
+                text = c.get("/metrics").text
+                return metric(text, "modelyard_requests_total", route="other", status="503")
+
+            deadline = time.monotonic() + 60
+            while refused() < 12 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert refused() == 12  # 8 bodies fit the budget of 80,000 bytes
+        last = socks[-1].recv(4096)
+        assert last.startswith(b"HTTP/1.1 503 ")
+        assert b"bytes of request bodies at once" in last
+    finally:
+        for s in socks:
+            s.close()
+    # the budget is released: the server still answers
+    r = httpx.post(f"{h.url}/v1/models/linear:predict", json={"instances": [ROW]})
+    assert r.status_code == 200

@@ -52,6 +52,20 @@ def build_response(
     return b"".join(parts)
 
 
+class BodyBudget:
+    """Bytes of request bodies being received on all connections, and their limit.
+
+    With the per-body limit it bounds the front's memory at any offered load: past the budget a
+    new body is refused (503) instead of buffered.
+    """
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+
 class Request:
     """One parsed request; the application answers it with :meth:`respond`."""
 
@@ -65,6 +79,7 @@ class Request:
         "query",
         "request_id",
         "response",
+        "size",
         "t0",
     )
 
@@ -89,6 +104,7 @@ class Request:
         self.t0 = t0
         self.request_id = ""
         self.response: bytes | None = None
+        self.size = len(body)
 
     def respond(
         self,
@@ -117,13 +133,16 @@ class HttpProtocol(asyncio.Protocol):
         max_body_bytes: int,
         on_close: Callable[[HttpProtocol], None],
         clock: Callable[[], float],
-        too_large: Callable[[Request, int], None],
+        too_large: Callable[[Request, int, bool], None],
+        *,
+        budget: BodyBudget | None = None,
     ) -> None:
         self.handler = handler
         self.max_body_bytes = max_body_bytes
         self.on_close = on_close
         self.clock = clock
         self.too_large = too_large
+        self.budget = budget or BodyBudget(1 << 62)
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.pending: deque[Request] = deque()
@@ -142,6 +161,8 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.budget.used -= self._size
+        self._size = 0
         self.closing = True
         self.transport = None
         self.on_close(self)
@@ -190,13 +211,21 @@ class HttpProtocol(asyncio.Protocol):
             self._reject_body(int(length))
 
     def on_body(self, body: bytes) -> None:
-        self._size += len(body)
+        n = len(body)
+        self._size += n
+        budget = self.budget
+        budget.used += n
         if self._size > self.max_body_bytes:
-            self._reject_body(self._size)
+            self._reject_body(self._size, overloaded=False)
+            return
+        if budget.used > budget.limit:
+            self._reject_body(self._size, overloaded=True)
             return
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self.budget.used -= self._size
+        self._size = 0
         url = self._url
         path, sep, query = url.partition(b"?")
         try:
@@ -220,16 +249,20 @@ class HttpProtocol(asyncio.Protocol):
         self.handler(req)
 
     # --- internals
-    def _reject_body(self, size: int) -> None:
-        """Answer 413 now and close: reading a body we refuse would waste memory and time."""
-        self._reject = size
+    def _reject_body(self, size: int, *, overloaded: bool = False) -> None:
+        """Answer now (413, or 503 past the budget) and close: reading a body we refuse would
+        waste memory and time."""
+        self.budget.used -= self._size
+        self._size = 0
+        self._body = []
+        self._reject = max(size, 1)
         req = Request(
             self, "POST", self._url.decode("latin-1"), "", self._headers, b"", False, self._t0
         )
         self.pending.append(req)
         self.closing = True
-        self.too_large(req, size)
-        raise httptools.HttpParserError("body too large")
+        self.too_large(req, size, overloaded)
+        raise httptools.HttpParserError("body refused")
 
     def _fail(self, status: int, body: bytes) -> None:
         self.closing = True

@@ -34,7 +34,7 @@ from modelyard.errors import (
 from modelyard.logs import get_logger
 from modelyard.serving._batcher import Batcher, Item
 from modelyard.serving._codec import Codec
-from modelyard.serving._http import HttpProtocol, Request
+from modelyard.serving._http import BodyBudget, HttpProtocol, Request
 from modelyard.serving._metrics import ServingMetrics
 from modelyard.serving._model import ModelSpec, import_class
 from modelyard.serving._openapi import openapi_document
@@ -102,6 +102,8 @@ class Server:
         self._registry: Any = None
         self._openapi: bytes = b""
         self._access_log = False
+        # bodies being received on all connections together: 8 bodies of the maximum size
+        self._budget = BodyBudget(8 * settings.max_body_bytes)
 
     # ------------------------------------------------------------------ lifecycle
     def run(self, sock: socket.socket | None = None) -> int:
@@ -297,6 +299,7 @@ class Server:
             self.connections.discard,
             time.monotonic,
             self._too_large,
+            budget=self._budget,
         )
         self.connections.add(conn)
         if self.draining:
@@ -351,7 +354,7 @@ class Server:
         req.respond(status, body, content_type, hdrs)
         self.inflight -= 1
         seconds = time.monotonic() - req.t0
-        self.metrics.observe_request(route, status, seconds, len(req.body))
+        self.metrics.observe_request(route, status, seconds, req.size)
         if self._access_log:
             log.debug(
                 "request",
@@ -391,14 +394,18 @@ class Server:
             headers=headers,
         )
 
-    def _too_large(self, req: Request, size: int) -> None:
+    def _too_large(self, req: Request, size: int, overloaded: bool) -> None:
         self.inflight += 1
         req.request_id = self._request_id(req)
-        self._error(
-            req,
-            _too_large_error(size, self.settings.max_body_bytes),
-            route="other",
-        )
+        if overloaded:
+            exc: ModelyardError = ServiceUnavailable(
+                f"the server is receiving more than {self._budget.limit} bytes of request "
+                "bodies at once; retry shortly",
+                hint="send smaller requests or fewer at once, or add replicas",
+            )
+        else:
+            exc = _too_large_error(size, self.settings.max_body_bytes)
+        self._error(req, exc, route="other")
 
     def _method(self, req: Request, *allowed: str) -> bool:
         if req.method in allowed:
@@ -624,6 +631,7 @@ class Server:
             return
         assert self.codec is not None
         decoded = self.codec.v1(_loads(req.body))
+        req.body = b""  # queued requests hold their packed rows, not their JSON text
         self._submit(req, decoded, self._done_v1, None)
 
     def _infer(self, req: Request) -> None:
@@ -644,6 +652,7 @@ class Server:
             body, binary = body[:n], body[n:]
         doc = _loads(body)
         decoded, v2_id = self.codec.v2(doc, binary)
+        req.body = body = b""  # queued requests hold their packed rows, not their JSON text
         self._submit(req, decoded, self._done_v2, (v2_id, _wants_binary(doc)))
 
     def _done_v1(self, item: Item, result: Any) -> None:
