@@ -34,6 +34,22 @@ def _postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _restore_modelyard_logging() -> Iterator[None]:
+    """Undo what a test's ``configure_logging`` did, so ``caplog`` sees records in later tests."""
+    import logging
+
+    from modelyard import logs
+
+    logger = logging.getLogger("modelyard")
+    saved = (list(logger.handlers), logger.level, logger.propagate, logs._configured)
+    yield
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
+    logs._configured = saved[3]
+
+
 @pytest.fixture(
     params=[
         "sqlite",

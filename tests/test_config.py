@@ -32,7 +32,8 @@ def test_precedence_argument_over_env_over_file(
 ) -> None:
     root = _project(
         tmp_path,
-        'log_level = "ERROR"\nexperiment = "file"\n[tool.modelyard.serving]\nport = 7000\nmax_wait_ms = 5\n',
+        'log_level = "ERROR"\nexperiment = "file"\n'
+        "[tool.modelyard.serving]\nport = 7000\nmax_wait_ms = 5\n",
     )
     monkeypatch.setenv("MODELYARD_EXPERIMENT", "env")
     monkeypatch.setenv("MODELYARD_SERVING__PORT", "7100")
@@ -83,7 +84,7 @@ def test_malformed_toml_names_the_file(tmp_path: Path) -> None:
     root = tmp_path / "bad"
     root.mkdir()
     (root / "pyproject.toml").write_text("[tool.modelyard\n")
-    with pytest.raises(ConfigError, match="pyproject.toml"):
+    with pytest.raises(ConfigError, match=r"pyproject\.toml"):
         load_settings(start=root)
 
 
