@@ -119,15 +119,14 @@ def register(
     gate_toml: str,
     contract_toml: str,
     model_name: str = MODEL_NAME,
-    home: str | None = None,
 ) -> Any:
     """Gate the model against production on the same test rows; register it if it passes.
 
     The version carries the gate verdict (``extra["gate"]``), the test metrics, and in its
     package the data contract (``extra/contract.toml``) and the reference profile of the
     training data (``extra/profile.json``) that monitoring compares live traffic with.
-    ``home`` names a self-contained modelyard home (its SQLite file and artifact folder); by
-    default the registry comes from the project's settings.
+    The registry is the one of the pipeline run (``modelyard --home X run`` or
+    ``credit_training.run(settings=...)``), and the version points at the pipeline's run.
 
     Raises:
         GateFailed: the candidate did not pass; nothing is registered and no alias moves.
@@ -136,21 +135,13 @@ def register(
     import tomllib
 
     from modelyard import models
-    from modelyard.config import load_settings
     from modelyard.data.profile import build_profile
     from modelyard.evaluate.gate import evaluate_and_register
     from modelyard.evaluate.policy import GatePolicy
+    from modelyard.pipeline import current_run_id, current_settings
     from modelyard.registry.registry import Registry
 
-    if home:  # a self-contained home: its SQLite file and artifact folder
-        settings = load_settings(
-            home=home,
-            db_url=f"sqlite:///{Path(home) / 'modelyard.db'}",
-            artifact_url=str(Path(home) / "artifacts"),
-        )
-    else:  # the project's settings (MODELYARD_* environment, [tool.modelyard], defaults)
-        settings = load_settings()
-    registry = Registry.from_settings(settings)
+    registry = Registry.from_settings(current_settings())
     policy = GatePolicy.from_mapping(tomllib.loads(gate_toml), source=str(GATE_FILE))
     features = list(model.feature_names_in_)
     profile = build_profile(train_frame[features])
@@ -178,6 +169,7 @@ def register(
             test_frame[[*data.FEATURES, data.TARGET]],
             target=data.TARGET,
             policy=policy,
+            run_id=current_run_id(),
             extra={
                 "metrics": metrics,
                 "features": features,
@@ -200,7 +192,6 @@ def credit_training(
     C: float = 1.0,
     drop_features: list[str] | None = None,
     model_name: str = MODEL_NAME,
-    home: str | None = None,
 ) -> Any:
     """Train, evaluate, gate and register the credit-risk model."""
     frame = load(rows=rows, seed=seed, scenario=scenario)
@@ -216,5 +207,4 @@ def credit_training(
         gate_toml=GATE_FILE.read_text(),
         contract_toml=CONTRACT_FILE.read_text(),
         model_name=model_name,
-        home=home,
     )

@@ -143,8 +143,8 @@ def _store_settings(home: Path) -> Any:
     )
 
 
-def _run(pipeline: Any, settings: Any, home: Path, **params: Any) -> Any:
-    return pipeline.run(settings=settings, progress=_QuietProgress(), home=str(home), **params)
+def _run(pipeline: Any, settings: Any, **params: Any) -> Any:
+    return pipeline.run(settings=settings, progress=_QuietProgress(), **params)
 
 
 def _verdict_of(version: Any) -> Any:
@@ -200,7 +200,7 @@ def _demo(home: Path, echo: Callable[[str], None], serve: bool, rows: int) -> De
     # 1 ------------------------------------------------------------------------------------
     facts = story.chapter(1, "train and register the first model")
     t0 = time.perf_counter()
-    result = _run(pipeline, settings, home, rows=rows, seed=0, scenario="baseline")
+    result = _run(pipeline, settings, rows=rows, seed=0, scenario="baseline")
     took = time.perf_counter() - t0
     v1 = registry.resolve(f"{MODEL}@production")
     story.say(f"pipeline ran {len(result.ran)} steps in {took:.1f} s: {' > '.join(result.ran)}")
@@ -224,7 +224,7 @@ def _demo(home: Path, echo: Callable[[str], None], serve: bool, rows: int) -> De
     # 2 ------------------------------------------------------------------------------------
     facts = story.chapter(2, "run again with nothing changed")
     t0 = time.perf_counter()
-    again = _run(pipeline, settings, home, rows=rows, seed=0, scenario="baseline")
+    again = _run(pipeline, settings, rows=rows, seed=0, scenario="baseline")
     took_again = time.perf_counter() - t0
     story.say(
         f"{len(again.cached)} of {len(again.steps)} steps cached, {len(again.ran)} ran: "
@@ -243,7 +243,7 @@ def _demo(home: Path, echo: Callable[[str], None], serve: bool, rows: int) -> De
     for line in drift_lines:
         story.say(line)
     t0 = time.perf_counter()
-    drifted = _run(pipeline, settings, home, rows=rows, seed=1, scenario="drifted")
+    drifted = _run(pipeline, settings, rows=rows, seed=1, scenario="drifted")
     took = time.perf_counter() - t0
     v2 = registry.get_version(MODEL, drifted.registered[-1]["version"])
     story.say(f"retrained: {len(drifted.ran)} steps ran in {took:.1f} s")
@@ -275,7 +275,6 @@ def _demo(home: Path, echo: Callable[[str], None], serve: bool, rows: int) -> De
         _run(
             pipeline,
             settings,
-            home,
             rows=rows,
             seed=1,
             scenario="drifted",

@@ -114,7 +114,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         db_url=f"sqlite:///{home / 'modelyard.db'}",
         artifact_url=str(home / "artifacts"),
     )
-    params = {"rows": 3000, "seed": 0, "home": str(home)}
+    params = {"rows": 3000, "seed": 0}
     first = credit_training.run(settings=settings, **params)
     second = credit_training.run(settings=settings, **params)
     registry = Registry.from_settings(settings)

@@ -30,7 +30,17 @@ child processes when several can run at once or a timeout must be enforced, or o
 from __future__ import annotations
 
 from modelyard.pipeline.graph import Graph, Node, Pipeline, StepOutput, make_pipeline
-from modelyard.pipeline.step import FunctionStep, Step, StepOptions, log_metric, step
+from modelyard.pipeline.step import (
+    FunctionStep,
+    Step,
+    StepContext,
+    StepOptions,
+    current_context,
+    current_run_id,
+    current_settings,
+    log_metric,
+    step,
+)
 
 __all__ = [
     "FunctionStep",
@@ -38,8 +48,12 @@ __all__ = [
     "Node",
     "Pipeline",
     "Step",
+    "StepContext",
     "StepOptions",
     "StepOutput",
+    "current_context",
+    "current_run_id",
+    "current_settings",
     "log_metric",
     "make_pipeline",
     "step",

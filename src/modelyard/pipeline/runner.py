@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from modelyard.errors import InvalidInputError, NotFoundError, PipelineError
+from modelyard.errors import GateFailed, InvalidInputError, NotFoundError, PipelineError
 from modelyard.logs import get_logger
 
 if TYPE_CHECKING:
@@ -381,7 +381,9 @@ def run_pipeline(
     progress.finish(result)
     if sched.failed_node:
         res = result.steps[sched.failed_node]
-        err = PipelineError(
+        # a refused candidate keeps its own error class (and exit code) through the runner
+        error_cls = GateFailed if (res.error or "").startswith("GateFailed:") else PipelineError
+        err = error_cls(
             f"step {sched.failed_node!r} of pipeline {p.name!r} failed: {res.error}",
             hint=(f"{res.hint}; then " if res.hint else "fix it, then ")
             + f"resume: modelyard run --resume {run.id}",
@@ -591,6 +593,7 @@ class _Scheduler:
         self, n: Node, locators: dict[str, dict[str, Any]], executor: Any, *, attempt: int
     ) -> None:
         from modelyard.pipeline.executors import StepTask
+        from modelyard.pipeline.step import StepContext
 
         if attempt == 1:
             self._start_step_run(n, {})
@@ -610,6 +613,12 @@ class _Scheduler:
             attempt=attempt,
             timeout_s=opts.timeout_s,
             ready_at=ready_at,
+            context=StepContext(
+                step=n.id,
+                run_id=self.step_runs[n.id].id,
+                pipeline_run_id=self.run_.id,
+                settings=self.settings,
+            ),
         )
         executor.submit(task)
         self._tasks[n.id] = task

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 from modelyard.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from modelyard.config import Settings
     from modelyard.pipeline.graph import StepOutput
 
 __all__ = ["FunctionStep", "Step", "StepOptions", "current_metrics", "log_metric", "step"]
@@ -315,3 +316,58 @@ def log_metric(key: str, value: float) -> None:
 def current_metrics() -> contextvars.ContextVar[dict[str, float] | None]:
     """The context variable executors set around a step to collect its metrics."""
     return _METRICS
+
+
+# ---------------------------------------------------------------- what a running step can see
+@dataclass(frozen=True)
+class StepContext:
+    """Where the running step runs: the run's settings and the tracked runs it belongs to.
+
+    Attributes:
+        step: the step's node id in the graph.
+        run_id: the step's own tracked run.
+        pipeline_run_id: the pipeline's tracked run (the step run's parent).
+        settings: the settings the pipeline was started with (the same stores, home and
+            experiment), so a step that registers a model writes to the run's registry.
+    """
+
+    step: str
+    run_id: str | None
+    pipeline_run_id: str | None
+    settings: Settings | None
+
+
+_CONTEXT: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
+    "modelyard_step_context", default=None
+)
+
+
+def current_context() -> StepContext | None:
+    """The running step's :class:`StepContext`, or None outside a pipeline run."""
+    return _CONTEXT.get()
+
+
+def current_settings() -> Settings:
+    """The settings of the running pipeline, or the project's settings outside one.
+
+    A step that opens the registry or the stores should use this rather than
+    :func:`modelyard.config.load_settings`, so that ``modelyard --home X run`` and
+    ``Pipeline.run(settings=...)`` reach the step.
+    """
+    ctx = _CONTEXT.get()
+    if ctx is not None and ctx.settings is not None:
+        return ctx.settings
+    from modelyard.config import load_settings
+
+    return load_settings()
+
+
+def current_run_id() -> str | None:
+    """The tracked run of the pipeline the running step belongs to (None outside a run)."""
+    ctx = _CONTEXT.get()
+    return ctx.pipeline_run_id if ctx is not None else None
+
+
+def step_context_var() -> contextvars.ContextVar[StepContext | None]:
+    """The context variable executors set around a step (see :func:`current_context`)."""
+    return _CONTEXT

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from modelyard.errors import ModelyardError, PipelineError
 
 if TYPE_CHECKING:
-    from modelyard.pipeline.step import FunctionStep, Step
+    from modelyard.pipeline.step import FunctionStep, Step, StepContext
     from modelyard.store.artifacts import ArtifactStore
 
 __all__ = ["Completed", "Executor", "StepTask", "run_attempt"]
@@ -36,6 +36,7 @@ class StepTask:
         attempt: 1 for the first attempt.
         timeout_s: per-attempt limit, or None.
         ready_at: monotonic time before which the attempt must not start (retry backoff).
+        context: what the step sees through :func:`modelyard.pipeline.current_context`.
     """
 
     node_id: str
@@ -47,6 +48,7 @@ class StepTask:
     attempt: int = 1
     timeout_s: float | None = None
     ready_at: float = 0.0
+    context: StepContext | None = None
 
 
 @dataclass
@@ -182,12 +184,13 @@ def run_attempt(
     task: StepTask, store: ArtifactStore, memo: dict[str, Any] | None = None
 ) -> Completed:
     """Load inputs, call the step, store its outputs; never raises for a step's own error."""
-    from modelyard.pipeline.step import current_metrics
+    from modelyard.pipeline.step import current_metrics, step_context_var
 
     started = time.perf_counter()
     metrics: dict[str, float] = {}
     cache = memo if memo is not None else {}
     token = current_metrics().set(metrics)
+    context_token = step_context_var().set(task.context)
     try:
         trust = task.step.options.trust
         kwargs = dict(task.params)
@@ -214,6 +217,7 @@ def run_attempt(
         )
     finally:
         current_metrics().reset(token)
+        step_context_var().reset(context_token)
     return Completed(
         task.node_id,
         ok=True,

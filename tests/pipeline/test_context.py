@@ -1,0 +1,77 @@
+"""What a running step sees: the run's settings and run ids; a gate refusal keeps its class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import modelyard
+from modelyard.cli import main
+from modelyard.errors import GateFailed
+from modelyard.pipeline import current_context, current_run_id, current_settings
+
+
+@modelyard.step
+def where(tag: str) -> dict[str, Any]:
+    ctx = current_context()
+    assert ctx is not None
+    return {
+        "home": str(current_settings().resolved_home),
+        "db": current_settings().resolved_db_url,
+        "pipeline_run": current_run_id(),
+        "step_run": ctx.run_id,
+        "step": ctx.step,
+    }
+
+
+@modelyard.pipeline
+def locate(tag: str = "x") -> Any:
+    return where(tag=tag)
+
+
+@modelyard.step
+def refuse(x: int) -> int:
+    raise GateFailed("candidate refused", hint="look at the verdict")
+
+
+@modelyard.pipeline
+def gated(x: int = 1) -> Any:
+    return refuse(x=x)
+
+
+def test_a_step_sees_the_settings_and_runs_of_its_pipeline(settings: Any) -> None:
+    result = locate.run(settings=settings, tag="a")
+    seen = result["where"]
+    assert seen["home"] == str(settings.resolved_home)
+    assert seen["db"] == settings.resolved_db_url
+    assert seen["pipeline_run"] == result.run_id
+    assert seen["step_run"] == result.steps["where"].run_id
+    assert seen["step"] == "where"
+
+
+def test_outside_a_run_there_is_no_context() -> None:
+    assert current_context() is None
+    assert current_run_id() is None
+
+
+def test_a_refused_gate_surfaces_as_gate_failed_with_its_exit_code(
+    sqlite_settings: Any,
+) -> None:
+    with pytest.raises(GateFailed, match="candidate refused") as info:
+        gated.run(settings=sqlite_settings)
+    assert info.value.exit_code == GateFailed.exit_code
+    assert "modelyard run --resume" in (info.value.hint or "")
+
+
+def test_cli_exit_code_of_a_refused_gate(sqlite_settings: Any, monkeypatch: Any) -> None:
+    monkeypatch.chdir(sqlite_settings.project_root)
+    code = main(
+        [
+            "--home",
+            str(sqlite_settings.resolved_home),
+            "run",
+            f"{__name__}:gated",
+        ]
+    )
+    assert code == GateFailed.exit_code
