@@ -25,6 +25,7 @@ __all__ = [
     "Settings",
     "find_project_root",
     "load_settings",
+    "os_user",
 ]
 
 
@@ -104,14 +105,7 @@ class Settings(BaseSettings):
 
     @property
     def resolved_user(self) -> str:
-        if self.user:
-            return self.user
-        try:
-            import getpass
-
-            return getpass.getuser()
-        except Exception:  # getpass raises several types when no user is known
-            return "unknown"
+        return self.user or os_user()
 
     # Filled by load_settings: field name -> where its value came from.
     _sources: dict[str, str] = {}
@@ -143,6 +137,16 @@ def _read_project_table(path: Path) -> dict[str, Any] | None:
         return dict(table)
     table = data.get("tool", {}).get("modelyard")
     return dict(table) if isinstance(table, dict) else None
+
+
+def os_user() -> str:
+    """The operating-system user name, or ``unknown`` when none can be found."""
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:  # getpass raises several types when no user is known
+        return "unknown"
 
 
 _NESTED = frozenset({"serving", "pipeline"})

@@ -502,14 +502,9 @@ class Registry:
         return self.clock.time() if self.clock is not None else time.time()
 
     def _actor(self) -> str:
-        if self.user:
-            return self.user
-        try:
-            import getpass
+        from modelyard.config import os_user
 
-            return getpass.getuser()
-        except Exception:  # getpass raises several types when no user is known
-            return "unknown"
+        return self.user or os_user()
 
     @property
     def _stmts(self) -> _Statements:
