@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import statistics
@@ -162,6 +163,7 @@ def bench_modelyard(n: dict[str, int], work: Path) -> dict[str, Any]:
         )
         times.append(time.perf_counter() - t)
     out["search_ms"] = statistics.median(times) * 1e3
+    out["search_best_ms"] = min(times) * 1e3
     out["search_hits"] = len(page)
     assert all(r.metrics["auc"] > 0.8 for r in page)
     fluent.set_client(None)
@@ -237,6 +239,7 @@ for _ in range(n["search_repeats"]):
     page = client.search_runs([exp_id], "metrics.auc > 0.8", order_by=["metrics.auc DESC"], max_results=100)
     times.append(time.perf_counter() - t)
 out["search_ms"] = statistics.median(times) * 1e3
+out["search_best_ms"] = min(times) * 1e3
 out["search_hits"] = len(page)
 print(json.dumps(out))
 """
@@ -332,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         ),
     ]
     print_table(rows, label)
+    if hasattr(os, "getloadavg"):
+        print(f"\nload average (1, 5, 15 min): {os.getloadavg()}; medians, noisy on a shared box")
     checks = [
         ("log_metric <= 20 us", ours["log_metric_us"], TARGETS["log_metric_us"]),
         ("register <= 2 ms", ours["register_ms"], TARGETS["register_ms"]),
