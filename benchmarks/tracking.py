@@ -11,8 +11,10 @@ Workloads (the same on both sides, each on a fresh SQLite file):
 1. 100 runs x 10 params x 100 metric steps, one ``log_metric`` call per value through the fluent
    API (``modelyard.start_run`` / ``mlflow.start_run``): mean time per ``log_metric`` call, and
    the whole workload's time (runs started and ended, everything stored).
-2. 100 model versions registered: modelyard ``Registry.register_version`` with a 1 KiB package
-   folder (hashed and stored), MLflow ``MlflowClient.create_model_version`` (metadata only).
+2. 100 model versions registered: modelyard ``Registry.register_version`` of files already in
+   the artifact store vs MLflow ``MlflowClient.create_model_version`` (metadata pointing at a
+   source URI); and, modelyard only, registering a 1 KiB package folder that is hashed and
+   written (atomically, fsynced) as part of the call.
 3. Alias resolution: ``Registry.resolve("bench@production")`` vs
    ``MlflowClient.get_model_version_by_alias``; median over many calls.
 4. A search over 1,000 runs (params, tags, 3 metrics each) with a metric filter and ordering,
@@ -123,19 +125,30 @@ def bench_modelyard(n: dict[str, int], work: Path) -> dict[str, Any]:
     try:
         from modelyard.registry.registry import Registry
     except ImportError:
-        out["register_ms"] = out["alias_ms"] = None
+        out["register_ms"] = out["register_upload_ms"] = out["alias_ms"] = None
     else:
         reg = Registry(store, artifacts, user="bench")
         pkg = work / "pkg"
         pkg.mkdir()
         reg.create_model("bench")
+        reg.register_version("bench", artifacts.put_dir(pkg_warm(work)))  # warm-up, untimed
+        # (a) files already in the artifact store, as MLflow's version points at a source URI
         times = []
         for v in range(n["versions"]):
             (pkg / "model.bin").write_bytes(v.to_bytes(4, "little") * 256)
+            refs = artifacts.put_dir(pkg)
+            t = time.perf_counter()
+            reg.register_version("bench", refs)
+            times.append(time.perf_counter() - t)
+        out["register_ms"] = statistics.mean(times) * 1e3
+        # (b) the folder hashed and written (atomic, fsynced) as part of the registration
+        times = []
+        for v in range(n["versions"]):
+            (pkg / "model.bin").write_bytes((v + 10**6).to_bytes(4, "little") * 256)
             t = time.perf_counter()
             reg.register_version("bench", pkg)
             times.append(time.perf_counter() - t)
-        out["register_ms"] = statistics.mean(times) * 1e3
+        out["register_upload_ms"] = statistics.mean(times) * 1e3
         reg.set_alias("bench", "production", max(1, n["versions"] // 2))
         reg.resolve("bench@production")
         t = time.perf_counter()
@@ -204,6 +217,7 @@ client = MlflowClient()
 client.create_registered_model("bench")
 pkg = os.path.join(cfg["work"], "pkg")
 os.makedirs(pkg, exist_ok=True)
+client.create_model_version("bench", source=pkg)  # warm-up, untimed
 times = []
 for v in range(n["versions"]):
     with open(os.path.join(pkg, "model.bin"), "wb") as fh:
@@ -243,6 +257,14 @@ out["search_best_ms"] = min(times) * 1e3
 out["search_hits"] = len(page)
 print(json.dumps(out))
 """
+
+
+def pkg_warm(work: Path) -> Path:
+    """A one-file package for the untimed warm-up registration."""
+    folder = work / "pkg-warm"
+    folder.mkdir(exist_ok=True)
+    (folder / "model.bin").write_bytes(b"warm" * 256)
+    return folder
 
 
 def bench_mlflow(n: dict[str, int], work: Path) -> dict[str, Any]:
@@ -304,10 +326,16 @@ def main(argv: list[str] | None = None) -> int:
             ratio(ours["log_total_s"], peer.get("log_total_s")),
         ),
         (
-            f"register a model version (mean of {n['versions']})",
+            f"register a model version, files already stored (mean of {n['versions']})",
             fmt(ours["register_ms"], "ms"),
             fmt(peer.get("register_ms"), "ms"),
             ratio(ours["register_ms"], peer.get("register_ms")),
+        ),
+        (
+            "register a version with its 1 KiB package written (hash, fsync, rename)",
+            fmt(ours["register_upload_ms"], "ms"),
+            "-",
+            "",
         ),
         (
             "resolve an alias (per call)",
