@@ -122,7 +122,7 @@ class TrackingClient:
             )
 
     # ------------------------------------------------------------------ runs
-    def start_run(  # noqa: PLR0917 - positional order fixed by docs/internal-api.md
+    def start_run(  # noqa: PLR0917 - positional order is public API (docs/architecture.md)
         self,
         experiment: str | None = None,
         name: str | None = None,
