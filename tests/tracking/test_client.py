@@ -131,6 +131,26 @@ def test_bad_metric_values_are_refused(
     assert client.get_run(run.id).metrics == {"ok": 0.5}
 
 
+def test_values_the_database_cannot_store_are_refused_at_the_call(
+    client: TrackingClient,
+) -> None:
+    """A record that would fail at flush must not reach the buffer and hold the run hostage."""
+    with client.start_run(capture_lineage=False) as run:
+        run.log_metric("good", 1.0, step=1)
+        with pytest.raises(InvalidInputError, match="64-bit"):
+            run.log_metric("bad", 1.0, step=2**63)
+        with pytest.raises(InvalidInputError, match="64-bit"):
+            run.log_metric("bad", 1.0, step=np.uint64(2**64 - 1))
+        with pytest.raises(InvalidInputError, match="NUL"):
+            run.log_param("p", "a\x00b")
+        with pytest.raises(InvalidInputError, match="NUL"):
+            run.set_tag("t", "a\x00b")
+        run.log_metric("edge", 2.0, step=2**63 - 1)
+    info = client.get_run(run.id)
+    assert info.status == "FINISHED"
+    assert info.metrics == {"good": 1.0, "edge": 2.0}
+
+
 def test_long_param_value_is_refused(sqlite_client: TrackingClient) -> None:
     client = sqlite_client
     with client.start_run(capture_lineage=False) as run, pytest.raises(InvalidInputError) as err:

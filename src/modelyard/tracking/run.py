@@ -78,6 +78,9 @@ def check_key(key: str, what: str) -> str:
     return key
 
 
+_STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1  # a BIGINT column
+
+
 def check_value(value: Any, key: str, what: str) -> str:
     """A param or tag value as the string stored, at most 8,000 characters.
 
@@ -85,6 +88,12 @@ def check_value(value: Any, key: str, what: str) -> str:
         InvalidInputError: the value is too long, naming the key.
     """
     text = value if isinstance(value, str) else str(value)
+    if "\x00" in text:
+        raise InvalidInputError(
+            f"{what} {key!r} contains a NUL character, which databases do not store",
+            hint="remove the \\x00 characters, or log the data as an artifact",
+            key=key,
+        )
     if len(text) > MAX_VALUE:
         raise InvalidInputError(
             f"{what} {key!r} is {len(text)} characters long; the limit is {MAX_VALUE}",
@@ -225,7 +234,7 @@ class Run:
             )
         if step is None:
             s = 0
-        elif type(step) is int:
+        elif type(step) is int and _STEP_MIN <= step <= _STEP_MAX:
             s = step
         else:
             s = self._check_step(key, step)
@@ -262,7 +271,13 @@ class Run:
         import numbers
 
         if isinstance(step, numbers.Integral) and not isinstance(step, bool):
-            return int(step)
+            if _STEP_MIN <= int(step) <= _STEP_MAX:
+                return int(step)
+            raise InvalidInputError(
+                f"step of metric {key!r} is {step}; steps are 64-bit integers "
+                f"({_STEP_MIN} to {_STEP_MAX})",
+                key=key,
+            )
         raise InvalidInputError(
             f"step of metric {key!r} must be an integer, got {type(step).__name__} {step!r}",
             key=key,
@@ -580,5 +595,12 @@ class Run:
         self._join_lineage()
         with self._lock:
             self._final = (status, time.time())
-        self.flush()
+        try:
+            self.flush()
+        except BaseException:
+            with self._lock:  # the store still says RUNNING: so does the object
+                self._ended = False
+                self._status = "RUNNING"
+                self._final = None
+            raise
         _log.debug("run ended", extra={"run_id": self.id, "status": status})
