@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from modelyard.errors import InvalidInputError, NotFoundError, SchemaOutdatedError
+from modelyard.errors import (
+    ConfigError,
+    InvalidInputError,
+    ModelyardError,
+    NotFoundError,
+    SchemaOutdatedError,
+)
 from modelyard.store import schema
 from modelyard.store.db import HEAD_REVISION, REVISIONS, MetadataStore
 
@@ -207,7 +213,27 @@ def test_unreachable_or_unopenable_stores_are_reported(tmp_path: Path) -> None:
         MetadataStore.open(f"sqlite:///{blocked / 'meta.db'}", create=False)
     with pytest.raises(ConfigError, match="cannot create the folder"):
         MetadataStore.open(f"sqlite:///{blocked / 'sub' / 'meta.db'}")
-    with pytest.raises(ConfigError, match="not a SQLAlchemy URL"):
+    with pytest.raises(ConfigError, match="not a valid SQLAlchemy URL"):
         MetadataStore.open("not a url")
     with pytest.raises(ServiceUnavailable, match=r"127\.0\.0\.1"):
         MetadataStore.open("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=5")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql+psycopg:/u:s3cretpw@host/db", "postgresql+psycopg://u:s3cretpw@host:port/db"],
+)
+def test_a_malformed_url_is_a_config_error_that_hides_the_password(url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        MetadataStore.open(url)
+    assert "s3cretpw" not in str(info.value)
+    assert "s3cretpw" not in str(info.value.details)
+    assert "postgresql+psycopg" in info.value.message
+
+
+def test_open_with_create_after_a_failed_open_without_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'missing' / 'sub' / 'meta.db'}"
+    with pytest.raises(ModelyardError):
+        MetadataStore.open(url, create=False)
+    store = MetadataStore.open(url, create=True)
+    assert store.current_revision() == HEAD_REVISION

@@ -69,8 +69,22 @@ def _safe_url(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparseable URL is reported by _create_engine
-        return url
+    except Exception:  # unparseable: mask anything between "://user:" (or ":/user:") and "@"
+        import re
+
+        return re.sub(r"(:/{1,2}[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def _make_sqlite_folder(url: str, database: str) -> None:
+    folder = Path(database).expanduser().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the folder {str(folder)!r} for the SQLite store: {exc}",
+            hint="point db_url or home at a writable folder",
+            db_url=url,
+        ) from exc
 
 
 def _create_engine(url: str, *, create: bool) -> Engine:
@@ -80,11 +94,11 @@ def _create_engine(url: str, *, create: bool) -> Engine:
 
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         raise ConfigError(
-            f"db_url {url!r} is not a SQLAlchemy URL",
+            f"db_url {_safe_url(url)!r} is not a valid SQLAlchemy URL: {exc}",
             hint="use sqlite:////abs/path/modelyard.db or postgresql+psycopg://user@host/db",
-            db_url=url,
+            db_url=_safe_url(url),
         ) from exc
     backend = parsed.get_backend_name()
     kwargs: dict[str, Any] = {}
@@ -96,15 +110,7 @@ def _create_engine(url: str, *, create: bool) -> Engine:
 
             kwargs["poolclass"] = StaticPool
         elif create:
-            folder = Path(database).expanduser().parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ConfigError(
-                    f"cannot create the folder {str(folder)!r} for the SQLite store: {exc}",
-                    hint="point db_url or home at a writable folder",
-                    db_url=url,
-                ) from exc
+            _make_sqlite_folder(url, database)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
     elif backend == "postgresql":
         kwargs.update(pool_size=5, max_overflow=10, pool_recycle=3600)
@@ -149,6 +155,11 @@ def _install_sqlite_hooks(engine: Engine) -> None:
 def _get_engine(url: str, *, create: bool) -> Engine:
     engine = _engines.get(url)
     if engine is not None:
+        if create and engine.dialect.name == "sqlite" and engine.url.database:
+            # cached by an open(create=False): the folder may still be missing
+            database = engine.url.database
+            if database != ":memory:" and not database.startswith("file:"):
+                _make_sqlite_folder(url, database)
         return engine
     with _lock:
         engine = _engines.get(url)
