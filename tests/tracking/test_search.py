@@ -99,6 +99,7 @@ def test_parse_order_by() -> None:
 
 def test_like_to_glob() -> None:
     assert like_to_glob("a%b_c*[?]") == "a*b?c[*][[][?][]]"
+    assert like_to_glob("a\\%b\\_\\\\") == "a%b_\\"
 
 
 # ---------------------------------------------------------------- against the database
@@ -249,3 +250,25 @@ def test_search_is_one_query_plus_three_batched_reads(populated: TrackingClient)
     assert "EXISTS" in statements[0]
     for stmt, table in zip(statements[1:], ["params", "run_tags", "latest_metrics"], strict=True):
         assert f"FROM {table}" in stmt
+
+
+def test_backslash_escapes_in_like_mean_the_same_on_every_database(
+    client: TrackingClient,
+) -> None:
+    for name, tag in (("percent", "a%b"), ("backslash", "a\\xb"), ("other", "azb")):
+        with client.start_run(experiment="esc", name=name, capture_lineage=False) as run:
+            run.set_tag("t", tag)
+    # the string literal's own escape comes first: the filter text a\\%b is the LIKE pattern a\%b
+    literal = client.search_runs(experiment="esc", filter="tags.t LIKE 'a\\\\%b'")
+    assert _names(literal) == ["percent"]
+    wildcard = client.search_runs(experiment="esc", filter="tags.t LIKE 'a%b'", order_by=["name"])
+    assert _names(wildcard) == ["backslash", "other", "percent"]
+
+
+def test_resolve_run_id_checks_that_a_full_id_exists(client: TrackingClient) -> None:
+    with client.start_run(capture_lineage=False) as run:
+        pass
+    assert client.resolve_run_id(run.id) == run.id
+    assert client.resolve_run_id(run.id[:8]) == run.id
+    with pytest.raises(NotFoundError):
+        client.resolve_run_id("0" * 32)

@@ -326,8 +326,6 @@ class TrackingClient:
                 f"{prefix!r} is not a run id or a prefix of one (4+ hex characters)",
                 run_id=prefix,
             )
-        if len(prefix) == 32:
-            return prefix
         with self.metadata_store.read() as conn:
             found = list(
                 conn.execute(

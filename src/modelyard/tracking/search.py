@@ -222,10 +222,19 @@ class SearchQuery:
 
 
 def like_to_glob(pattern: str) -> str:
-    """Translate a SQL LIKE pattern (``%``, ``_``) into an SQLite GLOB pattern (case-sensitive)."""
+    """Translate a SQL LIKE pattern into an SQLite GLOB pattern (case-sensitive).
+
+    ``%`` and ``_`` are wildcards and ``\\`` escapes the next character, as in PostgreSQL.
+    """
     out = []
+    escaped = False
     for ch in pattern:
-        if ch == "%":
+        if escaped:
+            out.append(f"[{ch}]" if ch in "*?[]" else ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "%":
             out.append("*")
         elif ch == "_":
             out.append("?")
@@ -254,11 +263,11 @@ def _apply(column: Any, op: str, value: float | str, dialect: str = "postgresql"
     if op == ">=":
         return column >= value
     if op == "LIKE":
-        return column.like(value)
+        return column.like(value, escape="\\")
     if op == "NOT LIKE":
-        return column.not_like(value)
+        return column.not_like(value, escape="\\")
     if op == "ILIKE":
-        return column.ilike(value)
+        return column.ilike(value, escape="\\")
     if op == "NOT ILIKE":
-        return column.not_ilike(value)
+        return column.not_ilike(value, escape="\\")
     raise InvalidInputError(f"unknown operator {op!r}")  # pragma: no cover - parser guards
