@@ -347,3 +347,39 @@ def test_bodies_beyond_the_memory_budget_get_503(
     # the budget is released: the server still answers
     r = httpx.post(f"{h.url}/v1/models/linear:predict", json={"instances": [ROW]})
     assert r.status_code == 200
+
+
+def _binary_request(client: httpx.Client, rows: int) -> httpx.Response:
+    import numpy as np
+    import orjson
+
+    x = np.zeros((rows, 4), dtype="<f4")
+    head = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": [rows, 4],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": x.nbytes},
+                }
+            ]
+        }
+    )
+    return client.post(
+        "/v2/models/linear/infer",
+        content=head + x.tobytes(),
+        headers={"inference-header-content-length": str(len(head))},
+    )
+
+
+def test_binary_requests_obey_the_row_limits_like_json(client: httpx.Client) -> None:
+    # zero rows: answered at once (it used to leave the request waiting for ever)
+    r = _binary_request(client, 0)
+    assert r.status_code == 400
+    assert "empty" in r.json()["message"]
+    # more rows than a batch may hold: 413, as the JSON form answers
+    r = _binary_request(client, 5000)
+    assert r.status_code == 413
+    assert "at most" in r.json()["message"]
+    assert _binary_request(client, 3).status_code == 200

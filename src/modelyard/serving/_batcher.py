@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from modelyard.errors import ConfigError, ServiceUnavailable
+from modelyard.errors import ConfigError, InvalidInputError, ServiceUnavailable
 from modelyard.logs import get_logger
 from modelyard.serving import _ipc
 from modelyard.serving._model import ModelSpec
@@ -395,7 +395,13 @@ class Batcher:
             items.append(q.popleft())
         self.queued -= len(items)
         assert self.prepare is not None
-        items, prepared = self.prepare(head.key, items)
+        try:
+            items, prepared = self.prepare(head.key, items)
+        except Exception:  # a batch that cannot be built must not leave its requests waiting
+            log.exception("batch could not be prepared", extra={"requests": len(items)})
+            for item in items:
+                item.finish(InvalidInputError("this request could not be batched"))
+            return
         if not items:
             return
         meta, payload = prepared

@@ -428,6 +428,7 @@ class Codec:
         self, shape: list[int], datatype: str, size: Any, binary: bytes | None
     ) -> Decoded:
         """The binary tensor extension: raw little-endian bytes, row-major."""
+        self._check_rows(shape[0], "inputs[0]")
         if binary is None or type(size) is not int or size < 0:
             raise InvalidInputError(
                 "a binary input needs parameters.binary_data_size and the "
