@@ -383,3 +383,41 @@ def test_binary_requests_obey_the_row_limits_like_json(client: httpx.Client) -> 
     assert r.status_code == 413
     assert "at most" in r.json()["message"]
     assert _binary_request(client, 3).status_code == 200
+
+
+def _raw(port: int, data: bytes, *, read_timeout_s: float = 10.0) -> bytes:
+    """Send raw bytes on a new connection; return everything read until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout_s) as sock:
+        sock.sendall(data)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_oversized_request_targets_and_headers_are_refused(linear: ServerHandle) -> None:
+    long_url = b"GET /" + b"a" * (64 * 1024) + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert _raw(linear.port, long_url).startswith(b"HTTP/1.1 414 ")
+    big_header = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * (128 * 1024) + b"\r\n\r\n"
+    assert _raw(linear.port, big_header).startswith(b"HTTP/1.1 431 ")
+    # the server still answers normally afterwards
+    assert (
+        _raw(linear.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[:12]
+        == b"HTTP/1.1 200"
+    )
+
+
+def test_a_stalled_request_is_closed_after_the_request_timeout(
+    server_factory: Callable[..., ServerHandle],
+) -> None:
+    h = server_factory("Linear", serving={"timeout_s": 1.0})
+    started = time.monotonic()
+    answer = _raw(h.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n", read_timeout_s=20)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
+    assert time.monotonic() - started < 20

@@ -24,6 +24,9 @@ _STATUS_LINES = {
     code: f"HTTP/1.1 {code} {phrase}\r\n".encode("latin-1") for code, phrase in _REASONS.items()
 }
 MAX_PIPELINED = 64
+MAX_URL_BYTES = 16 * 1024  # request target; longer is 414
+MAX_HEADER_BYTES = 64 * 1024  # all header names and values of one request; more is 431
+KEEPALIVE_IDLE_S = 75.0  # an idle keep-alive connection is closed after this (nginx's default)
 
 
 def build_response(
@@ -147,11 +150,14 @@ class HttpProtocol(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.pending: deque[Request] = deque()
         self.closing = False
-        self._url = b""
+        self._url = bytearray()
         self._headers: dict[bytes, bytes] = {}
+        self._header_bytes = 0
         self._body: list[bytes] = []
         self._size = 0
         self._t0 = 0.0
+        self._in_message = False
+        self._last_active = clock()
         self._reading_paused = False
         self._writing_paused = False
         self._reject: int = 0
@@ -170,6 +176,7 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._reject:
             return
+        self._last_active = self.clock()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -193,16 +200,23 @@ class HttpProtocol(asyncio.Protocol):
 
     # --- httptools callbacks
     def on_message_begin(self) -> None:
-        self._url = b""
+        self._url = bytearray()
         self._headers = {}
+        self._header_bytes = 0
         self._body = []
         self._size = 0
         self._t0 = self.clock()
+        self._in_message = True
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        if len(self._url) > MAX_URL_BYTES:
+            self._refuse(414, f"the request target is longer than {MAX_URL_BYTES} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > MAX_HEADER_BYTES:
+            self._refuse(431, f"the request headers are larger than {MAX_HEADER_BYTES} bytes")
         self._headers[name.lower()] = value
 
     def on_headers_complete(self) -> None:
@@ -226,7 +240,8 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self.budget.used -= self._size
         self._size = 0
-        url = self._url
+        self._in_message = False
+        url = bytes(self._url)
         path, sep, query = url.partition(b"?")
         try:
             path_s = path.decode("ascii")
@@ -263,6 +278,31 @@ class HttpProtocol(asyncio.Protocol):
         self.closing = True
         self.too_large(req, size, overloaded)
         raise httptools.HttpParserError("body refused")
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer ``status`` and close, from inside a parser callback."""
+        import orjson
+
+        self._reject = 1
+        self._fail(status, orjson.dumps({"error": "InvalidInputError", "message": message}))
+        raise httptools.HttpParserError(message)
+
+    def stale(self, now: float, request_timeout_s: float) -> bool:
+        """Close this connection now? A request still arriving after ``request_timeout_s``
+        (slow or stalled clients), or a keep-alive connection idle for ``KEEPALIVE_IDLE_S``."""
+        if self.closing or self.transport is None:
+            return False
+        if self._in_message and now - self._t0 > request_timeout_s:
+            self._reject = 1
+            self._fail(
+                408, b'{"error":"TimeoutExceeded","message":"the request was not received in time"}'
+            )
+            return True
+        if not self._in_message and not self.pending and now - self._last_active > KEEPALIVE_IDLE_S:
+            self.closing = True
+            self.transport.close()
+            return True
+        return False
 
     def _fail(self, status: int, body: bytes) -> None:
         self.closing = True

@@ -276,8 +276,14 @@ class Server:
     async def _sweep(self) -> None:
         timeout_s = self.settings.timeout_s
         period = min(0.1, timeout_s / 4)
+        ticks = 0
         while True:
             await asyncio.sleep(period)
+            ticks += 1
+            if ticks % 10 == 0:  # slow, stalled and long-idle connections, about once a second
+                now = time.monotonic()
+                for conn in list(self.connections):
+                    conn.stale(now, timeout_s)
             b = self.batcher
             if b is not None:
                 n = b.expire(time.monotonic(), self._timeout_error)
