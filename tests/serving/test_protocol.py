@@ -421,3 +421,19 @@ def test_a_stalled_request_is_closed_after_the_request_timeout(
     answer = _raw(h.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n", read_timeout_s=20)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
     assert time.monotonic() - started < 20
+
+
+def test_head_answers_carry_no_body_and_keep_the_connection_in_step(
+    linear: ServerHandle,
+) -> None:
+    answer = _raw(
+        linear.port,
+        b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    head, sep, rest = answer.partition(b"\r\n\r\n")
+    assert sep
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"content-length: " in head  # the length GET would send, and no body
+    assert rest.startswith(b"HTTP/1.1 200"), rest[:40]
+    assert answer.count(b'"live"') == 1

@@ -36,8 +36,9 @@ def build_response(
     headers: list[tuple[bytes, bytes]] | None = None,
     *,
     keep_alive: bool = True,
+    head: bool = False,
 ) -> bytes:
-    """The bytes of one HTTP/1.1 response."""
+    """The bytes of one HTTP/1.1 response (``head``: the headers only, as HEAD requires)."""
     line = _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode("latin-1")
     parts = [
         line,
@@ -51,7 +52,7 @@ def build_response(
             parts += (b"\r\n", name, b": ", value)
     if not keep_alive:
         parts.append(b"\r\nconnection: close")
-    parts += (b"\r\n\r\n", body)
+    parts += (b"\r\n\r\n", b"" if head else body)
     return b"".join(parts)
 
 
@@ -120,7 +121,9 @@ class Request:
         if self.response is not None:
             return
         keep = self.keep_alive and not self.conn.closing
-        self.response = build_response(status, body, content_type, headers, keep_alive=keep)
+        self.response = build_response(
+            status, body, content_type, headers, keep_alive=keep, head=self.method == "HEAD"
+        )
         self.conn.flush()
 
 
