@@ -394,21 +394,20 @@ class MetadataStore:
             yield conn
 
     def _check_or_create(self, *, create: bool) -> None:
-        with self.connect_autocommit() as conn:
-            revision = _read_revision(conn)
-            if revision == HEAD_REVISION:
+        with self.connect_autocommit() as conn:  # the fast path: a store at head
+            if _read_revision(conn) == HEAD_REVISION:
                 return
+        # Look again under the migration lock: two separate reads could straddle another
+        # process's migration commit (no revision yet, then tables) and misjudge the store.
+        with self._migration_transaction() as conn:
+            revision = _read_revision(conn)
             has_tables = _has_tables(conn)
-        if not has_tables and create:
-            from alembic import command
+            if revision is None and not has_tables and create:
+                from alembic import command
 
-            with self._migration_transaction() as conn:
-                # Another process may have created it while we waited for the lock.
-                if _read_revision(conn) is None and not _has_tables(conn):
-                    command.upgrade(self._alembic_config(conn), "head")
-            with self.connect_autocommit() as conn:
+                command.upgrade(self._alembic_config(conn), "head")
                 revision = _read_revision(conn)
-                has_tables = _has_tables(conn)
+                has_tables = True
         self._judge(revision, has_tables=has_tables)
 
     def _judge(self, revision: str | None, *, has_tables: bool) -> None:
