@@ -924,14 +924,7 @@ class Registry:
         validate_alias(alias)
         now, actor = self._now(), self._actor()
         with self._locked_model(name) as (conn, model_id):
-            current = self._alias_target(conn, model_id, alias)
-            if current is None:
-                raise NotFoundError(
-                    f"model {name!r} has no alias {alias!r}",
-                    hint=f"`modelyard models show {name}` lists its aliases",
-                    model=name,
-                    alias=alias,
-                )
+            self._require_alias(conn, model_id, name, alias)
             self._move_alias(
                 conn,
                 model_id=model_id,
@@ -943,6 +936,20 @@ class Registry:
                 now=now,
                 actor=actor,
             )
+
+    def _require_alias(
+        self, conn: Connection, model_id: int, name: str, alias: str, purpose: str = ""
+    ) -> int:
+        """The version ``alias`` points at, or NotFoundError naming the model and alias."""
+        current = self._alias_target(conn, model_id, alias)
+        if current is None:
+            raise NotFoundError(
+                f"model {name!r} has no alias {alias!r}{purpose}",
+                hint=f"`modelyard models show {name}` lists its aliases",
+                model=name,
+                alias=alias,
+            )
+        return current
 
     def rollback(
         self, name: str, alias: str = "production", reason: str | None = None
@@ -958,14 +965,7 @@ class Registry:
         validate_alias(alias)
         now, actor = self._now(), self._actor()
         with self._locked_model(name) as (conn, model_id):
-            current = self._alias_target(conn, model_id, alias)
-            if current is None:
-                raise NotFoundError(
-                    f"model {name!r} has no alias {alias!r} to roll back",
-                    hint=f"`modelyard models show {name}` lists its aliases",
-                    model=name,
-                    alias=alias,
-                )
+            current = self._require_alias(conn, model_id, name, alias, " to roll back")
             ev = t.alias_events
             events = conn.execute(
                 sa.select(ev.c.to_version, ev.c.action)
