@@ -437,3 +437,21 @@ def test_head_answers_carry_no_body_and_keep_the_connection_in_step(
     assert b"content-length: " in head  # the length GET would send, and no body
     assert rest.startswith(b"HTTP/1.1 200"), rest[:40]
     assert answer.count(b'"live"') == 1
+
+
+def test_expect_100_continue_is_answered_before_the_body(linear: ServerHandle) -> None:
+    body = b'{"instances": [[1, 2, 3, 4]]}'
+    with socket.create_connection(("127.0.0.1", linear.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/models/linear:predict HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+            b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
+        interim = sock.recv(64)
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(body)
+        rest = interim[len(b"HTTP/1.1 100 Continue\r\n\r\n") :]
+        while chunk := sock.recv(65536):
+            rest += chunk
+    assert rest.startswith(b"HTTP/1.1 200"), rest[:60]
+    assert b'"predictions"' in rest

@@ -226,6 +226,12 @@ class HttpProtocol(asyncio.Protocol):
         length = self._headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             self._reject_body(int(length))
+        if (
+            self._headers.get(b"expect", b"").lower() == b"100-continue"
+            and not self.pending  # an interim answer must not overtake earlier responses
+            and self.transport is not None
+        ):
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         n = len(body)
