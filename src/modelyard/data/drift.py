@@ -138,6 +138,23 @@ def chi2_sf(statistic: float, dof: int) -> float:
     return math.exp(_log_gamma_q(dof / 2.0, statistic / 2.0))
 
 
+def _two_sample_table(ref_counts: npt.ArrayLike, cur_counts: npt.ArrayLike) -> Any:
+    """Observed and expected counts of the 2 x k table, bins empty in both samples dropped.
+
+    Returns ``(ref, cur, expected_ref, expected_cur)``, or None when no test is possible (fewer
+    than two bins, or an empty sample).
+    """
+    r, c = _arrays(ref_counts, cur_counts)
+    keep = (r + c) > 0
+    r, c = r[keep], c[keep]
+    nr, nc = r.sum(), c.sum()
+    if r.size < 2 or nr == 0 or nc == 0:
+        return None
+    col = r + c
+    total = nr + nc
+    return r, c, col * (nr / total), col * (nc / total)
+
+
 def g_test(ref_counts: npt.ArrayLike, cur_counts: npt.ArrayLike) -> tuple[float, int, float]:
     """Two-sample G-test (log-likelihood chi-square) on the 2 x k table of two count vectors.
 
@@ -145,16 +162,10 @@ def g_test(ref_counts: npt.ArrayLike, cur_counts: npt.ArrayLike) -> tuple[float,
     """
     import numpy as np
 
-    r, c = _arrays(ref_counts, cur_counts)
-    keep = (r + c) > 0
-    r, c = r[keep], c[keep]
-    nr, nc = r.sum(), c.sum()
-    if r.size < 2 or nr == 0 or nc == 0:
+    table = _two_sample_table(ref_counts, cur_counts)
+    if table is None:
         return 0.0, 0, 1.0
-    total = nr + nc
-    col = r + c
-    er = col * (nr / total)
-    ec = col * (nc / total)
+    r, c, er, ec = table
     with np.errstate(divide="ignore", invalid="ignore"):
         gr = np.where(r > 0, r * np.log(r / er), 0.0)
         gc = np.where(c > 0, c * np.log(c / ec), 0.0)
@@ -171,16 +182,10 @@ def chi2_test(ref_counts: npt.ArrayLike, cur_counts: npt.ArrayLike) -> tuple[flo
     """
     import numpy as np
 
-    r, c = _arrays(ref_counts, cur_counts)
-    keep = (r + c) > 0
-    r, c = r[keep], c[keep]
-    nr, nc = r.sum(), c.sum()
-    if r.size < 2 or nr == 0 or nc == 0:
+    table = _two_sample_table(ref_counts, cur_counts)
+    if table is None:
         return 0.0, 0, 1.0
-    col = r + c
-    total = nr + nc
-    er = col * (nr / total)
-    ec = col * (nc / total)
+    r, c, er, ec = table
     x2 = float(np.sum((r - er) ** 2 / er) + np.sum((c - ec) ** 2 / ec))
     dof = int(r.size - 1)
     return x2, dof, chi2_sf(x2, dof)
