@@ -237,3 +237,152 @@ def test_open_with_create_after_a_failed_open_without_it(tmp_path: Path) -> None
         MetadataStore.open(url, create=False)
     store = MetadataStore.open(url, create=True)
     assert store.current_revision() == HEAD_REVISION
+
+
+# ---------------------------------------------------------------- plain SQL, raw sqlite3 path
+def test_write_and_query_run_plain_sql_on_both_databases(db_url: str) -> None:
+    store = MetadataStore.open(db_url)
+    with store.write() as tx:
+        tx.execute(
+            "INSERT INTO experiments (name, created_at) VALUES (:n, :t)", {"n": "plain", "t": 1.0}
+        )
+        tx.executemany(
+            "INSERT INTO experiments (name, created_at) VALUES (:n, :t) "
+            "ON CONFLICT (name) DO NOTHING",
+            [{"n": "plain", "t": 2.0}, {"n": "other", "t": 3.0}],
+        )
+
+    def failing_write() -> None:
+        with store.write() as tx:
+            tx.execute("INSERT INTO experiments (name, created_at) VALUES ('gone', 4.0)")
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        failing_write()
+    with store.query() as q:
+        rows = q.execute("SELECT name, created_at FROM experiments ORDER BY name")
+    assert rows == [("other", 3.0), ("plain", 1.0)]
+    # what plain SQL wrote, Core reads
+    with store.read() as conn:
+        names = set(conn.execute(sa.select(schema.experiments.c.name)).scalars())
+    assert names == {"other", "plain"}
+
+
+def _modules_after(code: str, tmp_path: Path) -> set[str]:
+    script = textwrap.dedent(code) + "\nimport sys\nprint(' '.join(sorted(sys.modules)))\n"
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return set(out.stdout.split())
+
+
+def test_a_sqlite_store_at_head_is_used_without_importing_sqlalchemy(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    MetadataStore.open(url)  # created and migrated here, through SQLAlchemy and Alembic
+    loaded = _modules_after(
+        f"""
+        from modelyard.store.artifacts import ArtifactStore
+        from modelyard.store.db import MetadataStore
+        from modelyard.tracking.client import TrackingClient
+        from modelyard.pipeline.cache import StepCache
+
+        ms = MetadataStore.open({url!r})
+        tc = TrackingClient(ms, ArtifactStore.open({str(tmp_path / "a")!r}), project_root=".")
+        with tc.start_run(experiment="e", tags={{"t": 1}}) as run:
+            run.log_params({{"p": 1}})
+            run.log_metric("m", 0.5, step=3)
+        ref = tc.artifact_store.put_bytes(b"x")
+        cache = StepCache(ms, tc.artifact_store)
+        record = {{"kind": "single", "ref": {{"sha256": ref.sha256, "codec": "json"}}}}
+        cache.put("k" * 64, pipeline="p", step="s", outputs=record, run_id=run.id)
+        assert cache.get("k" * 64) == (record, run.id)
+        print(run.id)
+        """,
+        tmp_path,
+    )
+    assert not any(m == "sqlalchemy" or m.startswith("sqlalchemy.") for m in loaded)
+    assert "alembic" not in loaded
+
+
+def test_records_written_raw_read_back_through_core(tmp_path: Path) -> None:
+    from modelyard.store.artifacts import ArtifactStore
+    from modelyard.tracking.client import TrackingClient
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    MetadataStore.open(url).dispose()
+    ms = MetadataStore.open(url)
+    assert ms._engine is None  # the raw path: no engine built yet
+    tc = TrackingClient(ms, ArtifactStore.open(str(tmp_path / "a")), project_root=tmp_path)
+    with tc.start_run(experiment="e", tags={"t": "1"}) as run:
+        run.log_metric("m", 1.0, step=1)
+        run.log_metric("m", 2.0, step=0)  # an older step does not replace the latest value
+        run.set_tag("t", "2")
+    info = tc.get_run(run.id)  # Core reads
+    assert info.status == "FINISHED"
+    assert info.tags["t"] == "2"
+    assert info.metrics == {"m": 1.0}
+    assert isinstance(info.lineage["environment"], dict)
+    assert info.lineage["environment"]["python"]
+    assert isinstance(info.lineage["git_dirty"], bool | None)
+
+
+def test_forked_child_gets_its_own_raw_connection(tmp_path: Path) -> None:
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    store = MetadataStore.open(url)
+    insert = "INSERT INTO experiments (name, created_at) VALUES (:n, 0)"
+    with store.write() as tx:
+        tx.execute(insert, {"n": "parent-before"})
+
+    def child() -> None:
+        with MetadataStore.open(url).write() as tx:
+            tx.execute(insert, {"n": "child"})
+
+    proc = multiprocessing.get_context("fork").Process(target=child)
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 0
+    with store.write() as tx:
+        tx.execute(insert, {"n": "parent-after"})
+    with store.query() as q:
+        names = {r[0] for r in q.execute("SELECT name FROM experiments")}
+    assert names == {"parent-before", "child", "parent-after"}
+
+
+def test_processes_writing_runs_at_once_on_the_raw_path_lose_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    MetadataStore.open(url)
+    script = textwrap.dedent(
+        f"""
+        from modelyard.store.artifacts import ArtifactStore
+        from modelyard.store.db import MetadataStore
+        from modelyard.tracking.client import TrackingClient
+
+        ms = MetadataStore.open({url!r})
+        tc = TrackingClient(ms, ArtifactStore.open({str(tmp_path / "a")!r}), project_root=".")
+        for i in range(25):
+            run = tc.start_run(experiment="race", capture_lineage=False)
+            run.log_metric("i", i)
+            run.end()
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    with MetadataStore.open(url).query() as q:
+        counts = q.execute(
+            "SELECT count(*), sum(CASE WHEN status = 'FINISHED' THEN 1 ELSE 0 END) FROM runs"
+        )
+        latest = q.execute("SELECT count(*) FROM latest_metrics")
+    assert counts == [(100, 100)]
+    assert latest == [(100,)]

@@ -131,17 +131,17 @@ class StepCache:
         """
         if not keys:
             return {}
-        import sqlalchemy as sa
+        from modelyard.store.db import json_value
 
-        from modelyard.store.schema import step_cache
-
-        stmt = sa.select(step_cache.c.cache_key, step_cache.c.outputs, step_cache.c.run_id).where(
-            step_cache.c.cache_key.in_(keys)
-        )
-        with self.metadata_store.connect_autocommit() as conn:
-            rows = conn.execute(stmt).all()
+        marks = ", ".join(f":k{i}" for i in range(len(keys)))
+        with self.metadata_store.query() as q:
+            rows = q.execute(
+                f"SELECT cache_key, outputs, run_id FROM step_cache WHERE cache_key IN ({marks})",
+                {f"k{i}": k for i, k in enumerate(keys)},
+            )
         out: dict[str, tuple[dict[str, Any], str | None]] = {}
-        for key, outputs, run_id in rows:
+        for key, raw, run_id in rows:
+            outputs = json_value(raw)
             if all(self.artifact_store.exists(r["sha256"]) for r in iter_refs(outputs)):
                 out[key] = (outputs, run_id)
         return out
@@ -154,31 +154,25 @@ class StepCache:
         self, key: str, *, pipeline: str, step: str, outputs: Mapping[str, Any], run_id: str | None
     ) -> None:
         """Record a step's outputs under ``key`` (replacing an older entry with the same key)."""
-        import sqlalchemy as sa
+        import orjson
 
-        from modelyard.store.schema import step_cache
-
-        values = {
-            "cache_key": key,
-            "pipeline": pipeline,
-            "step": step,
-            "outputs": dict(outputs),
-            "run_id": run_id,
-            "created_at": time.time(),
-        }
-        with self.metadata_store.begin() as conn:
-            dialect = conn.dialect.name
-            if dialect in ("sqlite", "postgresql"):
-                # two runs may finish the same step at once: the last one wins, neither fails
-                from sqlalchemy.dialects import postgresql, sqlite
-
-                module: Any = sqlite if dialect == "sqlite" else postgresql
-                stmt = module.insert(step_cache).values(**values)
-                update = {c: stmt.excluded[c] for c in values if c != "cache_key"}
-                conn.execute(stmt.on_conflict_do_update(index_elements=["cache_key"], set_=update))
-            else:  # pragma: no cover - the two supported databases are handled above
-                conn.execute(sa.delete(step_cache).where(step_cache.c.cache_key == key))
-                conn.execute(sa.insert(step_cache).values(**values))
+        # two runs may finish the same step at once: the last one wins, neither fails
+        with self.metadata_store.write() as tx:
+            tx.execute(
+                "INSERT INTO step_cache (cache_key, pipeline, step, outputs, run_id, created_at) "
+                "VALUES (:key, :pipeline, :step, :outputs, :run_id, :at) "
+                "ON CONFLICT (cache_key) DO UPDATE SET pipeline = excluded.pipeline, "
+                "step = excluded.step, outputs = excluded.outputs, run_id = excluded.run_id, "
+                "created_at = excluded.created_at",
+                {
+                    "key": key,
+                    "pipeline": pipeline,
+                    "step": step,
+                    "outputs": orjson.dumps(dict(outputs)).decode(),
+                    "run_id": run_id,
+                    "at": time.time(),
+                },
+            )
 
     def invalidate(self, *, pipeline: str, step: str | None = None) -> int:
         """Drop the entries of a pipeline (or one of its steps); returns how many."""

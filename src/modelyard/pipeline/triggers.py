@@ -110,29 +110,20 @@ def _sha256_file(path: Path) -> str:
 
 
 def _last_success(ms: MetadataStore, pipeline: str) -> dict[str, Any] | None:
-    import sqlalchemy as sa
-
-    from modelyard.store.schema import run_tags, runs
-
-    stmt = (
-        sa.select(runs.c.id, runs.c.git_commit, runs.c.git_diff_sha256)
-        .where(runs.c.kind == "pipeline", runs.c.name == pipeline, runs.c.status == "FINISHED")
-        .order_by(runs.c.start_time.desc())
-        .limit(1)
-    )
-    with ms.read() as conn:
-        row = conn.execute(stmt).first()
-        if row is None:
-            return None
-        tags = dict(
-            conn.execute(
-                sa.select(run_tags.c.key, run_tags.c.value).where(run_tags.c.run_id == row.id)
-            ).all()
+    with ms.query() as q:
+        found = q.execute(
+            "SELECT id, git_commit, git_diff_sha256 FROM runs WHERE kind = 'pipeline' "
+            "AND name = :name AND status = 'FINISHED' ORDER BY start_time DESC LIMIT 1",
+            {"name": pipeline},
         )
+        if not found:
+            return None
+        run_id, git_commit, git_diff_sha256 = found[0]
+        tags = dict(q.execute("SELECT key, value FROM run_tags WHERE run_id = :id", {"id": run_id}))
     return {
-        "run_id": row.id,
-        "git_commit": row.git_commit,
-        "git_diff_sha256": row.git_diff_sha256,
+        "run_id": run_id,
+        "git_commit": git_commit,
+        "git_diff_sha256": git_diff_sha256,
         "tags": tags,
     }
 

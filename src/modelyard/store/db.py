@@ -10,6 +10,15 @@ SQLite transactions: the driver's implicit transactions are turned off and SQLAl
 IMMEDIATE``, so concurrent writers queue on the busy timeout instead of failing with "database is
 locked" when a read lock cannot be upgraded; reads (:meth:`MetadataStore.read`) use a deferred
 ``BEGIN`` and never block writers under WAL.
+
+The hot path does not import SQLAlchemy. A SQLite file store that is already at the head revision
+is opened, checked and written with the standard library's ``sqlite3`` alone: the engine (and
+SQLAlchemy with it) is built on first use of :attr:`MetadataStore.engine`, :meth:`~MetadataStore.
+begin`, :meth:`~MetadataStore.read` and the other Core-level methods. The statements of the hot
+path (starting and ending runs, flushing their records, the step cache) are plain SQL with
+``:name`` parameters, valid on SQLite and PostgreSQL alike, run through :meth:`MetadataStore.write`
+and :meth:`MetadataStore.query`: on a SQLite file over a raw ``sqlite3`` connection (one per
+thread, configured as the engine's), otherwise over the engine.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ if TYPE_CHECKING:
 
     from modelyard.config import Settings
 
-__all__ = ["HEAD_REVISION", "MIGRATIONS_DIR", "REVISIONS", "MetadataStore"]
+__all__ = ["HEAD_REVISION", "MIGRATIONS_DIR", "REVISIONS", "MetadataStore", "SqlTx"]
 
 #: Revisions in order; the last is what this code writes and expects.
 REVISIONS: tuple[str, ...] = ("0001", "0002")
@@ -52,6 +61,8 @@ _MAX_CACHED_ENGINES = 32
 _lock = threading.Lock()
 _engines: OrderedDict[str, Engine] = OrderedDict()  # least recently opened first
 _checked: set[str] = set()  # URLs found at the head revision in this process
+_raw = threading.local()  # per thread: .conns, an OrderedDict of SQLite path -> sqlite3 handle
+_MAX_RAW_PER_THREAD = 8
 
 
 def _after_fork_in_child() -> None:
@@ -59,9 +70,138 @@ def _after_fork_in_child() -> None:
     # sockets); dispose(close=False) gives each engine a fresh pool without closing the parent's.
     for engine in _engines.values():
         engine.dispose(close=False)
+    global _raw  # the parent's raw sqlite3 handles are left alone (never closed here)
+    _raw = threading.local()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _sqlite_file(url: str) -> str | None:
+    """The file of a plain ``sqlite:///path`` URL, or None (memory, query options, other DBs).
+
+    Only URLs whose meaning is plain are taken (no ``?`` options, no ``%`` escapes); anything
+    else goes through SQLAlchemy's URL parsing and the engine.
+    """
+    for prefix in ("sqlite:///", "sqlite+pysqlite:///"):
+        if url.startswith(prefix):
+            path = url[len(prefix) :]
+            if not path or path == ":memory:" or path.startswith("file:") or "?" in path:
+                return None
+            if "%" in path:
+                return None
+            return path
+    return None
+
+
+def _configure_sqlite(dbapi_conn: Any) -> None:
+    """What every SQLite connection gets, raw or pooled: autocommit driver, WAL, busy timeout."""
+    # Take transaction control away from the sqlite3 module: we emit BEGIN ourselves.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        # WAL + NORMAL: a crash of the process never loses a commit; only power loss may drop
+        # the last transactions, never corrupting the file.
+        cur.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cur.close()
+
+
+def _raw_connection(path: str) -> Any:
+    """This thread's sqlite3 connection to ``path`` (opened and configured on first use)."""
+    conns: OrderedDict[str, Any] | None = getattr(_raw, "conns", None)
+    if conns is None:
+        conns = _raw.conns = OrderedDict()
+    conn = conns.get(path)
+    if conn is not None:
+        conns.move_to_end(path)
+        return conn
+    import sqlite3
+
+    conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
+    _configure_sqlite(conn)
+    conns[path] = conn
+    while len(conns) > _MAX_RAW_PER_THREAD:
+        conns.popitem(last=False)[1].close()
+    return conn
+
+
+def _drop_raw_connection(path: str) -> None:
+    conns: OrderedDict[str, Any] | None = getattr(_raw, "conns", None)
+    if conns is not None and path in conns:
+        conns.pop(path).close()
+
+
+def _raw_revision(path: str) -> str | None:
+    """The revision of an existing SQLite file read with sqlite3 alone; None when unknown."""
+    import sqlite3
+
+    if not os.path.isfile(path):
+        return None
+    try:
+        rows = _raw_connection(path).execute("SELECT version_num FROM alembic_version").fetchall()
+    except sqlite3.Error:  # no table yet, not a database, locked past the timeout: the slow path
+        _drop_raw_connection(path)
+        return None
+    return str(rows[0][0]) if len(rows) == 1 else None
+
+
+class SqlTx:
+    """Plain SQL with ``:name`` parameters on one connection, inside a transaction or not.
+
+    Handed out by :meth:`MetadataStore.write` and :meth:`MetadataStore.query`. The SQL must be
+    valid on SQLite and PostgreSQL (``INSERT ... ON CONFLICT (...) DO UPDATE SET c =
+    excluded.c`` is); quote ``"user"``. Values are plain Python: JSON columns take text (SQLite)
+    and come back as text on SQLite and parsed on PostgreSQL, see :func:`json_value`.
+    """
+
+    __slots__ = ("_conn", "_cursor", "dialect")
+
+    def __init__(self, *, cursor: Any = None, conn: Connection | None = None) -> None:
+        self._cursor = cursor
+        self._conn = conn
+        self.dialect = "sqlite" if cursor is not None else str(conn.dialect.name)  # type: ignore[union-attr]
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run one statement; returns its rows (empty for statements without rows)."""
+        if self._cursor is not None:
+            self._cursor.execute(sql, params or {})
+            return list(self._cursor.fetchall())
+        result = self._conn.execute(_text(sql), dict(params or {}))  # type: ignore[union-attr]
+        return [tuple(r) for r in result.all()] if result.returns_rows else []
+
+    def executemany(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        """Run one statement once per row (one driver ``executemany``)."""
+        if not rows:
+            return
+        if self._cursor is not None:
+            self._cursor.executemany(sql, rows)
+        else:
+            self._conn.execute(_text(sql), rows)  # type: ignore[union-attr]
+
+
+_texts: dict[str, Any] = {}
+
+
+def _text(sql: str) -> Any:
+    stmt = _texts.get(sql)
+    if stmt is None:
+        import sqlalchemy as sa
+
+        stmt = _texts[sql] = sa.text(sql)
+    return stmt
+
+
+def json_value(value: Any) -> Any:
+    """A JSON column's value as read through :class:`SqlTx`: text on SQLite, parsed elsewhere."""
+    if isinstance(value, str | bytes):
+        import orjson
+
+        return orjson.loads(value)
+    return value
 
 
 def _safe_url(url: str) -> str:
@@ -132,18 +272,7 @@ def _install_sqlite_hooks(engine: Engine) -> None:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Take transaction control away from the sqlite3 module: SQLAlchemy emits BEGIN below.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        try:
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-            cur.execute("PRAGMA foreign_keys=ON")
-            # WAL + NORMAL: a crash of the process never loses a commit; only power loss may drop
-            # the last transactions, never corrupting the file.
-            cur.execute("PRAGMA synchronous=NORMAL")
-        finally:
-            cur.close()
+        _configure_sqlite(dbapi_conn)  # SQLAlchemy emits BEGIN below
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -185,9 +314,11 @@ class MetadataStore:
         url: the URL the engine was made from.
     """
 
-    def __init__(self, engine: Engine, url: str) -> None:
+    def __init__(self, engine: Engine | None, url: str, *, create: bool = True) -> None:
         self._engine = engine
         self._url = url
+        self._create = create
+        self._sqlite_path = _sqlite_file(url)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -205,7 +336,11 @@ class MetadataStore:
             ConfigError: the URL is malformed or its driver is not installed.
             ServiceUnavailable: the database cannot be reached or opened.
         """
-        store = cls(_get_engine(url, create=create), url)
+        path = _sqlite_file(url)
+        if path is not None and (url in _checked or _raw_revision(path) == HEAD_REVISION):
+            _checked.add(url)  # at head: no engine (nor SQLAlchemy) until Core is needed
+            return cls(None, url, create=create)
+        store = cls(_get_engine(url, create=create), url, create=create)
         if url not in _checked:
             from sqlalchemy.exc import OperationalError
 
@@ -234,7 +369,9 @@ class MetadataStore:
     # ------------------------------------------------------------------ properties
     @property
     def engine(self) -> Engine:
-        """The SQLAlchemy engine."""
+        """The SQLAlchemy engine (built on first use)."""
+        if self._engine is None:
+            self._engine = _get_engine(self._url, create=self._create)
         return self._engine
 
     @property
@@ -250,7 +387,9 @@ class MetadataStore:
     @property
     def dialect(self) -> str:
         """``"sqlite"`` or ``"postgresql"``."""
-        return str(self._engine.dialect.name)
+        if self._sqlite_path is not None:
+            return "sqlite"
+        return str(self.engine.dialect.name)
 
     # ------------------------------------------------------------------ transactions
     @contextmanager
@@ -262,7 +401,7 @@ class MetadataStore:
         Do not open a second write transaction while one is open in the same thread: on SQLite
         it would wait for the first one's lock until the busy timeout.
         """
-        with self._engine.connect() as conn:
+        with self.engine.connect() as conn:
             if self.dialect == "sqlite":
                 conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
             with conn.begin():
@@ -271,7 +410,7 @@ class MetadataStore:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction: one consistent snapshot; never blocks writers on SQLite/WAL."""
-        with self._engine.connect() as conn, conn.begin():
+        with self.engine.connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
@@ -281,10 +420,55 @@ class MetadataStore:
         The fastest path for a single ``SELECT``; use :meth:`read` when several statements must
         see the same snapshot.
         """
-        with self._engine.connect() as conn:
+        with self.engine.connect() as conn:
             if self.dialect == "sqlite":
                 conn.execution_options(**{_BEGIN_OPTION: ""})
             yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[SqlTx]:
+        """A write transaction for plain SQL (:class:`SqlTx`), committed on success.
+
+        On a SQLite file: this thread's raw ``sqlite3`` connection and ``BEGIN IMMEDIATE``, no
+        SQLAlchemy. Elsewhere: :meth:`begin`. The same rule as :meth:`begin` holds: no second
+        write transaction in the same thread while one is open.
+        """
+        path = self._sqlite_path
+        if path is None:
+            with self.begin() as conn:
+                yield SqlTx(conn=conn)
+            return
+        conn = _raw_connection(path)
+        cursor = conn.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqlTx(cursor=cursor)
+                cursor.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            cursor.close()
+
+    @contextmanager
+    def query(self) -> Iterator[SqlTx]:
+        """Plain SQL reads (:class:`SqlTx`), each statement on its own (no snapshot).
+
+        On a SQLite file: this thread's raw ``sqlite3`` connection. Elsewhere:
+        :meth:`connect_autocommit`.
+        """
+        path = self._sqlite_path
+        if path is None:
+            with self.connect_autocommit() as conn:
+                yield SqlTx(conn=conn)
+            return
+        cursor = _raw_connection(path).cursor()
+        try:
+            yield SqlTx(cursor=cursor)
+        finally:
+            cursor.close()
 
     def fetch(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run one read-only statement on a raw driver connection and return its rows.
@@ -294,8 +478,8 @@ class MetadataStore:
         execution skips SQLAlchemy's result machinery, so values come back as the driver
         returns them (JSON columns are text on SQLite).
         """
-        compiled = _compiled(statement, self._engine)
-        raw = self._engine.raw_connection()
+        compiled = _compiled(statement, self.engine)
+        raw = self.engine.raw_connection()
         try:
             cursor = raw.cursor()
             try:
@@ -371,7 +555,10 @@ class MetadataStore:
         with _lock:
             _engines.pop(self._url, None)
             _checked.discard(self._url)
-        self._engine.dispose()
+        if self._sqlite_path is not None:
+            _drop_raw_connection(self._sqlite_path)
+        if self._engine is not None:
+            self._engine.dispose()
 
     # ------------------------------------------------------------------ internals
     def _alembic_config(self, conn: Connection) -> Config:

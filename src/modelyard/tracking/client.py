@@ -39,6 +39,14 @@ if TYPE_CHECKING:
 
 __all__ = ["TrackingClient"]
 
+# Plain SQL of the hot path (SQLite and PostgreSQL alike), run through MetadataStore.write().
+_INSERT_RUN = (
+    "INSERT INTO runs (id, experiment_id, name, kind, status, parent_run_id, start_time, "
+    'end_time, "user", source) VALUES (:id, :experiment_id, :name, :kind, :status, '
+    ":parent_run_id, :start_time, :end_time, :user, :source)"
+)
+_INSERT_RUN_TAG = "INSERT INTO run_tags (run_id, key, value) VALUES (:run_id, :key, :value)"
+
 
 class TrackingClient:
     """Runs on a metadata store and an artifact store.
@@ -91,24 +99,19 @@ class TrackingClient:
         cached = self._experiments.get(name)
         if cached is not None:
             return cached
-        import sqlalchemy as sa
-
-        from modelyard.store.schema import experiments
-        from modelyard.tracking._sql import insert_ignore
-
-        with self.metadata_store.begin() as conn:
-            found = conn.execute(
-                sa.select(experiments.c.id).where(experiments.c.name == name)
-            ).scalar()
-            if found is None:
-                insert_ignore(
-                    conn, experiments, [{"name": name, "created_at": time.time()}], keys=("name",)
+        select = "SELECT id FROM experiments WHERE name = :name"
+        with self.metadata_store.query() as q:
+            found = q.execute(select, {"name": name})
+        if not found:
+            with self.metadata_store.write() as tx:
+                tx.execute(
+                    "INSERT INTO experiments (name, created_at) VALUES (:name, :at) "
+                    "ON CONFLICT (name) DO NOTHING",
+                    {"name": name, "at": time.time()},
                 )
-                found = conn.execute(
-                    sa.select(experiments.c.id).where(experiments.c.name == name)
-                ).scalar_one()
-        self._experiments[name] = int(found)
-        return int(found)
+                found = tx.execute(select, {"name": name})
+        self._experiments[name] = int(found[0][0])
+        return int(found[0][0])
 
     def list_experiments(self) -> list[str]:
         """Every experiment's name, sorted."""
@@ -148,10 +151,6 @@ class TrackingClient:
             InvalidInputError: a bad experiment name, kind or tag.
             NotFoundError: ``parent_run_id`` does not exist.
         """
-        import sqlalchemy as sa
-
-        from modelyard.store.schema import run_tags, runs
-
         experiment = experiment or self.default_experiment
         check_key(experiment, "experiment")
         if kind not in RUN_KINDS:
@@ -182,28 +181,28 @@ class TrackingClient:
             "source": source if source is not None else _default_source(),
         }
         try:
-            with self.metadata_store.begin() as conn:
-                if parent_run_id is not None:
-                    found = conn.execute(
-                        sa.select(runs.c.id).where(runs.c.id == parent_run_id)
-                    ).first()
-                    if found is None:
-                        raise NotFoundError(
-                            f"parent run {parent_run_id!r} not found",
-                            hint="pass the id of an existing run (modelyard runs list)",
-                            run_id=parent_run_id,
-                        )
-                conn.execute(runs.insert(), [row])
-                if tag_rows:
-                    conn.execute(
-                        run_tags.insert(),
-                        [{"run_id": run_id, "key": k, "value": v} for k, v in tag_rows.items()],
+            with self.metadata_store.write() as tx:
+                if parent_run_id is not None and not tx.execute(
+                    "SELECT id FROM runs WHERE id = :id", {"id": parent_run_id}
+                ):
+                    raise NotFoundError(
+                        f"parent run {parent_run_id!r} not found",
+                        hint="pass the id of an existing run (modelyard runs list)",
+                        run_id=parent_run_id,
                     )
-        except sa.exc.IntegrityError as exc:
+                tx.execute(_INSERT_RUN, row)
+                tx.executemany(
+                    _INSERT_RUN_TAG,
+                    [{"run_id": run_id, "key": k, "value": v} for k, v in tag_rows.items()],
+                )
+        except Exception as exc:
+            if type(exc).__name__ != "IntegrityError":  # sqlite3's or SQLAlchemy's
+                raise
             # the cached experiment id may be stale (its row deleted): look it up next time
             self._experiments.pop(experiment, None)
             raise ModelyardError(
-                f"could not create a run in experiment {experiment!r}: {exc.orig}",
+                f"could not create a run in experiment {experiment!r}: "
+                f"{getattr(exc, 'orig', None) or exc}",
                 hint="retry; if it persists, check the metadata store with `modelyard db current`",
             ) from exc
         run = Run(

@@ -36,13 +36,31 @@ from modelyard.tracking._flusher import flusher
 from modelyard.tracking.entities import RUN_STATUSES
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from modelyard.store.artifacts import ArtifactRef
+    from modelyard.store.db import SqlTx
     from modelyard.tracking.client import TrackingClient
     from modelyard.tracking.entities import RunInfo
 
 __all__ = ["FLUSH_EVERY", "MAX_BUFFERED", "Run", "check_key", "check_value"]
+
+# Plain SQL of the flush (SQLite and PostgreSQL alike), run through MetadataStore.write().
+_INSERT_PARAM = "INSERT INTO params (run_id, key, value) VALUES (:run_id, :key, :value)"
+_UPSERT_TAG = (
+    "INSERT INTO run_tags (run_id, key, value) VALUES (:run_id, :key, :value) "
+    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value"
+)
+_INSERT_METRIC = (
+    "INSERT INTO metrics (run_id, key, value, step, timestamp) "
+    "VALUES (:run_id, :key, :value, :step, :timestamp)"
+)
+# the latest value per key: replaced only by a later step, or the same step and a newer time
+_UPSERT_LATEST = (
+    "INSERT INTO latest_metrics (run_id, key, value, step, timestamp) "
+    "VALUES (:run_id, :key, :value, :step, :timestamp) "
+    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, step = excluded.step, "
+    "timestamp = excluded.timestamp WHERE excluded.step > latest_metrics.step "
+    "OR (excluded.step = latest_metrics.step AND excluded.timestamp >= latest_metrics.timestamp)"
+)
 
 FLUSH_EVERY = 1_000
 MAX_BUFFERED = 100_000  # past this, log_metric flushes inline: memory stays bounded
@@ -476,10 +494,8 @@ class Run:
             if not (metrics or params or tags or lineage or final):
                 return
             try:
-                with self._client.metadata_store.begin() as conn:
-                    self._write(
-                        conn, metrics, params=params, tags=tags, lineage=lineage, final=final
-                    )
+                with self._client.metadata_store.write() as tx:
+                    self._write(tx, metrics, params=params, tags=tags, lineage=lineage, final=final)
             except Exception as exc:
                 with self._lock:
                     self._metrics[:0] = metrics
@@ -506,7 +522,7 @@ class Run:
 
     def _write(
         self,
-        conn: Connection,
+        tx: SqlTx,
         metrics: list[tuple[str, float, int, float]],
         *,
         params: dict[str, str],
@@ -514,26 +530,16 @@ class Run:
         lineage: dict[str, Any] | None,
         final: tuple[str, float] | None,
     ) -> None:
-        from modelyard.store import schema
-        from modelyard.tracking._sql import upsert
-
         rid = self.id
-        if params:
-            conn.execute(
-                schema.params.insert(),
-                [{"run_id": rid, "key": k, "value": v} for k, v in params.items()],
-            )
-        if tags:
-            upsert(
-                conn,
-                schema.run_tags,
-                [{"run_id": rid, "key": k, "value": v} for k, v in tags.items()],
-                keys=("run_id", "key"),
-                update=("value",),
-            )
+        tx.executemany(
+            _INSERT_PARAM, [{"run_id": rid, "key": k, "value": v} for k, v in params.items()]
+        )
+        tx.executemany(
+            _UPSERT_TAG, [{"run_id": rid, "key": k, "value": v} for k, v in tags.items()]
+        )
         if metrics:
-            conn.execute(
-                schema.metrics.insert(),
+            tx.executemany(
+                _INSERT_METRIC,
                 [
                     {"run_id": rid, "key": k, "value": v, "step": s, "timestamp": t}
                     for k, v, s, t in metrics
@@ -544,30 +550,30 @@ class Run:
                 cur = latest.get(rec[0])
                 if cur is None or (rec[2], rec[3]) >= (cur[2], cur[3]):
                     latest[rec[0]] = rec
-            upsert(
-                conn,
-                schema.latest_metrics,
+            tx.executemany(
+                _UPSERT_LATEST,
                 [
                     {"run_id": rid, "key": k, "value": v, "step": s, "timestamp": t}
                     for k, v, s, t in latest.values()
                 ],
-                keys=("run_id", "key"),
-                update=("value", "step", "timestamp"),
-                only_if_newer=True,
             )
         values: dict[str, Any] = {}
         if lineage is not None:
+            import orjson
+
+            env = lineage.get("environment")
             values.update(
                 git_commit=lineage.get("git_commit"),
                 git_branch=(lineage.get("git_branch") or None),
                 git_dirty=lineage.get("git_dirty"),
                 git_diff_sha256=lineage.get("git_diff_sha256"),
-                environment=lineage.get("environment"),
+                environment=None if env is None else orjson.dumps(env).decode(),
             )
         if final is not None:
             values.update(status=final[0], end_time=final[1])
         if values:
-            conn.execute(schema.runs.update().where(schema.runs.c.id == rid).values(**values))
+            sets = ", ".join(f"{k} = :{k}" for k in values)
+            tx.execute(f"UPDATE runs SET {sets} WHERE id = :run_id", {**values, "run_id": rid})
 
     def end(self, status: str = "FINISHED") -> None:
         """End the run: wait for lineage, write every buffered record and the final status.
