@@ -280,11 +280,13 @@ class HttpProtocol(asyncio.Protocol):
         self._size = 0
         self._body = []
         self._reject = max(size, 1)
+        self._in_message = False
+        # keep_alive=False: the connection closes once this answer is written, after the answers
+        # owed to earlier pipelined requests (``closing`` now would cut those short)
         req = Request(
             self, "POST", self._url.decode("latin-1"), "", self._headers, b"", False, self._t0
         )
         self.pending.append(req)
-        self.closing = True
         self.too_large(req, size, overloaded)
         raise httptools.HttpParserError("body refused")
 
@@ -297,8 +299,9 @@ class HttpProtocol(asyncio.Protocol):
         raise httptools.HttpParserError(message)
 
     def stale(self, now: float, request_timeout_s: float) -> bool:
-        """Close this connection now? A request still arriving after ``request_timeout_s``
-        (slow or stalled clients), or a keep-alive connection idle for ``KEEPALIVE_IDLE_S``."""
+        """Time this connection out? A request still arriving after ``request_timeout_s``
+        (slow or stalled clients) gets 408, after the answers owed to earlier requests, and the
+        connection closes; a keep-alive connection idle for ``KEEPALIVE_IDLE_S`` closes now."""
         if self.closing or self.transport is None:
             return False
         if self._in_message and now - self._t0 > request_timeout_s:
@@ -314,11 +317,18 @@ class HttpProtocol(asyncio.Protocol):
         return False
 
     def _fail(self, status: int, body: bytes) -> None:
-        self.closing = True
-        if self.transport is not None:
-            rid = [(b"x-request-id", uuid.uuid4().hex.encode())]
-            self.transport.write(build_response(status, body, headers=rid, keep_alive=False))
-            self.transport.close()
+        """Answer ``status`` for the request being parsed, then close; read nothing more.
+
+        The answer waits its turn behind earlier pipelined requests still in flight: HTTP/1.1
+        answers in request order, so writing it now would overtake (and, by closing, lose) theirs.
+        """
+        self._reject = self._reject or 1
+        self._in_message = False  # the request is answered: no 408 for it later
+        req = Request(self, "", "", "", {}, b"", False, self.clock())
+        rid = [(b"x-request-id", uuid.uuid4().hex.encode())]
+        req.response = build_response(status, body, headers=rid, keep_alive=False)
+        self.pending.append(req)
+        self.flush()
 
     def _pause_reading(self) -> None:
         if not self._reading_paused and self.transport is not None:
