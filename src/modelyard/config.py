@@ -2,25 +2,37 @@
 
 Precedence, highest first: arguments passed to :func:`load_settings` > ``MODELYARD_*`` environment
 variables > ``[tool.modelyard]`` in the project's ``pyproject.toml`` (or a ``modelyard.toml``) >
-defaults. Nested tables use ``__`` in environment names: ``MODELYARD_SERVING__PORT=9000``.
+defaults. Nested tables use ``__`` in environment names: ``MODELYARD_SERVING__PORT=9000``; names
+are case-insensitive, and values for tables, lists and dicts are JSON
+(``MODELYARD_STORAGE_OPTIONS='{"anon": true}'``). ``MODELYARD_*`` names that match no setting are
+ignored; an unknown key anywhere else is an error.
 
 A ``pyproject.toml`` counts only when it has a ``[tool.modelyard]`` table; the project root is the
 nearest folder upwards holding such a file, else the git work tree, else the current folder.
+
+The settings are msgspec Structs validated by :func:`msgspec.convert`: every CLI command imports
+this module, and pydantic-settings cost about 150 ms of that start-up where msgspec costs about 15.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import re
 import tomllib
+import types
+import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+import msgspec
 
 from modelyard.errors import ConfigError
 
 __all__ = [
     "PipelineSettings",
+    "SecretStr",
     "ServingSettings",
     "Settings",
     "find_project_root",
@@ -28,61 +40,90 @@ __all__ = [
     "os_user",
 ]
 
+_ENV_PREFIX = "MODELYARD_"
+_HINT = "run `modelyard config show` to see every value and where it came from"
 
-class ServingSettings(BaseModel):
+
+class SecretStr:
+    """A string that ``repr``, ``str`` and ``modelyard config show`` print as ``**********``.
+
+    Args:
+        value: the secret; read it back with :meth:`get_secret_value`.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        """The secret itself."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SecretStr('**********')"
+
+    def __str__(self) -> str:
+        return "**********"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretStr) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class ServingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``[tool.modelyard.serving]``: defaults for ``modelyard serve``."""
 
-    model_config = ConfigDict(extra="forbid")
-
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    workers: int | None = Field(None, ge=1, description="model worker processes; default: per core")
-    max_batch_size: int = Field(64, ge=1)
-    max_wait_ms: float = Field(2.0, ge=0)
-    queue_size: int = Field(1024, ge=1)
-    timeout_s: float = Field(30.0, gt=0)
-    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1)
-    grace_s: float = Field(30.0, ge=0, description="how long SIGTERM waits for accepted requests")
-    request_log_sample_rate: float = Field(1.0, ge=0, le=1)
-    request_log_flush_s: float = Field(10.0, gt=0)
-    admin_token: SecretStr | None = Field(None, description="bearer token for management endpoints")
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    workers: Annotated[int, msgspec.Meta(ge=1)] | None = (
+        None  # model worker processes; None: per core
+    )
+    max_batch_size: Annotated[int, msgspec.Meta(ge=1)] = 64
+    max_wait_ms: Annotated[float, msgspec.Meta(ge=0)] = 2.0
+    queue_size: Annotated[int, msgspec.Meta(ge=1)] = 1024
+    timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1)] = 8 * 1024 * 1024
+    grace_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0  # how long SIGTERM waits for requests
+    request_log_sample_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
+    request_log_flush_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    admin_token: SecretStr | None = None  # bearer token for management endpoints
 
 
-class PipelineSettings(BaseModel):
+class PipelineSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``[tool.modelyard.pipeline]``: which pipeline ``modelyard run`` runs, and its parameters."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    entrypoint: str | None = Field(None, description="'module:function' building the pipeline")
+    entrypoint: str | None = None  # 'module:function' building the pipeline
     executor: str = "local"
-    max_parallel: int | None = Field(None, ge=1)
-    params: dict[str, Any] = Field(default_factory=dict)
-    data_sources: list[str] = Field(default_factory=list)
+    max_parallel: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    data_sources: list[str] = msgspec.field(default_factory=list)
 
 
-class Settings(BaseSettings):
+_NO_SOURCES: Mapping[str, str] = types.MappingProxyType({})
+
+
+# dict=True: load_settings stores where each value came from in an instance attribute, which is
+# not a field, so it is neither read from a file nor printed.
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=True):
     """Every setting modelyard reads. Build with :func:`load_settings`, not directly."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MODELYARD_",
-        env_nested_delimiter="__",
-        extra="forbid",
-        validate_default=True,
-    )
-
-    project_root: Path = Field(default_factory=Path.cwd)
-    home: Path | None = Field(None, description="holds the SQLite file and the artifact folder")
-    db_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite in home")
-    artifact_url: str | None = Field(None, description="fsspec URL; default a folder in home")
-    storage_options: dict[str, Any] = Field(
-        default_factory=dict, description="fsspec options for artifact_url (endpoint_url, ...)"
-    )
+    project_root: Path = msgspec.field(default_factory=Path.cwd)
+    home: Path | None = None  # holds the SQLite file and the artifact folder
+    db_url: str | None = None  # SQLAlchemy URL; default sqlite in home
+    artifact_url: str | None = None  # fsspec URL; default a folder in home
+    storage_options: dict[str, Any] = msgspec.field(default_factory=dict)  # fsspec options
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    user: str | None = Field(None, description="who moves aliases; default the OS user")
-    git_tags: bool = Field(False, description="mirror registered versions as git tags")
+    user: str | None = None  # who moves aliases; default the OS user
+    git_tags: bool = False  # mirror registered versions as git tags
     experiment: str = "default"
-    serving: ServingSettings = Field(default_factory=ServingSettings)  # type: ignore[arg-type]
-    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)  # type: ignore[arg-type]
+    serving: ServingSettings = msgspec.field(default_factory=ServingSettings)
+    pipeline: PipelineSettings = msgspec.field(default_factory=PipelineSettings)
+
+    # field name, or ``table.field``, -> where its value came from; set by load_settings
+    _sources = _NO_SOURCES
 
     @property
     def resolved_home(self) -> Path:
@@ -106,9 +147,6 @@ class Settings(BaseSettings):
     @property
     def resolved_user(self) -> str:
         return self.user or os_user()
-
-    # Filled by load_settings: field name -> where its value came from.
-    _sources: dict[str, str] = {}
 
     def sources(self) -> dict[str, str]:
         """Where each value came from: argument, env NAME, a file, or default.
@@ -149,9 +187,6 @@ def os_user() -> str:
         return "unknown"
 
 
-_NESTED = frozenset({"serving", "pipeline"})
-
-
 def find_project_root(start: Path | None = None) -> tuple[Path, Path | None]:
     """Return (project root, config file or None), searching upwards from ``start``."""
     here = (start or Path.cwd()).resolve()
@@ -170,62 +205,217 @@ def load_settings(start: Path | None = None, **overrides: Any) -> Settings:
 
     Args:
         start: folder to search upwards from for the project (default: cwd).
-        **overrides: explicit values; highest precedence. ``None`` values are ignored.
+        **overrides: explicit values; highest precedence. ``None`` values are ignored. A table
+            (``serving={"port": 0}``) is merged into the lower layers' table, key by key.
 
     Raises:
-        ConfigError: a value is of the wrong type or an unknown key is set; the message names the
-            key and where it came from.
+        ConfigError: a value is of the wrong type or out of bounds, an unknown key is set, or the
+            project file is not valid TOML; the message names the key, where it came from and
+            what was expected.
     """
     overrides = {k: v for k, v in overrides.items() if v is not None}
     root, cfg_file = find_project_root(start)
-    file_values: dict[str, Any] = {}
-    if cfg_file is not None:
-        file_values = _read_project_table(cfg_file) or {}
-    env_source = EnvSettingsSource(Settings)
-    env_values = env_source()
-
     merged: dict[str, Any] = {"project_root": root}
     sources: dict[str, str] = {"project_root": str(cfg_file) if cfg_file else "discovered"}
-    for layer, label in (
-        (file_values, f"{cfg_file} [tool.modelyard]" if cfg_file else ""),
-        (env_values, "env"),
-        (overrides, "argument"),
-    ):
-        for key, value in layer.items():
-            if isinstance(value, dict) and key in _NESTED:
-                merged[key] = {**merged.get(key, {}), **value}
-                for sub in value:
-                    sources[f"{key}.{sub}"] = (
-                        f"env MODELYARD_{key.upper()}__{sub.upper()}" if label == "env" else label
-                    )
-                continue
-            merged[key] = value
-            sources[key] = f"env MODELYARD_{key.upper()}" if label == "env" else label
-    # relative paths in the project file are relative to the project root
-    for key in ("home",):
-        if key in file_values and not Path(str(file_values[key])).is_absolute():
-            merged[key] = root / str(file_values[key])
+    if cfg_file is not None:
+        file_values = _read_project_table(cfg_file) or {}
+        home = file_values.get("home")
+        if isinstance(home, str) and not Path(home).is_absolute():
+            # relative paths in the project file are relative to the project root
+            file_values["home"] = root / home
+        _merge(merged, file_values, Settings)
+        _record(sources, (), file_values, f"{cfg_file} [tool.modelyard]")
+    _merge(merged, _env_layer(os.environ, sources), Settings)
+    _merge(merged, overrides, Settings)
+    _record(sources, (), overrides, "argument")
+    _loosen_flags(merged, Settings)
     try:
-        settings = _SettingsNoEnv(**merged)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            origin = sources.get(loc) or sources.get(str(err["loc"][0]) if loc else "", "default")
-            problems.append(f"{loc} ({origin}): {err['msg']}")
-        raise ConfigError(
-            "invalid settings: " + "; ".join(problems),
-            hint="run `modelyard config show` to see every value and where it came from",
-        ) from exc
-    for name in Settings.model_fields:
+        settings = msgspec.convert(merged, Settings, strict=False, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        raise _config_error(exc, merged, sources) from exc
+    for name in _fields(Settings):
         sources.setdefault(name, "default")
     settings._sources = sources
     return settings
 
 
-class _SettingsNoEnv(Settings):
-    """Settings built from an already-merged dict: pydantic-settings must not re-read env."""
+# -- layers ------------------------------------------------------------------------------------
 
-    @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # type: ignore[no-untyped-def]
-        return (init_settings,)
+
+def _env_layer(environ: Mapping[str, str], sources: dict[str, str]) -> dict[str, Any]:
+    """The ``MODELYARD_*`` variables as nested values; records each one's name in ``sources``."""
+    found: list[tuple[tuple[str, ...], str]] = []
+    for name, raw in environ.items():
+        if name.upper().startswith(_ENV_PREFIX):
+            path = tuple(name[len(_ENV_PREFIX) :].lower().split("__"))
+            # unknown top-level names are ignored: the prefix is too generic to own every name
+            if path[0] in _fields(Settings):
+                found.append((path, raw))
+    values: dict[str, Any] = {}
+    # shallow names first, so MODELYARD_SERVING__PORT lands on top of MODELYARD_SERVING='{...}'
+    for path, raw in sorted(found, key=lambda item: (len(item[0]), item[0])):
+        env_name = _ENV_PREFIX + "__".join(path).upper()
+        value: Any = raw
+        tp = _type_at(path)
+        if _is_container(tp):
+            try:
+                value = msgspec.json.decode(raw)
+            except msgspec.DecodeError as exc:
+                key = ".".join(path)
+                example = '["value"]' if typing.get_origin(tp) is list else '{"key": "value"}'
+                raise ConfigError(
+                    f"invalid setting {key} (from env {env_name}): expected JSON, got {raw!r}",
+                    hint=f"set it as JSON, e.g. {env_name}='{example}'",
+                    key=key,
+                    source=f"env {env_name}",
+                ) from exc
+        target = values
+        for part in path[:-1]:
+            if not isinstance(target.get(part), dict):
+                target[part] = {}
+            target = target[part]
+        target[path[-1]] = value
+        depth = _field_depth(path)
+        if depth < len(path):  # a key inside a dict setting: the setting came from this name
+            field = path[:depth]
+            sources[".".join(field)] = f"env {_ENV_PREFIX}{'__'.join(field).upper()}"
+        else:
+            _record(sources, path, value, f"env {env_name}")
+    return values
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any], cls: type[msgspec.Struct]) -> None:
+    """Lay ``top`` over ``base``: tables merge key by key, any other value replaces."""
+    fields = _fields(cls)
+    for key, value in top.items():
+        table = _struct_type(fields.get(key))
+        if table is not None and isinstance(value, Mapping):
+            if not isinstance(base.get(key), dict):
+                base[key] = {}
+            _merge(base[key], value, table)
+        else:
+            base[key] = value
+
+
+def _record(sources: dict[str, str], path: tuple[str, ...], value: Any, label: str) -> None:
+    """Note ``label`` as the source of ``value`` at ``path`` and of every key in its tables."""
+    if _struct_type(_type_at(path)) is not None and isinstance(value, Mapping):
+        for key, sub in value.items():
+            _record(sources, (*path, str(key)), sub, label)
+    elif path:
+        sources[".".join(path)] = label
+
+
+_TRUE = frozenset({"y", "yes", "on", "t"})
+_FALSE = frozenset({"n", "no", "off", "f"})
+
+
+def _loosen_flags(values: dict[str, Any], cls: type[msgspec.Struct]) -> None:
+    """Accept ``yes``/``no``/``on``/``off`` for flags, as well as msgspec's ``true``/``1``."""
+    for name, tp in _fields(cls).items():
+        value = values.get(name)
+        table = _struct_type(tp)
+        if table is not None and isinstance(value, dict):
+            _loosen_flags(value, table)
+        elif tp is bool and isinstance(value, str):
+            word = value.strip().lower()
+            if word in _TRUE or word in _FALSE:
+                values[name] = word in _TRUE
+
+
+def _dec_hook(tp: Any, value: Any) -> Any:
+    if tp is Path:
+        if isinstance(value, str | os.PathLike):
+            return Path(value)
+        raise TypeError(f"Expected a path string, got `{type(value).__name__}`")
+    if tp is SecretStr:
+        if isinstance(value, SecretStr):
+            return value
+        if isinstance(value, str):
+            return SecretStr(value)
+        raise TypeError(f"Expected `str`, got `{type(value).__name__}`")
+    raise NotImplementedError(f"no decoder for {tp!r}")
+
+
+def _config_error(
+    exc: msgspec.ValidationError, merged: Mapping[str, Any], sources: Mapping[str, str]
+) -> ConfigError:
+    """Name the key, the value, where it came from and what was expected."""
+    # msgspec says e.g. "Expected `int`, got `str` - at `$.serving.port`" (no "at" for the root)
+    problem, _, at = str(exc).partition(" - at `")
+    key = at.rstrip("`").removeprefix("$").removeprefix(".")  # "pipeline.data_sources[1]"
+    names = tuple(name for name in re.split(r"\[[^\]]*\]|\.", key) if name)
+    unknown = re.fullmatch(r"Object contains unknown field `(.+)`", problem)
+    if unknown:
+        table = _struct_type(_type_at(names)) or Settings
+        names = (*names, unknown.group(1))
+        key = ".".join(names)
+        problem = f"unknown key; known keys here: {', '.join(_fields(table))}"
+        shown = ""
+    else:
+        tp = _type_at(names)
+        if typing.get_origin(tp) is Literal:
+            problem += f"; expected one of {', '.join(map(repr, typing.get_args(tp)))}"
+        value: Any = merged
+        for name in names:
+            value = value.get(name) if isinstance(value, Mapping) else None
+        shown = " = " + ("'**********'" if tp is SecretStr else repr(value))
+    # the deepest key with a known source: serving.port, else serving
+    prefixes = (".".join(names[:n]) for n in range(len(names), 0, -1))
+    origin = next((sources[p] for p in prefixes if p in sources), "default")
+    return ConfigError(
+        f"invalid setting {key}{shown} (from {origin}): {problem}",
+        hint=_HINT,
+        key=key,
+        source=origin,
+    )
+
+
+# -- the declared types, for the env parser and error messages -----------------------------------
+
+
+@functools.cache
+def _fields(cls: type[msgspec.Struct]) -> dict[str, Any]:
+    return {f.name: f.type for f in msgspec.structs.fields(cls)}
+
+
+def _core(tp: Any) -> Any:
+    """``Annotated[int, Meta(...)] | None`` -> ``int``."""
+    if typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    if isinstance(tp, types.UnionType):
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(members) == 1:
+            return _core(members[0])
+    return tp
+
+
+def _struct_type(tp: Any) -> type[msgspec.Struct] | None:
+    tp = _core(tp)
+    return tp if isinstance(tp, type) and issubclass(tp, msgspec.Struct) else None
+
+
+def _is_container(tp: Any) -> bool:
+    """Whether an environment value for this type is JSON (a table, dict or list)."""
+    tp = _core(tp)
+    return _struct_type(tp) is not None or (typing.get_origin(tp) or tp) in (dict, list)
+
+
+def _type_at(path: tuple[str, ...]) -> Any:
+    """The declared type at ``path`` through nested tables; ``None`` where no field is declared."""
+    tp: Any = Settings
+    for name in path:
+        table = _struct_type(tp)
+        if table is None:
+            return None
+        tp = _fields(table).get(name)
+    return _core(tp)
+
+
+def _field_depth(path: tuple[str, ...]) -> int:
+    """How many names of ``path`` lead to a setting: 2 for ``serving, port``, 1 for
+    ``storage_options, key``."""
+    for depth in range(1, len(path) + 1):
+        if _struct_type(_type_at(path[:depth])) is None:
+            return depth
+    return len(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 import typer
 
 from modelyard.cli.state import emit_json, state
@@ -25,7 +26,7 @@ def show(
 ) -> None:
     """Print every setting, its value and where it came from."""
     s = state.settings()
-    dumped = s.model_dump(mode="json")
+    dumped = msgspec.to_builtins(s, enc_hook=str)  # str: Path as text, SecretStr as **********
     rows: dict[str, Any] = {}
     _flatten("", dumped, rows)
     derived = {

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 
@@ -240,7 +241,7 @@ class Server:
         self.draining = True
         if self._signals > 1 and self.batcher is not None:
             # a second signal: stop waiting for requests
-            self.settings = self.settings.model_copy(update={"grace_s": 0.0})
+            self.settings = msgspec.structs.replace(self.settings, grace_s=0.0)
         self.stop()
 
     async def _drain(self, server: asyncio.Server) -> None:
