@@ -16,7 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelyard.errors import IntegrityError, InvalidInputError, InvalidNameError, NotFoundError
-from modelyard.store.artifacts import ArtifactRef, ArtifactStore, validate_relative_name
+from modelyard.store.artifacts import (
+    ArtifactRef,
+    ArtifactStore,
+    _fsync_dir,
+    validate_relative_name,
+)
 
 
 @pytest.fixture
@@ -303,6 +308,70 @@ def test_fsync_can_be_turned_off(tmp_path: Path) -> None:
     src.write_bytes(b"file")
     assert store.get_bytes(store.put_file(src).sha256) == b"file"
     assert ArtifactStore.open(tmp_path / "durable").fsync
+
+
+def _record_fsyncs(monkeypatch: pytest.MonkeyPatch) -> set[tuple[int, int]]:
+    """Spy on ``os.fsync`` (it still runs): the (device, inode) of every file and folder synced."""
+    synced: set[tuple[int, int]] = set()
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        synced.add((st.st_dev, st.st_ino))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return synced
+
+
+def _ids(*paths: Path) -> set[tuple[int, int]]:
+    return {(p.stat().st_dev, p.stat().st_ino) for p in paths}
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows cannot open a folder to fsync it")
+def test_a_new_name_is_durable_its_folder_and_new_folders_are_fsynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "artifacts"
+    store = ArtifactStore.open(root)
+    synced = _record_fsyncs(monkeypatch)
+    ref = store.put_bytes(b"durable")
+    obj = root / "objects" / ref.sha256[:2] / ref.sha256[2:4] / ref.sha256
+    # the file before its rename, then the folder holding the new name, and the folders that
+    # makedirs created for it, each a new name in its parent
+    assert synced == _ids(obj, obj.parent, obj.parent.parent, root / "objects", root)
+
+    synced.clear()
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"put_file")
+    ref = store.put_file(src)
+    obj = root / "objects" / ref.sha256[:2] / ref.sha256[2:4] / ref.sha256
+    # another first byte than b"durable" (cc.. and 54..): two new folders under objects/,
+    # which already existed, so the root gained no name and is not synced again
+    assert synced == _ids(obj, obj.parent, obj.parent.parent, root / "objects")
+
+    synced.clear()
+    store.write_named("logs/a.txt", b"a")
+    named = root / "named"
+    assert synced == _ids(named / "logs" / "a.txt", named / "logs", named, root)
+    synced.clear()
+    store.write_named("logs/b.txt", b"b")  # the folder exists: only it gains a name
+    assert synced == _ids(named / "logs" / "b.txt", named / "logs")
+
+    synced.clear()
+    fast = ArtifactStore.open(tmp_path / "fast", fsync=False)
+    fast.put_bytes(b"quick")
+    fast.write_named("logs/a.txt", b"a")
+    assert synced == set()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows cannot open a folder to fsync it")
+def test_fsync_dir_syncs_a_folder_and_skips_what_it_cannot_open(tmp_path: Path) -> None:
+    assert _fsync_dir(str(tmp_path)) is True
+    assert _fsync_dir(str(tmp_path / "missing")) is False
+    file = tmp_path / "file.txt"
+    file.write_bytes(b"not a folder")
+    assert _fsync_dir(str(file)) is False
 
 
 def test_store_recovers_when_its_folder_is_removed(store: ArtifactStore, tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ files (request and feedback logs written by the server) live under ``<root>/name
 Writes never leave a partial object at its final path:
 
 * local folder: the bytes go to a temp file under ``<root>/tmp/`` (same file system), are
-  fsynced, then ``os.replace``-d into place. The local case bypasses fsspec entirely.
+  fsynced, then ``os.replace``-d into place, and the folder that holds the new name is fsynced
+  (a rename survives power loss only then). The local case bypasses fsspec entirely.
 * object stores (S3, GCS, Azure, memory): a PUT or multipart upload only appears when complete,
   so the object is written straight to its final key, but only once its full hash is known.
 * other fsspec file systems: upload to a temp key under ``<root>/tmp/``, then move.
@@ -19,6 +20,7 @@ Writes never leave a partial object at its final path:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -152,9 +154,10 @@ class ArtifactStore:
         fs: an fsspec file system for ``root`` (``None`` for the local fast path).
         root: the root path as ``fs`` names it (a local absolute path when ``fs`` is None).
         protocol: the URL scheme (``""`` for local).
-        fsync: local stores fsync each new file before it is renamed into place (durable
-            across power loss). ``False`` is several times faster for small objects and still
-            atomic against crashed processes: a killed writer never leaves a partial object.
+        fsync: local stores fsync each new file before it is renamed into place, and its
+            folder after (durable across power loss). ``False`` is several times faster for
+            small objects and still atomic against crashed processes: a killed writer never
+            leaves a partial object.
     """
 
     def __init__(
@@ -610,7 +613,7 @@ class ArtifactStore:
                     os.fsync(fd)
             finally:
                 os.close(fd)
-            _replace_into(tmp, final)
+            self._replace_into(tmp, final)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -638,13 +641,39 @@ class ArtifactStore:
             if self._local_exists_with_size(final, size):
                 os.unlink(tmp)
             else:
-                _replace_into(tmp, final)
+                self._replace_into(tmp, final)
                 _log.debug("artifact stored", extra={"sha256": sha, "size_bytes": size})
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
         return self._ref(sha, size)
+
+    def _replace_into(self, tmp: str, final: str) -> None:
+        """``os.replace``, creating the destination folder only when it is missing.
+
+        With ``fsync``, the folder that holds the new name is fsynced after the rename, and so
+        is the parent of each folder created for it: on POSIX a rename, like a new folder, is
+        durable only once the folder holding the name is.
+        """
+        folder = os.path.dirname(final)
+        created: list[str] = []
+        try:
+            os.replace(tmp, final)
+        except FileNotFoundError:
+            if not os.path.exists(tmp):
+                raise
+            missing = folder
+            while not os.path.isdir(missing) and os.path.dirname(missing) != missing:
+                created.append(missing)
+                missing = os.path.dirname(missing)
+            os.makedirs(folder, exist_ok=True)
+            os.replace(tmp, final)
+        if not self.fsync:
+            return
+        _fsync_dir(folder)
+        for new in created:  # fsync only the parents that gained a folder: each costs a flush
+            _fsync_dir(os.path.dirname(new))
 
     def _remote_put(
         self, final: str, *, data: bytes | None = None, local_path: str | None = None
@@ -666,15 +695,26 @@ class ArtifactStore:
             fs.mv(target, final)
 
 
-def _replace_into(tmp: str, final: str) -> None:
-    """``os.replace``, creating the destination folder only when it is missing."""
+def _fsync_dir(path: str) -> bool:
+    """fsync the folder ``path``; return whether it was.
+
+    A no-op (``False``) where the folder cannot be opened: on Windows, where ``os.open``
+    refuses folders, or when ``path`` is gone or is not a folder. A file system that cannot
+    fsync a folder (``EINVAL``) is skipped too; other errors (``EIO``) raise.
+    """
     try:
-        os.replace(tmp, final)
-    except FileNotFoundError:
-        if not os.path.exists(tmp):
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return False
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP}:
             raise
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        os.replace(tmp, final)
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def _walk_files(folder: Path) -> Iterator[Path]:
