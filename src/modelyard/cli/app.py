@@ -8,7 +8,7 @@ stderr and exit with the error's code; ``--debug`` adds the traceback.
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +21,9 @@ from modelyard.cli import pipeline as pipeline_cmd
 from modelyard.cli import runs as runs_cmd
 from modelyard.cli import serve as serve_cmd
 from modelyard.cli.state import state
+
+if TYPE_CHECKING:
+    from typer._click.exceptions import ClickException
 
 app = typer.Typer(
     name="modelyard",
@@ -68,39 +71,31 @@ serve_cmd.register(app)
 demo_cmd.register(app)
 
 
+def _usage_error_type() -> type[ClickException]:
+    """The base class of the usage errors Typer raises: its vendored Click, or Click itself."""
+    try:
+        from typer._click.exceptions import ClickException
+    except ImportError:  # a Typer release from before it vendored Click
+        from click.exceptions import ClickException  # type: ignore[assignment]
+    return ClickException
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and turn modelyard errors into one message, a hint and an exit code."""
-    from modelyard.errors import ModelyardError
+    from modelyard.cli._errors import report_error
 
     try:
         result: Any = app(args=argv, prog_name="modelyard", standalone_mode=False)
-    except ModelyardError as exc:
-        if state.debug:
-            import traceback
-
-            traceback.print_exc()
-        typer.echo(f"error: {exc.message}", err=True)
-        if exc.hint:
-            typer.echo(f"hint: {exc.hint}", err=True)
-        return exc.exit_code
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if state.debug:
-            raise
-        typer.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
-        typer.echo("hint: re-run with --debug for the traceback and report it", err=True)
-        return 1
+    except _usage_error_type() as exc:  # bad options or arguments: Typer's usage message
+        exc.show()
+        return exc.exit_code
+    except (Exception, KeyboardInterrupt) as exc:
+        return report_error(exc, debug=state.debug)
     return int(result) if isinstance(result, int) else 0
 
 

@@ -1,4 +1,9 @@
-"""`modelyard run`: run a pipeline (a thin adapter over ``Pipeline.run``)."""
+"""`modelyard run`: run a pipeline (a thin Typer adapter over ``execute_run``).
+
+``modelyard run`` usually skips Typer altogether (see :mod:`modelyard.cli._run`); this command
+is what ``--help``, global options and usage errors go through. Options added here must be added
+to ``build_run_parser`` too: ``tests/cli/test_run_front.py`` fails until they are.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,7 @@ from typing import Annotated
 
 import typer
 
-
-def _parse_params(pairs: list[str]) -> dict[str, str]:
-    from modelyard.errors import InvalidInputError
-
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InvalidInputError(
-                f"-p {pair!r} is not key=value",
-                hint="for example: modelyard run -p n_estimators=200",
-            )
-        out[key.strip()] = value
-    return out
+from modelyard.cli._run import execute_run
 
 
 def run_command(
@@ -61,56 +53,18 @@ def run_command(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Run a pipeline: cached steps are reused, every run is tracked."""
-    import os
-    import sys
-
-    from modelyard.cli.state import emit_json, state
-    from modelyard.errors import PipelineError
-    from modelyard.pipeline.loader import load_pipeline
-    from modelyard.pipeline.progress import LiveProgress, LogProgress, summary_text
-    from modelyard.pipeline.runner import run_pipeline
-
-    if project is not None:
-        from pathlib import Path
-
-        from modelyard.errors import NotFoundError
-
-        if not Path(project).is_dir():
-            raise NotFoundError(f"project folder {project!r} does not exist")
-        settings = state.settings(start=Path(project))
-    else:
-        settings = state.settings()
-    target = entrypoint or settings.pipeline.entrypoint
-    p = load_pipeline(target, settings.project_root)
-    interactive = sys.stderr.isatty() and os.environ.get("CI", "").lower() not in ("1", "true")
-    progress = LiveProgress() if interactive and not as_json else LogProgress()
-    try:
-        result = run_pipeline(
-            p,
-            _parse_params(param or []),
-            settings=settings,
-            executor=executor,
-            force=force,
-            max_parallel=max_parallel,
-            ray_address=ray_address,
-            entrypoint=target,
-            resume=resume,
-            progress=progress,
-            params_are_strings=True,
-            if_changed=if_changed,
-        )
-    except PipelineError as exc:
-        failed = getattr(exc, "result", None)
-        if failed is not None:
-            if as_json:
-                emit_json(failed.summary())
-            else:
-                typer.echo(summary_text(failed))
-        raise
-    if as_json:
-        emit_json(result.summary())
-    else:
-        typer.echo(summary_text(result))
+    execute_run(
+        entrypoint,
+        param=param,
+        force=force,
+        executor=executor,
+        ray_address=ray_address,
+        max_parallel=max_parallel,
+        if_changed=if_changed,
+        resume=resume,
+        project=project,
+        as_json=as_json,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -33,8 +33,7 @@ state = _State()
 
 
 def emit_json(data: Any) -> None:
-    """Write ``data`` as JSON on stdout (for ``--json``)."""
+    """Write ``data`` as JSON on stdout (for ``--json``); plain ``print``, so no Typer import."""
     import orjson
-    import typer
 
-    typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode())
+    print(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode(), flush=True)
