@@ -52,6 +52,8 @@ __all__ = ["HEAD_REVISION", "MIGRATIONS_DIR", "REVISIONS", "MetadataStore", "Sql
 REVISIONS: tuple[str, ...] = ("0001", "0002")
 HEAD_REVISION = REVISIONS[-1]
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: The head schema as SQLite DDL: a new SQLite store is created from it without Alembic.
+SQLITE_HEAD_SQL = Path(__file__).resolve().parent / "sqlite_head.sql"
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 _BEGIN_OPTION = "modelyard_begin"  # execution option: "DEFERRED" | "IMMEDIATE" | "" (autocommit)
@@ -147,6 +149,55 @@ def _raw_revision(path: str) -> str | None:
         _drop_raw_connection(path)
         return None
     return str(rows[0][0]) if len(rows) == 1 else None
+
+
+def sqlite_head_statements() -> list[str] | None:
+    """The DDL statements of :data:`SQLITE_HEAD_SQL`, or None when it is not for the head."""
+    try:
+        text = SQLITE_HEAD_SQL.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    if text.partition("\n")[0].strip() != f"-- revision {HEAD_REVISION}":
+        return None
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
+    return [stmt.strip() for stmt in body.split(";\n") if stmt.strip()]
+
+
+def _create_sqlite_at_head(url: str, path: str) -> bool:
+    """Create a new SQLite store at the head revision with sqlite3 alone; False: not done.
+
+    Only for a file that does not exist yet (or is empty). Runs in one ``BEGIN IMMEDIATE``
+    transaction that first checks that no table exists, so processes creating the same store
+    at once create it once. Anything unexpected leaves the work to Alembic (the caller's
+    fallback), which reports errors properly.
+    """
+    import sqlite3
+
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        return False
+    statements = sqlite_head_statements()
+    if statements is None:
+        return False
+    _make_sqlite_folder(url, path)
+    try:
+        conn = _raw_connection(path)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                conn.execute("ROLLBACK")
+                return _raw_revision(path) == HEAD_REVISION  # another process made it
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (HEAD_REVISION,))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error:
+        _drop_raw_connection(path)
+        return False
+    return True
 
 
 class SqlTx:
@@ -337,7 +388,11 @@ class MetadataStore:
             ServiceUnavailable: the database cannot be reached or opened.
         """
         path = _sqlite_file(url)
-        if path is not None and (url in _checked or _raw_revision(path) == HEAD_REVISION):
+        if path is not None and (
+            url in _checked
+            or _raw_revision(path) == HEAD_REVISION
+            or (create and _create_sqlite_at_head(url, path))
+        ):
             _checked.add(url)  # at head: no engine (nor SQLAlchemy) until Core is needed
             return cls(None, url, create=create)
         store = cls(_get_engine(url, create=create), url, create=create)

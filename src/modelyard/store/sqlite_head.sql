@@ -1,0 +1,200 @@
+-- revision 0002
+-- The head schema of a SQLite store, to create a new store without Alembic (MetadataStore.open).
+-- Generated from what the Alembic migrations build on an empty SQLite file (sqlite_master, in
+-- creation order). tests/store/test_sqlite_head.py checks that it still matches, and rewrites
+-- it when run with MODELYARD_UPDATE_SQLITE_HEAD=1. Do not edit by hand.
+
+CREATE TABLE alembic_version (
+	version_num VARCHAR(32) NOT NULL, 
+	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
+);
+
+CREATE TABLE experiments (
+	id INTEGER NOT NULL, 
+	name VARCHAR(255) NOT NULL, 
+	created_at FLOAT NOT NULL, 
+	CONSTRAINT pk_experiments PRIMARY KEY (id), 
+	CONSTRAINT uq_experiments_name UNIQUE (name)
+);
+
+CREATE TABLE models (
+	id INTEGER NOT NULL, 
+	name VARCHAR(255) NOT NULL, 
+	description TEXT, 
+	created_at FLOAT NOT NULL, 
+	updated_at FLOAT NOT NULL, 
+	last_version INTEGER NOT NULL, 
+	CONSTRAINT pk_models PRIMARY KEY (id), 
+	CONSTRAINT uq_models_name UNIQUE (name)
+);
+
+CREATE TABLE alias_events (
+	id INTEGER NOT NULL, 
+	model_id INTEGER NOT NULL, 
+	alias VARCHAR(255) NOT NULL, 
+	from_version INTEGER, 
+	to_version INTEGER, 
+	at FLOAT NOT NULL, 
+	actor VARCHAR(255), 
+	reason TEXT, action VARCHAR(16) DEFAULT 'set' NOT NULL, 
+	CONSTRAINT pk_alias_events PRIMARY KEY (id), 
+	CONSTRAINT fk_alias_events_model_id_models FOREIGN KEY(model_id) REFERENCES models (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_alias_events_model_alias_at ON alias_events (model_id, alias, at);
+
+CREATE TABLE model_tags (
+	model_id INTEGER NOT NULL, 
+	"key" VARCHAR(255) NOT NULL, 
+	value VARCHAR(8000) NOT NULL, 
+	CONSTRAINT pk_model_tags PRIMARY KEY (model_id, "key"), 
+	CONSTRAINT fk_model_tags_model_id_models FOREIGN KEY(model_id) REFERENCES models (id) ON DELETE CASCADE
+);
+
+CREATE TABLE runs (
+	id VARCHAR(32) NOT NULL, 
+	experiment_id INTEGER NOT NULL, 
+	name VARCHAR(255), 
+	kind VARCHAR(16) NOT NULL, 
+	status VARCHAR(16) NOT NULL, 
+	parent_run_id VARCHAR(32), 
+	start_time FLOAT NOT NULL, 
+	end_time FLOAT, 
+	user VARCHAR(255), 
+	source VARCHAR(1024), 
+	git_commit VARCHAR(64), 
+	git_branch VARCHAR(255), 
+	git_dirty BOOLEAN, 
+	git_diff_sha256 VARCHAR(64), 
+	environment JSON, 
+	CONSTRAINT pk_runs PRIMARY KEY (id), 
+	CONSTRAINT fk_runs_experiment_id_experiments FOREIGN KEY(experiment_id) REFERENCES experiments (id), 
+	CONSTRAINT fk_runs_parent_run_id_runs FOREIGN KEY(parent_run_id) REFERENCES runs (id)
+);
+
+CREATE INDEX ix_runs_experiment_start ON runs (experiment_id, start_time);
+
+CREATE TABLE datasets (
+	id INTEGER NOT NULL, 
+	run_id VARCHAR(32) NOT NULL, 
+	name VARCHAR(255) NOT NULL, 
+	context VARCHAR(64), 
+	digest VARCHAR(64) NOT NULL, 
+	rows BIGINT, 
+	schema JSON, 
+	source VARCHAR(1024), 
+	created_at FLOAT NOT NULL, 
+	CONSTRAINT pk_datasets PRIMARY KEY (id), 
+	CONSTRAINT fk_datasets_run_id_runs FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_datasets_run ON datasets (run_id);
+
+CREATE TABLE latest_metrics (
+	run_id VARCHAR(32) NOT NULL, 
+	"key" VARCHAR(255) NOT NULL, 
+	value FLOAT NOT NULL, 
+	step BIGINT NOT NULL, 
+	timestamp FLOAT NOT NULL, 
+	CONSTRAINT pk_latest_metrics PRIMARY KEY (run_id, "key"), 
+	CONSTRAINT fk_latest_metrics_run_id_runs FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_latest_metrics_key_value ON latest_metrics ("key", value);
+
+CREATE TABLE metrics (
+	id INTEGER NOT NULL, 
+	run_id VARCHAR(32) NOT NULL, 
+	"key" VARCHAR(255) NOT NULL, 
+	value FLOAT NOT NULL, 
+	step BIGINT NOT NULL, 
+	timestamp FLOAT NOT NULL, 
+	CONSTRAINT pk_metrics PRIMARY KEY (id), 
+	CONSTRAINT fk_metrics_run_id_runs FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_metrics_run_key_step ON metrics (run_id, "key", step);
+
+CREATE TABLE model_versions (
+	id INTEGER NOT NULL, 
+	model_id INTEGER NOT NULL, 
+	version INTEGER NOT NULL, 
+	run_id VARCHAR(32), 
+	source_commit VARCHAR(64), 
+	flavor VARCHAR(64), 
+	artifact_uri VARCHAR(2048) NOT NULL, 
+	manifest_sha256 VARCHAR(64) NOT NULL, 
+	signature JSON, 
+	extra JSON, 
+	description TEXT, 
+	created_at FLOAT NOT NULL, 
+	created_by VARCHAR(255), 
+	CONSTRAINT pk_model_versions PRIMARY KEY (id), 
+	CONSTRAINT fk_model_versions_model_id_models FOREIGN KEY(model_id) REFERENCES models (id) ON DELETE CASCADE, 
+	CONSTRAINT fk_model_versions_run_id_runs FOREIGN KEY(run_id) REFERENCES runs (id), 
+	CONSTRAINT uq_model_versions_model_id_version UNIQUE (model_id, version)
+);
+
+CREATE TABLE params (
+	run_id VARCHAR(32) NOT NULL, 
+	"key" VARCHAR(255) NOT NULL, 
+	value VARCHAR(8000) NOT NULL, 
+	CONSTRAINT pk_params PRIMARY KEY (run_id, "key"), 
+	CONSTRAINT fk_params_run_id_runs FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE
+);
+
+CREATE TABLE run_artifacts (
+	run_id VARCHAR(32) NOT NULL, 
+	path VARCHAR(1024) NOT NULL, 
+	sha256 VARCHAR(64) NOT NULL, 
+	size_bytes BIGINT NOT NULL, 
+	CONSTRAINT pk_run_artifacts PRIMARY KEY (run_id, path), 
+	CONSTRAINT fk_run_artifacts_run_id_runs FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE
+);
+
+CREATE TABLE run_tags (
+	run_id VARCHAR(32) NOT NULL, 
+	"key" VARCHAR(255) NOT NULL, 
+	value VARCHAR(8000) NOT NULL, 
+	CONSTRAINT pk_run_tags PRIMARY KEY (run_id, "key"), 
+	CONSTRAINT fk_run_tags_run_id_runs FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE
+);
+
+CREATE TABLE step_cache (
+	cache_key VARCHAR(64) NOT NULL, 
+	pipeline VARCHAR(255) NOT NULL, 
+	step VARCHAR(255) NOT NULL, 
+	outputs JSON NOT NULL, 
+	run_id VARCHAR(32), 
+	created_at FLOAT NOT NULL, 
+	CONSTRAINT pk_step_cache PRIMARY KEY (cache_key), 
+	CONSTRAINT fk_step_cache_run_id_runs FOREIGN KEY(run_id) REFERENCES runs (id)
+);
+
+CREATE TABLE aliases (
+	model_id INTEGER NOT NULL, 
+	alias VARCHAR(255) NOT NULL, 
+	version INTEGER NOT NULL, 
+	updated_at FLOAT NOT NULL, 
+	updated_by VARCHAR(255), 
+	CONSTRAINT pk_aliases PRIMARY KEY (model_id, alias), 
+	CONSTRAINT fk_aliases_model_id_model_versions FOREIGN KEY(model_id, version) REFERENCES model_versions (model_id, version), 
+	CONSTRAINT fk_aliases_model_id_models FOREIGN KEY(model_id) REFERENCES models (id) ON DELETE CASCADE
+);
+
+CREATE TABLE model_version_files (
+	version_id INTEGER NOT NULL, 
+	path VARCHAR(1024) NOT NULL, 
+	sha256 VARCHAR(64) NOT NULL, 
+	size_bytes BIGINT NOT NULL, 
+	CONSTRAINT pk_model_version_files PRIMARY KEY (version_id, path), 
+	CONSTRAINT fk_model_version_files_version_id_model_versions FOREIGN KEY(version_id) REFERENCES model_versions (id) ON DELETE CASCADE
+);
+
+CREATE TABLE model_version_tags (
+	version_id INTEGER NOT NULL, 
+	"key" VARCHAR(255) NOT NULL, 
+	value VARCHAR(8000) NOT NULL, 
+	CONSTRAINT pk_model_version_tags PRIMARY KEY (version_id, "key"), 
+	CONSTRAINT fk_model_version_tags_version_id_model_versions FOREIGN KEY(version_id) REFERENCES model_versions (id) ON DELETE CASCADE
+);
