@@ -65,6 +65,7 @@ _engines: OrderedDict[str, Engine] = OrderedDict()  # least recently opened firs
 _checked: set[str] = set()  # URLs found at the head revision in this process
 _raw = threading.local()  # per thread: .conns, an OrderedDict of SQLite path -> sqlite3 handle
 _MAX_RAW_PER_THREAD = 8
+_inherited: list[threading.local] = []  # a forked child's inherited handles, never closed
 
 
 def _after_fork_in_child() -> None:
@@ -72,7 +73,10 @@ def _after_fork_in_child() -> None:
     # sockets); dispose(close=False) gives each engine a fresh pool without closing the parent's.
     for engine in _engines.values():
         engine.dispose(close=False)
-    global _raw  # the parent's raw sqlite3 handles are left alone (never closed here)
+    # The parent's raw sqlite3 handles must not be used here, nor closed (SQLite forbids both
+    # across fork): keep them referenced so garbage collection never closes them in the child.
+    global _raw
+    _inherited.append(_raw)
     _raw = threading.local()
 
 
