@@ -386,3 +386,31 @@ def test_processes_writing_runs_at_once_on_the_raw_path_lose_nothing(tmp_path: P
         latest = q.execute("SELECT count(*) FROM latest_metrics")
     assert counts == [(100, 100)]
     assert latest == [(100,)]
+
+
+def test_a_relative_sqlite_url_names_one_file_whatever_the_cwd_of_later_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The background flusher opens its own connection, possibly after a step changed the cwd;
+    # it must write the file the URL named when the store was opened, as the engine does.
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "proj")
+    store = MetadataStore.open("sqlite:///meta.db")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    errors: list[BaseException] = []
+
+    def write_from_another_thread() -> None:
+        try:
+            with store.write() as tx:
+                tx.execute("INSERT INTO experiments (name, created_at) VALUES ('t', 0)")
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=write_from_another_thread)
+    thread.start()
+    thread.join(60)
+    assert errors == []
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    with store.query() as q:
+        assert q.execute("SELECT name FROM experiments") == [("t",)]

@@ -84,7 +84,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _sqlite_file(url: str) -> str | None:
-    """The file of a plain ``sqlite:///path`` URL, or None (memory, query options, other DBs).
+    """The file (absolute) of a plain ``sqlite:///path`` URL, or None (memory, options, other DBs).
 
     Only URLs whose meaning is plain are taken (no ``?`` options, no ``%`` escapes); anything
     else goes through SQLAlchemy's URL parsing and the engine.
@@ -96,7 +96,9 @@ def _sqlite_file(url: str) -> str | None:
                 return None
             if "%" in path:
                 return None
-            return path
+            # absolute now, as the engine makes it: threads connecting later (the flusher) must
+            # open this file even if the cwd has changed since
+            return os.path.abspath(path)
     return None
 
 
