@@ -194,9 +194,11 @@ def test_engine_cache_is_bounded_and_evicted_stores_keep_working(
     from modelyard.store import db
 
     monkeypatch.setattr(db, "_MAX_CACHED_ENGINES", 2)
+    # a SQLite store at head builds its engine on first use: .engine builds it
     first = MetadataStore.open(f"sqlite:///{tmp_path / 'first.db'}")
+    assert first.engine is db._engines[first.url]
     for i in range(3):
-        MetadataStore.open(f"sqlite:///{tmp_path / f's{i}.db'}")
+        assert MetadataStore.open(f"sqlite:///{tmp_path / f's{i}.db'}").engine is not None
     assert len(db._engines) <= db._MAX_CACHED_ENGINES
     assert first.url not in db._engines
     with first.begin() as conn:
