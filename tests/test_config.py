@@ -237,6 +237,20 @@ def test_flag_words_from_env(
     assert load_settings(start=root).git_tags is expected
 
 
+def test_numbers_from_env_may_carry_surrounding_whitespace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a value from a file or a Kubernetes secret often ends with a newline; pydantic took it
+    root = _project(tmp_path)
+    monkeypatch.setenv("MODELYARD_SERVING__PORT", "9000\n")
+    monkeypatch.setenv("MODELYARD_SERVING__MAX_WAIT_MS", " 2.5 ")
+    monkeypatch.setenv("MODELYARD_PIPELINE__MAX_PARALLEL", "3 ")
+    monkeypatch.setenv("MODELYARD_SERVING__HOST", " 0.0.0.0 ")  # strings are kept as given
+    s = load_settings(start=root)
+    assert (s.serving.port, s.serving.max_wait_ms, s.pipeline.max_parallel) == (9000, 2.5, 3)
+    assert s.serving.host == " 0.0.0.0 "
+
+
 def test_argument_home_wins_over_a_relative_home_in_the_file(tmp_path: Path) -> None:
     root = _project(tmp_path, 'home = "state"\n')
     s = load_settings(start=root, home=str(tmp_path / "elsewhere"))

@@ -311,7 +311,8 @@ _FALSE = frozenset({"n", "no", "off", "f"})
 
 
 def _loosen_flags(values: dict[str, Any], cls: type[msgspec.Struct]) -> None:
-    """Accept ``yes``/``no``/``on``/``off`` for flags, as well as msgspec's ``true``/``1``."""
+    """Accept ``yes``/``no``/``on``/``off`` for flags, as well as msgspec's ``true``/``1``, and
+    numbers written with surrounding whitespace (``"9000\\n"`` from a file or a secret)."""
     for name, tp in _fields(cls).items():
         value = values.get(name)
         table = _struct_type(tp)
@@ -321,6 +322,8 @@ def _loosen_flags(values: dict[str, Any], cls: type[msgspec.Struct]) -> None:
             word = value.strip().lower()
             if word in _TRUE or word in _FALSE:
                 values[name] = word in _TRUE
+        elif isinstance(value, str) and _core(tp) in (int, float):
+            values[name] = value.strip()  # msgspec parses "9000" but not " 9000"; pydantic did
 
 
 def _dec_hook(tp: Any, value: Any) -> Any:
@@ -383,7 +386,8 @@ def _core(tp: Any) -> Any:
     """``Annotated[int, Meta(...)] | None`` -> ``int``."""
     if typing.get_origin(tp) is Annotated:
         tp = typing.get_args(tp)[0]
-    if isinstance(tp, types.UnionType):
+    # ``Annotated[int, Meta(...)] | None`` is a typing.Union, ``str | None`` a types.UnionType
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
         members = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(members) == 1:
             return _core(members[0])
