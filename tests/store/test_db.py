@@ -221,6 +221,17 @@ def test_unreachable_or_unopenable_stores_are_reported(tmp_path: Path) -> None:
         MetadataStore.open("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=5")
 
 
+def test_a_file_that_is_not_a_database_is_reported(tmp_path: Path) -> None:
+    from modelyard.errors import ServiceUnavailable
+
+    path = tmp_path / "meta.db"
+    path.write_bytes(b"not a sqlite file, " * 500)
+    with pytest.raises(ServiceUnavailable, match="file is not a database") as info:
+        MetadataStore.open(f"sqlite:///{path}")
+    assert info.value.hint is not None
+    assert info.value.exit_code == 12
+
+
 @pytest.mark.parametrize(
     "url",
     ["postgresql+psycopg:/u:s3cretpw@host/db", "postgresql+psycopg://u:s3cretpw@host:port/db"],

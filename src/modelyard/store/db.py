@@ -403,11 +403,11 @@ class MetadataStore:
             return cls(None, url, create=create)
         store = cls(_get_engine(url, create=create), url, create=create)
         if url not in _checked:
-            from sqlalchemy.exc import OperationalError
+            from sqlalchemy.exc import DatabaseError
 
             try:
                 store._check_or_create(create=create)
-            except OperationalError as exc:
+            except DatabaseError as exc:  # OperationalError, and "file is not a database"
                 raise ServiceUnavailable(
                     f"cannot use the metadata store {store.safe_url}: {exc.orig or exc}",
                     hint="check db_url (`modelyard config show`) and that the database server "
