@@ -427,3 +427,99 @@ def test_a_relative_sqlite_url_names_one_file_whatever_the_cwd_of_later_threads(
     assert list((tmp_path / "elsewhere").iterdir()) == []
     with store.query() as q:
         assert q.execute("SELECT name FROM experiments") == [("t",)]
+
+
+def test_raw_handles_of_ended_threads_are_closed(tmp_path: Path) -> None:
+    import sqlite3
+
+    from modelyard.store import db as dbmod
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    MetadataStore.open(url)
+    seen: list[sqlite3.Connection] = []
+
+    def worker() -> None:
+        with MetadataStore.open(url).query() as q:
+            q.execute("SELECT 1")
+        seen.append(dbmod._raw_connection(str(tmp_path / "m.db")))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    seen[0].execute("SELECT 1")  # still open: its thread ended, nobody has pruned yet
+    other = tmp_path / "other.db"
+    MetadataStore.open(f"sqlite:///{other}")  # a new handle prunes the ended thread's
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        seen[0].execute("SELECT 1")
+
+
+def test_a_forked_child_never_closes_the_parents_thread_handles(tmp_path: Path) -> None:
+    import multiprocessing
+
+    from modelyard.store import db as dbmod
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    MetadataStore.open(url)
+    opened = threading.Event()
+    release = threading.Event()
+    handle: list[int] = []
+
+    def background() -> None:  # like the metrics flusher: a live thread holding a handle
+        with MetadataStore.open(url).write() as tx:
+            tx.execute("INSERT INTO experiments (name, created_at) VALUES ('bg', 0)")
+        handle.append(id(dbmod._raw_connection(str(tmp_path / "m.db"))))
+        opened.set()
+        release.wait(60)
+
+    thread = threading.Thread(target=background, daemon=True)
+    thread.start()
+    assert opened.wait(60)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.SimpleQueue()
+
+    def child() -> None:
+        queue.put(any(id(conn) == handle[0] for conn in dbmod._inherited))
+
+    proc = ctx.Process(target=child)
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 0
+    assert queue.get() is True  # kept, not garbage-collected (which would close it)
+    release.set()
+    thread.join(60)
+    with MetadataStore.open(url).query() as q:  # the parent's store is intact
+        assert q.execute("SELECT name FROM experiments") == [("bg",)]
+
+
+def test_a_write_lock_held_past_the_busy_timeout_is_service_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from modelyard.errors import ServiceUnavailable
+    from modelyard.store import db as dbmod
+    from modelyard.store.artifacts import ArtifactStore
+    from modelyard.tracking.client import TrackingClient
+
+    monkeypatch.setattr(dbmod, "SQLITE_BUSY_TIMEOUT_S", 0.2)  # new handles wait 0.2 s, not 30
+    path = tmp_path / "m.db"
+    url = f"sqlite:///{path}"
+    store = MetadataStore.open(url)
+    tc = TrackingClient(store, ArtifactStore.open(str(tmp_path / "a")), project_root=tmp_path)
+    run = tc.start_run(experiment="e", capture_lineage=False)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's long write transaction
+    try:
+        with pytest.raises(ServiceUnavailable, match="database is locked") as info:
+            tc.start_run(experiment="e", capture_lineage=False)
+        assert str(path) in info.value.message
+        assert "busy timeout" in (info.value.hint or "")
+        run.log_metric("m", 1.0)
+        with pytest.raises(ServiceUnavailable):
+            run.end()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    run.end()  # the buffered records and the final status are written once the lock is free
+    assert tc.get_run(run.id).metrics == {"m": 1.0}
+    assert tc.get_run(run.id).status == "FINISHED"

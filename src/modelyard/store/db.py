@@ -24,7 +24,9 @@ thread, configured as the engine's), otherwise over the engine.
 from __future__ import annotations
 
 import os
+import sys
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -65,7 +67,12 @@ _engines: OrderedDict[str, Engine] = OrderedDict()  # least recently opened firs
 _checked: set[str] = set()  # URLs found at the head revision in this process
 _raw = threading.local()  # per thread: .conns, an OrderedDict of SQLite path -> sqlite3 handle
 _MAX_RAW_PER_THREAD = 8
-_inherited: list[threading.local] = []  # a forked child's inherited handles, never closed
+# Every open raw handle with the thread that owns it. Strong references on purpose: in a forked
+# child, CPython drops the other threads' thread-local data before any Python hook runs, which
+# would close (through garbage collection) the handles of the parent's background threads.
+_owned: dict[int, tuple[weakref.ref[threading.Thread], Any]] = {}  # id(conn) -> (owner, conn)
+_owned_lock = threading.Lock()
+_inherited: list[Any] = []  # a forked child's inherited handles: never used, never closed
 
 
 def _after_fork_in_child() -> None:
@@ -75,8 +82,10 @@ def _after_fork_in_child() -> None:
         engine.dispose(close=False)
     # The parent's raw sqlite3 handles must not be used here, nor closed (SQLite forbids both
     # across fork): keep them referenced so garbage collection never closes them in the child.
-    global _raw
-    _inherited.append(_raw)
+    global _raw, _owned_lock
+    _inherited.extend(conn for _, conn in _owned.values())
+    _owned.clear()
+    _owned_lock = threading.Lock()  # another thread may have held it at the fork
     _raw = threading.local()
 
 
@@ -132,15 +141,34 @@ def _raw_connection(path: str) -> Any:
     conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
     _configure_sqlite(conn)
     conns[path] = conn
+    _own(conn)
     while len(conns) > _MAX_RAW_PER_THREAD:
-        conns.popitem(last=False)[1].close()
+        _close_raw(conns.popitem(last=False)[1])
     return conn
+
+
+def _own(conn: Any) -> None:
+    """Record ``conn`` as this thread's; close the handles of threads that have ended."""
+    main = threading.main_thread()  # "not alive" from interpreter shutdown on, yet runs atexit
+    with _owned_lock:
+        for key, (owner, other) in list(_owned.items()):
+            thread = owner()
+            if thread is None or (thread is not main and not thread.is_alive()):
+                del _owned[key]  # its thread has returned: nobody can use the handle any more
+                other.close()
+        _owned[id(conn)] = (weakref.ref(threading.current_thread()), conn)
+
+
+def _close_raw(conn: Any) -> None:
+    with _owned_lock:
+        _owned.pop(id(conn), None)
+    conn.close()
 
 
 def _drop_raw_connection(path: str) -> None:
     conns: OrderedDict[str, Any] | None = getattr(_raw, "conns", None)
     if conns is not None and path in conns:
-        conns.pop(path).close()
+        _close_raw(conns.pop(path))
 
 
 def _raw_revision(path: str) -> str | None:
@@ -493,25 +521,35 @@ class MetadataStore:
         On a SQLite file: this thread's raw ``sqlite3`` connection and ``BEGIN IMMEDIATE``, no
         SQLAlchemy. Elsewhere: :meth:`begin`. The same rule as :meth:`begin` holds: no second
         write transaction in the same thread while one is open.
+
+        Raises:
+            ServiceUnavailable: the database refused the work (locked past the busy timeout,
+                read-only, full disk, unreachable), naming the store.
         """
         path = self._sqlite_path
-        if path is None:
-            with self.begin() as conn:
-                yield SqlTx(conn=conn)
-            return
-        conn = _raw_connection(path)
-        cursor = conn.cursor()
         try:
-            cursor.execute("BEGIN IMMEDIATE")
+            if path is None:
+                with self.begin() as conn:
+                    yield SqlTx(conn=conn)
+                return
+            conn = _raw_connection(path)
+            cursor = conn.cursor()
             try:
-                yield SqlTx(cursor=cursor)
-                cursor.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield SqlTx(cursor=cursor)
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            finally:
+                cursor.close()
+        except Exception as exc:
+            refused = self._refused(exc, "write")
+            if refused is None:
                 raise
-        finally:
-            cursor.close()
+            raise refused from exc
 
     @contextmanager
     def query(self) -> Iterator[SqlTx]:
@@ -519,17 +557,46 @@ class MetadataStore:
 
         On a SQLite file: this thread's raw ``sqlite3`` connection. Elsewhere:
         :meth:`connect_autocommit`.
+
+        Raises:
+            ServiceUnavailable: as :meth:`write`.
         """
         path = self._sqlite_path
-        if path is None:
-            with self.connect_autocommit() as conn:
-                yield SqlTx(conn=conn)
-            return
-        cursor = _raw_connection(path).cursor()
         try:
-            yield SqlTx(cursor=cursor)
-        finally:
-            cursor.close()
+            if path is None:
+                with self.connect_autocommit() as conn:
+                    yield SqlTx(conn=conn)
+                return
+            cursor = _raw_connection(path).cursor()
+            try:
+                yield SqlTx(cursor=cursor)
+            finally:
+                cursor.close()
+        except Exception as exc:
+            refused = self._refused(exc, "read")
+            if refused is None:
+                raise
+            raise refused from exc
+
+    def _refused(self, exc: Exception, what: str) -> ServiceUnavailable | None:
+        """A :class:`ServiceUnavailable` when the database refused the work, else None."""
+        import sqlite3
+
+        operational = isinstance(exc, sqlite3.OperationalError)
+        if not operational and "sqlalchemy" in sys.modules:
+            from sqlalchemy.exc import OperationalError
+
+            operational = isinstance(exc, OperationalError)
+        if not operational:
+            return None  # ours (NotFoundError, ...), constraint violations, programming errors
+        return ServiceUnavailable(
+            f"the metadata store {self.safe_url} refused a {what}: "
+            f"{getattr(exc, 'orig', None) or exc}",
+            hint="check that the database (and for SQLite its file and folder) is reachable "
+            "and writable with free disk space; 'database is locked' means another process "
+            f"held the write lock longer than the {SQLITE_BUSY_TIMEOUT_S:.0f} s busy timeout",
+            db_url=self.safe_url,
+        )
 
     def fetch(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run one read-only statement on a raw driver connection and return its rows.
