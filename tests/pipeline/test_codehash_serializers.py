@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -83,6 +84,61 @@ def test_closures_are_followed(tmp_path: Path) -> None:
 
     hasher = CodeHasher(tmp_path)
     assert hasher.fingerprint(make(2)) != CodeHasher(tmp_path).fingerprint(make(3))
+
+
+# A helper module in two versions and a step (`import helper as h`) using it in one way each.
+REACHED = {
+    "list constant": ("COLS = ['a', 'b']", "COLS = ['a', 'c']", "return len(h.COLS)"),
+    "dict constant": ("CFG = {'depth': 3}", "CFG = {'depth': 4}", "return len(h.CFG)"),
+    "set constant": ("TAGS = {'a', 'b'}", "TAGS = {'a', 'c'}", "return len(h.TAGS)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REACHED))
+def test_a_change_in_what_a_step_reaches_changes_its_fingerprint(
+    project_modules: Any, case: str
+) -> None:
+    *versions, body = REACHED[case]
+    digests = []
+    for source in versions:
+        helper = f"reached_{abs(hash((case, source, id(project_modules))))}"
+        project_modules.write_named(helper, textwrap.dedent(source) + "\n")
+        step_src = f"import {helper} as h\n\ndef step_fn(x):\n    {body}\n"
+        mod = project_modules.write("steps", step_src)
+        digests.append(CodeHasher(project_modules.root).fingerprint(mod.step_fn))
+    assert digests[0] != digests[1]
+
+
+def test_fingerprint_is_the_same_in_every_process(tmp_path: Path) -> None:
+    """Set constants iterate in an order PYTHONHASHSEED randomises; the key must not."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "flow_consts.py").write_text(
+        "FEATURES = frozenset({'age', 'income', 'debt', 'score', 'zip', 'region'})\n"
+        "NAMES = {'a', 'b', 'c', 'd', 'e'}\n\n"
+        "def step_fn(x, cols=frozenset({'x', 'y', 'z', 'w'})):\n"
+        "    return len(FEATURES) + len(NAMES) + x\n"
+    )
+    script = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
+        "import flow_consts; from modelyard.pipeline.codehash import CodeHasher;"
+        "print(CodeHasher(Path(sys.argv[1])).fingerprint(flow_consts.step_fn))"
+    )
+    digests = set()
+    for seed in ("1", "2", "3", "4"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1
 
 
 # ---------------------------------------------------------------- serializers

@@ -4,8 +4,10 @@ A step's cache must be invalidated when a helper it calls changes (ZenML's zenml
 this). The fingerprint hashes the step's source and, transitively, the source of every function
 or class it references by global name (including ``module.attr`` through project modules), as
 long as that code lives under the project root and outside site-packages. Simple constants it
-references (numbers, strings, tuples of them) are hashed by value, so changing a module-level
-threshold invalidates the cache too. Library code is not hashed: pin libraries instead.
+references (numbers, strings, and tuples, lists, sets and dicts of them) are hashed by value, so
+changing a module-level threshold or feature list invalidates the cache too; sets are hashed
+sorted, so a fingerprint is the same in every process whatever ``PYTHONHASHSEED`` is. Library code
+is not hashed: pin libraries instead.
 """
 
 from __future__ import annotations
@@ -23,12 +25,30 @@ _CONST_TYPES = (int, float, str, bytes, bool, type(None), complex)
 _EXCLUDED_PARTS = {"site-packages", "dist-packages", ".venv", "venv", ".tox"}
 
 
-def _is_simple_constant(value: Any, depth: int = 0) -> bool:
+def _const_repr(value: Any, depth: int = 0) -> str | None:
+    """A text for a constant built of literals, the same in every process; None if not one.
+
+    Sets are written sorted: their iteration order (and ``repr``) depends on string hashing,
+    which ``PYTHONHASHSEED`` randomises per process.
+    """
     if isinstance(value, _CONST_TYPES):
-        return True
-    if isinstance(value, tuple | frozenset) and depth < 3:
-        return all(_is_simple_constant(v, depth + 1) for v in value)
-    return False
+        return repr(value)
+    if depth >= 4:
+        return None
+    if isinstance(value, tuple | list | set | frozenset):
+        parts = [_const_repr(v, depth + 1) for v in value]
+        if any(p is None for p in parts):
+            return None
+        texts = [p for p in parts if p is not None]
+        if isinstance(value, set | frozenset):
+            texts.sort()
+        return f"{type(value).__name__}[{', '.join(texts)}]"
+    if isinstance(value, dict):
+        pairs = [(_const_repr(k, depth + 1), _const_repr(v, depth + 1)) for k, v in value.items()]
+        if any(k is None or v is None for k, v in pairs):
+            return None
+        return f"{type(value).__name__}{{{', '.join(f'{k}: {v}' for k, v in pairs)}}}"
+    return None
 
 
 class CodeHasher:
@@ -118,8 +138,9 @@ class CodeHasher:
                     continue
                 self._visit_value("<closure>", value, h, seen)
             for default in (obj.__defaults__ or ()) + tuple((obj.__kwdefaults__ or {}).values()):
-                if _is_simple_constant(default):
-                    h.update(f"default {default!r}\n".encode())
+                text = _const_repr(default)
+                if text is not None:
+                    h.update(f"default {text}\n".encode())
         elif isinstance(obj, type):
             h.update(f"class {obj.__qualname__}\n".encode())
             h.update(_source(obj).encode())
@@ -160,8 +181,9 @@ class CodeHasher:
             if self._is_local(target):
                 self._visit(target, h, seen)
             return
-        if _is_simple_constant(value):
-            h.update(f"const {name}={value!r}\n".encode())
+        text = _const_repr(value)
+        if text is not None:
+            h.update(f"const {name}={text}\n".encode())
 
 
 def _unwrap(obj: Any) -> Any:
