@@ -87,10 +87,36 @@ def test_closures_are_followed(tmp_path: Path) -> None:
 
 
 # A helper module in two versions and a step (`import helper as h`) using it in one way each.
+LRU = "import functools\n@functools.lru_cache\ndef f(x):\n    return x + {}\n"
+CTX = "import contextlib\n@contextlib.contextmanager\ndef f():\n    yield {}\n"
+PARTIAL = "import functools\ndef _f(x, k):\n    return x * {}\nf = functools.partial(_f, k=1)\n"
+CLASS = (
+    "class S:\n    def __init__(self, k):\n        self.k = k\n"
+    "    def m(self, x):\n        return x + {}\n"
+)
 REACHED = {
     "list constant": ("COLS = ['a', 'b']", "COLS = ['a', 'c']", "return len(h.COLS)"),
     "dict constant": ("CFG = {'depth': 3}", "CFG = {'depth': 4}", "return len(h.CFG)"),
     "set constant": ("TAGS = {'a', 'b'}", "TAGS = {'a', 'c'}", "return len(h.TAGS)"),
+    "lru_cache helper": (LRU.format(1), LRU.format(2), "return h.f(x)"),
+    "library decorator": (CTX.format(1), CTX.format(2), "with h.f() as v:\n        return v"),
+    "functools.partial": (PARTIAL.format(1), PARTIAL.format(2), "return h.f(x)"),
+    "bound method": (
+        CLASS.format(1) + "m = S(0).m",
+        CLASS.format(2) + "m = S(0).m",
+        "return h.m(x)",
+    ),
+    "instance method": (
+        CLASS.format(1) + "s = S(0)",
+        CLASS.format(2) + "s = S(0)",
+        "return h.s.m(x)",
+    ),
+    "instance state": (
+        CLASS.format(1) + "s = S(0)",
+        CLASS.format(1) + "s = S(5)",
+        "return h.s.m(x)",
+    ),
+    "default argument": (LRU.format(1), LRU.format(2), "fn=h.f"),
 }
 
 
@@ -103,8 +129,35 @@ def test_a_change_in_what_a_step_reaches_changes_its_fingerprint(
     for source in versions:
         helper = f"reached_{abs(hash((case, source, id(project_modules))))}"
         project_modules.write_named(helper, textwrap.dedent(source) + "\n")
-        step_src = f"import {helper} as h\n\ndef step_fn(x):\n    {body}\n"
+        if body.startswith("fn="):  # the helper is a default argument of the step
+            step_src = f"import {helper} as h\n\ndef step_fn(x, {body}):\n    return fn(x)\n"
+        else:
+            step_src = f"import {helper} as h\n\ndef step_fn(x):\n    {body}\n"
         mod = project_modules.write("steps", step_src)
+        digests.append(CodeHasher(project_modules.root).fingerprint(mod.step_fn))
+    assert digests[0] != digests[1]
+
+
+@pytest.mark.parametrize("namespace", [False, True], ids=["package", "namespace package"])
+def test_a_change_in_a_submodule_reached_as_package_module_attr_counts(
+    project_modules: Any, namespace: bool
+) -> None:
+    import sys
+
+    pkg = f"pkg_{abs(hash((namespace, id(project_modules))))}"
+    folder = project_modules.root / pkg
+    folder.mkdir()
+    if not namespace:
+        (folder / "__init__.py").write_text("")
+    project_modules.names += [pkg, f"{pkg}.features"]
+    step_src = f"import {pkg}.features\n\ndef step_fn(x):\n    return {pkg}.features.build(x)\n"
+    digests = []
+    for op in ("+", "-"):
+        (folder / "features.py").write_text(f"def build(x):\n    return x {op} 1\n")
+        sys.modules.pop(f"{pkg}.features", None)
+        sys.modules.pop(pkg, None)
+        mod = project_modules.write("steps", step_src)
+        assert mod.step_fn(1) == (2 if op == "+" else 0)
         digests.append(CodeHasher(project_modules.root).fingerprint(mod.step_fn))
     assert digests[0] != digests[1]
 

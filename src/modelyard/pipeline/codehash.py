@@ -2,16 +2,19 @@
 
 A step's cache must be invalidated when a helper it calls changes (ZenML's zenml#1011 misses
 this). The fingerprint hashes the step's source and, transitively, the source of every function
-or class it references by global name (including ``module.attr`` through project modules), as
-long as that code lives under the project root and outside site-packages. Simple constants it
-references (numbers, strings, and tuples, lists, sets and dicts of them) are hashed by value, so
-changing a module-level threshold or feature list invalidates the cache too; sets are hashed
-sorted, so a fingerprint is the same in every process whatever ``PYTHONHASHSEED`` is. Library code
-is not hashed: pin libraries instead.
+or class it references by global name (including ``module.attr`` and ``package.module.attr``
+through project modules), as long as that code lives under the project root and outside
+site-packages. What a step reaches through a decorator (``functools.wraps``, ``lru_cache``), a
+``functools.partial``, a bound method, a default argument or a module-level instance of a project
+class counts too. Constants built of literals (numbers, strings, and tuples, lists, sets and dicts
+of them) are hashed by value, so changing a module-level threshold or feature list invalidates the
+cache too; sets are hashed sorted, so the fingerprint is the same in every process whatever
+``PYTHONHASHSEED`` is. Library code is not hashed: pin libraries instead.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import sys
@@ -23,6 +26,9 @@ __all__ = ["CodeHasher"]
 
 _CONST_TYPES = (int, float, str, bytes, bool, type(None), complex)
 _EXCLUDED_PARTS = {"site-packages", "dist-packages", ".venv", "venv", ".tox"}
+
+
+_MODULE_DEPTH = 4  # package.module.attr chains followed through project modules
 
 
 def _const_repr(value: Any, depth: int = 0) -> str | None:
@@ -104,7 +110,10 @@ class CodeHasher:
             module = sys.modules.get(obj.__module__)
             return self._is_local_file(getattr(module, "__file__", None))
         if isinstance(obj, types.ModuleType):
-            return self._is_local_file(getattr(obj, "__file__", None))
+            file = getattr(obj, "__file__", None)
+            if file is None:  # a namespace package: no __init__.py, only folders
+                file = next(iter(getattr(obj, "__path__", ())), None)
+            return self._is_local_file(file)
         return False
 
     # ------------------------------------------------------------ hashing
@@ -138,9 +147,7 @@ class CodeHasher:
                     continue
                 self._visit_value("<closure>", value, h, seen)
             for default in (obj.__defaults__ or ()) + tuple((obj.__kwdefaults__ or {}).values()):
-                text = _const_repr(default)
-                if text is not None:
-                    h.update(f"default {text}\n".encode())
+                self._visit_value("<default>", default, h, seen)
         elif isinstance(obj, type):
             h.update(f"class {obj.__qualname__}\n".encode())
             h.update(_source(obj).encode())
@@ -150,6 +157,8 @@ class CodeHasher:
                 fn = value.__func__ if isinstance(value, classmethod | staticmethod) else value
                 if isinstance(fn, property):
                     fn = fn.fget
+                if callable(fn) and hasattr(fn, "__wrapped__"):  # a decorated method
+                    fn = _unwrap_decorated(fn)
                 if isinstance(fn, types.FunctionType):
                     self._visit_code(fn.__code__, globs, h, seen)
             for base in obj.__mro__[1:]:
@@ -165,25 +174,76 @@ class CodeHasher:
                 continue
             value = globs[name]
             if isinstance(value, types.ModuleType):
-                if not self._is_local(value):
-                    continue
-                # module.attr: attribute names of the code are in co_names too
-                mod_dict = vars(value)
-                for attr in names:
-                    if attr in mod_dict:
-                        self._visit_value(f"{name}.{attr}", mod_dict[attr], h, seen)
+                self._visit_module(name, value, names, h, seen)
                 continue
             self._visit_value(name, value, h, seen)
 
+    def _visit_module(
+        self,
+        prefix: str,
+        module: types.ModuleType,
+        names: list[str],
+        h: Any,
+        seen: set[int],
+        *,
+        depth: int = 0,
+    ) -> None:
+        if depth >= _MODULE_DEPTH or not self._is_local(module):
+            return
+        # module.attr: attribute names of the code are in co_names too; so are the submodule
+        # names of package.module.attr
+        mod_dict = vars(module)
+        for attr in names:
+            if attr not in mod_dict:
+                continue
+            value = mod_dict[attr]
+            if isinstance(value, types.ModuleType):
+                self._visit_module(f"{prefix}.{attr}", value, names, h, seen, depth=depth + 1)
+            else:
+                self._visit_value(f"{prefix}.{attr}", value, h, seen)
+
     def _visit_value(self, name: str, value: Any, h: Any, seen: set[int]) -> None:
+        if isinstance(value, functools.partial):
+            h.update(f"partial {name}\n".encode())
+            self._visit_value(f"{name}.func", value.func, h, seen)
+            for i, arg in enumerate(value.args):
+                self._visit_value(f"{name}.args[{i}]", arg, h, seen)
+            for key, arg in value.keywords.items():
+                self._visit_value(f"{name}.{key}", arg, h, seen)
+            return
+        if isinstance(value, types.MethodType):
+            self._visit_value(name, value.__func__, h, seen)
+            self._visit_value(f"{name}.__self__", value.__self__, h, seen)
+            return
         target = _unwrap(value)
         if isinstance(target, types.FunctionType | type):
             if self._is_local(target):
                 self._visit(target, h, seen)
+            if isinstance(target, types.FunctionType):
+                # a decorator's wrapper (perhaps a library's): the wrapped function counts
+                inner = _unwrap_decorated(target)
+                if inner is not target:
+                    self._visit_value(name, inner, h, seen)
             return
+        if callable(value) and hasattr(value, "__wrapped__"):  # functools.lru_cache and kin
+            inner = _unwrap_decorated(value)
+            if inner is not value:
+                self._visit_value(name, inner, h, seen)
+                return
         text = _const_repr(value)
         if text is not None:
             h.update(f"const {name}={text}\n".encode())
+            return
+        cls = type(value)
+        if self._is_local(cls) and id(value) not in seen:
+            # a module-level instance of a project class: its class's code and its plain state
+            seen.add(id(value))
+            h.update(f"instance {name}\n".encode())
+            self._visit(cls, h, seen)
+            for attr, item in sorted(getattr(value, "__dict__", {}).items()):
+                text = _const_repr(item)
+                if text is not None:
+                    h.update(f"attr {attr}={text}\n".encode())
 
 
 def _unwrap(obj: Any) -> Any:
@@ -198,6 +258,14 @@ def _unwrap(obj: Any) -> Any:
     if inner is not None and isinstance(obj, types.FunctionType):
         return obj  # hash the wrapper's source; its globals lead to the wrapped function
     return obj
+
+
+def _unwrap_decorated(obj: Any) -> Any:
+    """The innermost function behind ``__wrapped__`` links (``obj`` itself on a loop)."""
+    try:
+        return inspect.unwrap(obj)
+    except ValueError:  # a wrapper loop, or an object answering any attribute (a mock)
+        return obj
 
 
 def _all_names(code: types.CodeType) -> list[str]:
