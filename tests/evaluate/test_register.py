@@ -109,3 +109,21 @@ def test_a_first_model_below_threshold_registers_nothing(sqlite_settings: Any) -
             policy=POLICY, target="y",
         )  # fmt: skip
     assert "never" not in [m.name for m in registry.list_models()]
+
+
+def test_judging_without_a_baseline_never_replaces_production(sqlite_settings: Any) -> None:
+    # production=None skips the comparison; it must not promote the candidate over the
+    # production version that exists
+    registry = Registry.from_settings(sqlite_settings)
+    policy = GatePolicy(thresholds={"roc_auc": (">=", 0.4)})
+    train, test = _data(800, 0), _data(400, 1)
+    first = evaluate_and_register(
+        registry, "kept", _fit(train, ["a", "b"]), test, policy=policy, target="y"
+    )
+    assert first.alias == "production"
+    second = evaluate_and_register(
+        registry, "kept", _fit(train, ["c"]), test, policy=policy, target="y", production=None
+    )
+    assert second.alias == "candidate"
+    assert registry.resolve("kept@production").version == 1
+    assert registry.resolve("kept@candidate").version == 2

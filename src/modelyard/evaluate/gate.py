@@ -686,6 +686,14 @@ def production_model(registry: Registry, name: str) -> tuple[Any, int] | None:
     return _unwrap(loaded), int(version.version)
 
 
+def _has_production(registry: Registry, name: str) -> bool:
+    try:
+        registry.resolve(f"{name}@production")
+    except NotFoundError:
+        return False
+    return True
+
+
 REFUSALS_PREFIX = "gate-refusals"
 """Named files of the artifact store holding the verdicts of refused candidates."""
 
@@ -769,7 +777,8 @@ def evaluate_and_register(
         description: version description.
         tags: version tags.
         production: ``"auto"`` loads the production version from the registry; or pass
-            ``(model, version)``, or None to judge without a baseline.
+            ``(model, version)``, or None to judge without a baseline (a passing candidate
+            then still gets the policy's alias when a production version exists).
         clock: time source for the latency rule.
         reason: why the alias moves (stored in the alias history).
         save: ``save(model, folder) -> folder`` writing the package; default
@@ -807,7 +816,10 @@ def evaluate_and_register(
             verdict=verdict.to_dict(),
             verdict_file=record,
         )
-    alias = "production" if base is None and policy.allow_first_production else policy.alias
+    # judging without a baseline (production=None) must not make the candidate replace a
+    # production version that exists: only a model with none yet gets it directly
+    first = base is None and not _has_production(registry, name)
+    alias = "production" if first and policy.allow_first_production else policy.alias
     body = dict(extra or {})
     body["gate"] = verdict.to_dict()
     with tempfile.TemporaryDirectory(prefix="modelyard-pkg-") as tmp:
