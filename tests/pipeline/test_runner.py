@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import modelyard
-from modelyard.errors import PipelineError
+from modelyard.errors import InvalidInputError, PipelineError
 from modelyard.pipeline import log_metric
 
 
@@ -415,6 +415,43 @@ def test_an_unstorable_output_fails_naming_the_step_and_type(sqlite_settings: An
 
 
 # ---------------------------------------------------------------- typed outputs between steps
+@modelyard.step
+def np_score(n: int) -> Any:
+    import numpy as np
+
+    return np.float64(n) / 4  # what sklearn's accuracy_score returns
+
+
+@modelyard.step
+def np_metrics(score: Any) -> Any:
+    import numpy as np
+
+    return {"score": score, "n": np.int64(3), "ok": np.bool_(True), "all": [np.float32(0.5)]}
+
+
+@modelyard.pipeline
+def numpy_scalars(n: int = 2) -> Any:
+    return np_metrics(np_score(n=n))
+
+
+def test_numpy_scalars_travel_as_json_numbers(sqlite_settings: Any) -> None:
+    result = numpy_scalars.run(settings=sqlite_settings, max_parallel=1)
+    assert result.ran == ["np_score", "np_metrics"]
+    assert result["np_score"] == 0.5
+    assert result.output() == {"score": 0.5, "n": 3, "ok": True, "all": [0.5]}
+
+
+def test_a_numpy_scalar_parameter_is_refused_naming_it(sqlite_settings: Any) -> None:
+    import numpy as np
+
+    @modelyard.pipeline
+    def flow() -> Any:
+        return np_score(n=np.float64(2.0))
+
+    with pytest.raises(InvalidInputError, match=r"parameter 'n' of step 'np_score'.*float64"):
+        flow.run(settings=sqlite_settings)
+
+
 @modelyard.step(outputs=("features", "labels"))
 def make_data(rows: int) -> Any:
     import numpy as np

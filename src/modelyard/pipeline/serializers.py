@@ -3,7 +3,7 @@
 =========  ==========================================  =================================
 codec      values                                      bytes
 =========  ==========================================  =================================
-json       None, bool, int, float, str, lists, dicts   orjson
+json       None, bool, int, float, str, lists, dicts   orjson (numpy scalars as numbers)
 npy        numpy arrays (not object dtype)             ``.npy``, ``allow_pickle=False``
 pandas     pandas DataFrames                           Parquet (pyarrow)
 polars     polars DataFrames                           Parquet
@@ -31,17 +31,36 @@ _JSON_SCALARS = (str, int, float, bool, type(None))
 
 def is_jsonable(value: Any, _depth: int = 0) -> bool:
     """True when ``value`` round-trips through JSON (tuples count, as lists)."""
-    if _depth > 100:
+    return _jsonable(value, _depth, numpy_scalars=False)
+
+
+def _jsonable(value: Any, depth: int, *, numpy_scalars: bool) -> bool:
+    if depth > 100:
         return False
+    if numpy_scalars and _is_numpy_scalar(value):
+        return math.isfinite(value) if isinstance(value, float) else True
     if isinstance(value, float):
-        return math.isfinite(value)
+        # a float subclass (numpy.float64) is not something orjson writes
+        return type(value) is float and math.isfinite(value)
     if isinstance(value, _JSON_SCALARS):
         return True
     if isinstance(value, list | tuple):
-        return all(is_jsonable(v, _depth + 1) for v in value)
+        return all(_jsonable(v, depth + 1, numpy_scalars=numpy_scalars) for v in value)
     if isinstance(value, dict):
-        return all(isinstance(k, str) and is_jsonable(v, _depth + 1) for k, v in value.items())
+        return all(
+            isinstance(k, str) and _jsonable(v, depth + 1, numpy_scalars=numpy_scalars)
+            for k, v in value.items()
+        )
     return False
+
+
+def _is_numpy_scalar(value: Any) -> bool:
+    """A numpy bool, integer or float scalar (``accuracy_score`` returns a numpy.float64)."""
+    if type(value).__module__ != "numpy":
+        return False
+    import numpy as np
+
+    return isinstance(value, np.bool_ | np.integer | np.float16 | np.float32 | np.float64)
 
 
 def _mro_names(cls: type) -> set[str]:
@@ -79,10 +98,11 @@ def encode(value: Any, *, step: str, trust: bool = False) -> tuple[str, bytes]:
     Raises:
         PipelineError: no serializer fits the value's type; names the step and the type.
     """
-    if is_jsonable(value):
+    if _jsonable(value, 0, numpy_scalars=True):
         import orjson
 
-        return "json", orjson.dumps(value)
+        # numpy scalars are written as JSON numbers and booleans (and read back as Python ones)
+        return "json", orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
     if _is_numpy(value):
         import numpy as np
 
