@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelyard.data.drift import chi2_sf, chi2_test, compare_counts, g_test, psi
+from modelyard.data.drift import chi2_sf, chi2_test, compare_counts, g_test, pool_sparse, psi
 from modelyard.data.profile import build_profile
 from modelyard.errors import InvalidInputError
 
@@ -113,3 +113,40 @@ def test_variance_change_on_real_rows_through_a_profile() -> None:
     profile = build_profile(ref)
     assert profile.score(same).drifted == []
     assert profile.score(wider).drifted == ["x"]
+
+
+def test_rare_categories_in_small_samples_alert_at_about_alpha() -> None:
+    # 40 long-tailed categories: one live row in a rare category used to decide the
+    # chi-square test (expected counts far below 5), so a quarter of same-distribution
+    # samples of 5-10 rows were flagged
+    rng = np.random.default_rng(2)
+    cats = [f"c{i}" for i in range(40)]
+    w = 1 / np.arange(1, 41) ** 1.5
+    w /= w.sum()
+    profile = build_profile(pd.DataFrame({"s": rng.choice(cats, 200_000, p=w)}))
+    for n in (5, 10, 30):
+        flagged = [
+            profile.score(pd.DataFrame({"s": rng.choice(cats, n, p=w)}))["s"].drifted
+            for _ in range(300)
+        ]
+        assert np.mean(flagged) < 0.08, n
+
+
+def test_pooled_bins_keep_power_on_small_shifted_samples() -> None:
+    rng = np.random.default_rng(5)
+    profile = build_profile(pd.DataFrame({"x": rng.normal(size=100_000)}))
+    flagged = [
+        profile.score(pd.DataFrame({"x": rng.normal(1.0, 1.0, 30)}))["x"].drifted
+        for _ in range(100)
+    ]
+    assert np.mean(flagged) > 0.9
+
+
+def test_pool_sparse_merges_neighbours_until_five_rows_are_expected() -> None:
+    # expected counts of the smaller sample: [1, 9, 10, 0, 0]: the first two merge, the
+    # empty tail joins the group before it
+    r, c = pool_sparse([10, 90, 100, 0, 0], [1, 9, 10, 0, 0])
+    assert r.tolist() == [100, 100]
+    assert c.tolist() == [10, 10]
+    assert pool_sparse([500, 500], [50, 50])[0].tolist() == [500, 500]  # nothing sparse
+    assert compare_counts([100] * 20, [0] * 19 + [5]).p_value == 1.0  # 5 rows: no test
