@@ -165,3 +165,76 @@ def test_project_option_runs_a_project_from_another_folder(project: Path, tmp_pa
     assert json.loads(done.stdout)["ran"] == ["load", "score"]
     assert (project / ".modelyard" / "modelyard.db").is_file()
     assert not (elsewhere / ".modelyard").exists()
+
+
+SLOW_FLOW = """
+import os, time
+import modelyard
+
+@modelyard.step
+def quick() -> int:
+    return 1
+
+@modelyard.step
+def slow(started: str) -> int:
+    with open(started, "w") as fh:
+        fh.write(str(os.getpid()))
+    time.sleep(120)
+    return 2
+
+@modelyard.step
+def join(a: int, b: int) -> int:
+    return a + b
+
+@modelyard.pipeline
+def train(started: str = "", n: int = 0):
+    return join(quick(), slow(started=started))
+"""
+
+
+def _gone(pid: int) -> bool:
+    import time
+
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_sigterm_ends_the_run_killed_and_stops_its_step_processes(project: Path) -> None:
+    import signal
+    import sqlite3
+    import time
+
+    (project / "flows.py").write_text(SLOW_FLOW)
+    started = project / "slow.pid"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
+    env["CI"] = "true"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelyard.cli", "run", "-p", f"started={started}"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() or not started.read_text():
+            assert proc.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        child = int(started.read_text())
+        assert child != proc.pid  # two steps were runnable: `slow` runs in a forked child
+        proc.send_signal(signal.SIGTERM)  # a CI cancel, Kubernetes stopping the pod
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+    assert _gone(child)  # the step's process went with the run
+    db = next((project / ".modelyard").rglob("*.db"))
+    with sqlite3.connect(db) as con:
+        statuses = dict(con.execute("SELECT name, status FROM runs"))
+    assert statuses == {"train": "KILLED", "quick": "FINISHED", "slow": "KILLED"}

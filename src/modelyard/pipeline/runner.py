@@ -17,8 +17,9 @@ Every run, cached or not, is a tracked run (kind ``pipeline``) with one child ru
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -342,7 +343,8 @@ def run_pipeline(
     )
     progress.start(p.name, run.id, [n.id for n in graph.nodes])
     try:
-        sched.run(exec_obj)
+        with _sigterm_as_exit():
+            sched.run(exec_obj)
     except BaseException as exc:
         exec_obj.close()
         status = "KILLED" if isinstance(exc, KeyboardInterrupt | SystemExit) else "FAILED"
@@ -393,6 +395,36 @@ def run_pipeline(
         err.result = result  # type: ignore[attr-defined]
         raise err
     return result
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """Turn SIGTERM into ``SystemExit(143)`` while the steps run, as Ctrl-C is turned into
+    KeyboardInterrupt.
+
+    A CI cancel or Kubernetes stopping a pod sends SIGTERM, whose default action ends the
+    process at once: the run stayed RUNNING and forked step processes kept running, orphaned.
+    Raised instead, it ends the runs KILLED and stops the children. Only in the main thread,
+    and only where nobody installed a handler of their own.
+    """
+    import signal
+    import threading
+
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _param_str(value: Any) -> str:
