@@ -191,3 +191,18 @@ def test_float32_profile_round_trips_and_counts_consistently(to_frame: Frame) ->
     again = Profile.from_bytes(profile.to_bytes())
     assert again == profile
     assert again.bin_counts(to_frame(df))["x"].tolist() == profile.features["x"].vector().tolist()
+
+
+def test_infinite_values_are_counted_and_the_profile_round_trips(to_frame: Frame) -> None:
+    # inf used to become an edge, which JSON stores as null: from_bytes then refused the profile
+    rng = np.random.default_rng(3)
+    x = np.r_[rng.normal(size=1000), np.inf, np.inf, -np.inf]
+    frame = to_frame(pd.DataFrame({"x": x}))
+    profile = build_profile(frame)
+    fp = profile.features["x"]
+    assert all(np.isfinite(fp.edges))
+    assert fp.counts[0] == 1  # -inf is below the reference's finite minimum
+    assert fp.counts[-1] == 2  # +inf above its maximum
+    again = Profile.from_bytes(profile.to_bytes())
+    assert again == profile
+    assert again.score(frame).drifted == []

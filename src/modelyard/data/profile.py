@@ -347,6 +347,10 @@ def _numeric_profile(col: ColumnView, bins: int) -> FeatureProfile:
     elif arr.dtype.kind == "f" and nulls:
         arr = arr[~np.isnan(arr)]
     precision = "float64"
+    if arr.dtype.kind == "f":
+        # +-inf rows are counted (in the outer bins) but do not place edges: an infinite edge
+        # cannot be stored as JSON, and quantiles interpolated towards inf are inf or NaN
+        arr = arr[np.isfinite(arr)]
     if arr.size == 0:
         edges: tuple[float, ...] = ()
     else:
