@@ -153,3 +153,25 @@ def test_pandas_and_polars_agree(train_ids: list[int | None], test_ids: list[int
     got_pd = check_splits(a, b, **kwargs).to_dict()
     got_pl = check_splits(pl.from_pandas(a), pl.from_pandas(b), **kwargs).to_dict()
     assert got_pd == got_pl
+
+
+def test_int_ids_overlap_float_ids(to_frame: Frame) -> None:
+    # an id column with a missing value arrives as floats; polars refused to compare it
+    train = to_frame(pd.DataFrame({"id": [1, 2, 3]}))
+    test = to_frame(pd.DataFrame({"id": [3.0, 4.0, float("nan")]}))
+    report = check_splits(train, test, id_column="id")
+    [v] = report.violations
+    assert (v.rule, v.count, v.examples) == ("id_overlap", 1, ({"row": 0, "value": 3.0},))
+
+
+def test_ids_of_different_types_fail_instead_of_passing(to_frame: Frame) -> None:
+    # 3 and "3" never compare equal, so the check used to pass a leaking split (pandas) or
+    # crash (polars)
+    train = to_frame(pd.DataFrame({"id": [1, 2, 3]}))
+    test = to_frame(pd.DataFrame({"id": ["3", "4"]}))
+    report = check_splits(train, test, id_column="id")
+    [v] = report.violations
+    assert v.rule == "dtype"
+    assert "is int" in v.message
+    assert "string" in v.message
+    assert "cast both to one type" in v.message

@@ -49,7 +49,30 @@ def _column(fv: FrameView, name: str, split: str, report: ValidationReport) -> C
 def _check_ids(train: ColumnView, test: ColumnView, report: ValidationReport, k: int) -> None:
     import numpy as np
 
-    found = test.isin(train.unique_values())
+    if train.kind == test.kind or "object" in (train.kind, test.kind):
+        found = test.isin(train.unique_values())
+    elif {train.kind, test.kind} <= {"int", "float"}:
+        # 7 and 7.0 are the same id (pandas turns an int column with missing values into
+        # floats); polars refuses to compare them, so compare the numbers here
+        tv, tmask = train.numbers()
+        sv, _ = test.numbers()
+        known = tv if tmask is None else tv[~tmask]
+        found = np.isin(sv.astype(np.float64), known.astype(np.float64))
+    else:
+        # 7 and "7" never compare equal: saying "no overlap" would pass a leaking split
+        report.violations.append(
+            Violation(
+                test.name,
+                "dtype",
+                test.n,
+                f"id column {test.name!r} is {train.kind} ({train.native}) in the train split "
+                f"but {test.kind} ({test.native}) in the test split, so ids cannot be compared; "
+                "cast both to one type",
+                expected=train.kind,
+                actual=test.kind,
+            )
+        )
+        return
     overlap = np.logical_and(found, ~test.null_mask())
     rows = int(np.count_nonzero(overlap))
     if not rows:
