@@ -144,3 +144,15 @@ class TinyTorch:
     def predict(self, batch: Any) -> Any:
         with self.torch.inference_mode():
             return self.net(self.torch.from_numpy(batch))
+
+
+class Orphaner(Linear):
+    """Linear, whose load leaves an orphan behind: a background ``sleep`` of an exited shell."""
+
+    name = "orphaner"
+
+    def load(self) -> None:
+        import subprocess
+
+        subprocess.run(["sh", "-c", "sleep 0.3 &"], check=True)  # the sleep outlives its parent
+        super().load()

@@ -296,6 +296,55 @@ def test_runs_as_pid_1(tmp_path: Path) -> None:
     assert '"msg":"stopped"' in (tmp_path / "err.log").read_text()
 
 
+def _zombies(parent: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] == "Z" and fields[1] == str(parent):
+                out.append(int(entry))
+    return out
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PID namespaces are Linux-only")
+def test_as_pid_1_orphans_are_reaped_and_workers_kept(tmp_path: Path) -> None:
+    """Orphans re-parented to the PID-1 server are reaped; its workers are not touched."""
+    if subprocess.run(["unshare", "--pid", "--fork", "true"], check=False).returncode != 0:
+        pytest.skip("unshare --pid is not permitted here")
+    script = tmp_path / "pid1.sh"
+    script.write_text(
+        f"exec {sys.executable} -m modelyard.cli serve --model models:Orphaner "
+        f"--python-path {HERE} --port 0 --workers 2 --no-request-log\n"
+    )
+    log = (tmp_path / "err.log").open("wb")
+    proc = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--kill-child", "sh", str(script)],
+        stderr=log,
+        cwd=tmp_path,
+    )
+    log.close()
+    try:
+        _wait_for(lambda: b'"msg":"ready"' in (tmp_path / "err.log").read_bytes())
+        server = next(p for p in _children(proc.pid))
+        workers = [
+            p for p in _children(server) if b"sleep" not in Path(f"/proc/{p}/cmdline").read_bytes()
+        ]
+        assert len(workers) == 2
+        time.sleep(2.0)  # each worker's orphaned sleep (0.3 s) has exited, re-parented to us
+        assert _zombies(server) == []
+        assert sorted(_children(server)) == sorted(workers)  # the workers are still there
+        os.kill(server, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert '"msg":"stopped"' in (tmp_path / "err.log").read_text()
+
+
 class ThreadPoolExecutorCompat:
     """A ThreadPoolExecutor whose map returns a list (all calls finished)."""
 

@@ -146,6 +146,7 @@ class WorkerHandle:
             b.log_level,
         ]
         self.proc = subprocess.Popen(cmd, pass_fds=[child.fileno()], env=env)
+        b.spawned.add(self.proc.pid)  # ours to wait for: an orphan reaper must leave it alone
         child.close()
         self.hello = loop.create_future()
         self.stopping = False
@@ -248,6 +249,7 @@ class Batcher:
         self.on_restart = on_restart
         self.clock = clock
         self.workers: list[WorkerHandle] = []
+        self.spawned: set[int] = set()  # every worker pid ever started (Popen waits for them)
         self.queues: dict[tuple[Any, ...], deque[Item]] = {}
         self.queued = 0
         self.desc: dict[str, Any] = {}

@@ -55,6 +55,28 @@ class _Unauthorized(ModelyardError):
     http_status = 401
 
 
+def reap_orphans(own: set[int]) -> list[int]:
+    """Reap every exited child not in ``own``; return their pids.
+
+    ``waitid(WNOWAIT)`` looks at an exited child without reaping it, so the exit status of our
+    own workers stays for their ``Popen.wait``; the scan stops at the first of those (the next
+    call sees past it once it has been waited for).
+    """
+    reaped: list[int] = []
+    while True:
+        try:
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # no children at all
+            return reaped
+        if info is None or info.si_pid == 0 or info.si_pid in own:
+            return reaped
+        try:
+            os.waitpid(info.si_pid, os.WNOHANG)
+        except ChildProcessError:  # reaped meanwhile by someone else
+            continue
+        reaped.append(info.si_pid)
+
+
 class Server:
     """One serving front process for one model.
 
@@ -159,6 +181,9 @@ class Server:
         self.port = server.sockets[0].getsockname()[1]
         log.info("listening", extra={"host": s.host, "port": self.port, "workers": workers})
         sweeper = loop.create_task(self._sweep())
+        # As PID 1 (a container without an init) orphaned processes are re-parented to us: reap
+        # them, or they stay zombies for the container's life.
+        reaper = loop.create_task(self._reap_orphans()) if os.getpid() == 1 else None
         try:
             try:
                 desc = await self._start_workers()
@@ -170,6 +195,8 @@ class Server:
             await self._drain(server)
         finally:
             sweeper.cancel()
+            if reaper is not None:
+                reaper.cancel()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 try:
                     loop.remove_signal_handler(signum)
@@ -183,6 +210,15 @@ class Server:
                 await loop.run_in_executor(None, self.reqlog.stop)
         log.info("stopped", extra={"model": self.name})
         return 0
+
+    async def _reap_orphans(self, interval_s: float = 0.5) -> None:
+        """Reap exited processes that are not our workers (only run as PID 1)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            own = self.batcher.spawned if self.batcher is not None else set()
+            reaped = reap_orphans(own)
+            if reaped:
+                log.debug("reaped orphaned processes", extra={"pids": reaped})
 
     async def _start_workers(self) -> dict[str, Any]:
         assert self.batcher is not None
