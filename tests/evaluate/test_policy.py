@@ -141,3 +141,17 @@ def test_policy_file_errors_name_the_file_and_key(tmp_path: Path) -> None:
     py.write_text("[tool.modelyard]\n")
     with pytest.raises(ConfigError, match=r"no \[tool.modelyard.gate\] table"):
         GatePolicy.from_file(py)
+
+
+def test_mcnemar_refuses_a_non_inferiority_margin() -> None:
+    # its p-value tests "no difference": with min_delta < 0 a candidate exactly as accurate
+    # as production (no discordant pairs, p = 1) was refused every time
+    with pytest.raises(InvalidInputError, match="non-inferiority") as info:
+        Margin("accuracy", min_delta=-0.01, test="mcnemar")
+    assert "bootstrap" in (info.value.hint or "")
+    with pytest.raises(ConfigError, match="non-inferiority"):
+        GatePolicy.from_mapping(
+            {"margin": {"metric": "accuracy", "min_delta": -0.01, "test": "mcnemar"}},
+            source="gate.toml",
+        )
+    assert Margin("accuracy", min_delta=0.0, test="mcnemar").min_delta == 0.0

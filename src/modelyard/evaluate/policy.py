@@ -85,6 +85,14 @@ class Margin:
                 hint="use test='bootstrap' for this metric, or metric='accuracy'",
                 field="margin.test",
             )
+        if self.test == "mcnemar" and self.min_delta < 0:
+            # McNemar's p-value tests "no difference"; it cannot show non-inferiority, so a
+            # candidate as good as production would be refused every time
+            raise InvalidInputError(
+                f"McNemar's test cannot check non-inferiority (min_delta = {self.min_delta:g})",
+                hint="use test='bootstrap' with a negative min_delta, or min_delta >= 0",
+                field="margin.min_delta",
+            )
         if not 0 < self.significance < 0.5:
             raise InvalidInputError(
                 f"margin significance must be in (0, 0.5), got {self.significance}",
