@@ -289,6 +289,37 @@ def test_cli_strings_are_typed_by_the_signature() -> None:
     assert out == {"n": 12, "rate": 0.25, "verbose": True, "label": "7"}
 
 
+@pytest.mark.parametrize("real", [True, False], ids=["typing objects", "strings"])
+def test_cli_strings_for_optional_parameters_keep_the_inner_type(real: bool) -> None:
+    import typing
+
+    def fn(tag: Any = None, version: Any = None, n: Any = None, flag: Any = None) -> Any:
+        return load()
+
+    if real:
+        fn.__annotations__ = {
+            "tag": typing.Optional[str],  # noqa: UP045 - the spelling users write
+            "version": str | None,
+            "n": typing.Optional[int],  # noqa: UP045
+            "flag": bool | None,
+        }
+    else:  # `from __future__ import annotations`
+        fn.__annotations__ = {
+            "tag": "Optional[str]",
+            "version": "str | None",
+            "n": "None | int",
+            "flag": "typing.Optional[bool]",
+        }
+    flow = Pipeline(fn, name="optional_flow")
+    out = flow.resolve_params(
+        {"tag": "2024", "version": "1.10", "n": "3", "flag": "no"}, strings=True
+    )
+    assert out == {"tag": "2024", "version": "1.10", "n": 3, "flag": False}
+    assert flow.resolve_params({"n": "none", "flag": "null"}, strings=True)["n"] is None
+    with pytest.raises(InvalidInputError, match="must be a int, got 'x'"):
+        flow.resolve_params({"n": "x"}, strings=True)
+
+
 def test_unknown_parameter_lists_the_valid_ones() -> None:
     with pytest.raises(InvalidInputError) as info:
         params_flow.resolve_params({"m": "1"}, strings=True)

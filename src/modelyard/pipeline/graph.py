@@ -487,23 +487,50 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
+_SCALARS: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
+_NONE = {"none", "null"}
+
+
+def _scalar_annotation(ann: Any) -> tuple[type | None, bool]:
+    """The scalar type an annotation names, through ``Optional[X]`` and ``X | None`` (as
+    objects or, under ``from __future__ import annotations``, as strings); and whether None is
+    allowed.
+    """
+    import typing
+
+    if isinstance(ann, str):
+        text = ann.strip().removeprefix("typing.")
+        if text.startswith("Optional[") and text.endswith("]"):
+            names = [text[len("Optional[") : -1].strip(), "None"]
+        else:
+            names = [part.strip() for part in text.split("|")]
+        rest = [n for n in names if n != "None"]
+        scalar = _SCALARS.get(rest[0]) if len(rest) == 1 else None
+        return scalar, len(rest) < len(names)
+    if isinstance(ann, type):
+        return (ann if ann in _SCALARS.values() else None), False
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
+        args = typing.get_args(ann)
+        members = [a for a in args if a is not type(None)]
+        if len(members) == 1 and members[0] in _SCALARS.values():
+            return members[0], len(members) < len(args)
+    return None, False
+
+
 def _convert(p: Pipeline, key: str, raw: Any, param: inspect.Parameter | None) -> Any:
     if not isinstance(raw, str):
         return raw
     target: Any = None
     if param is not None:
-        ann = param.annotation
-        if isinstance(ann, str):
-            ann = {"int": int, "float": float, "bool": bool, "str": str}.get(
-                ann.split("|")[0].strip()
-            )
-        if ann in (int, float, bool, str):
-            target = ann
-        elif ann is inspect.Parameter.empty and param.default not in (
-            None,
-            inspect.Parameter.empty,
+        target, optional = _scalar_annotation(param.annotation)
+        if optional and target is not str and raw.strip().lower() in _NONE:
+            return None
+        if (
+            target is None
+            and param.annotation is inspect.Parameter.empty
+            and type(param.default) in _SCALARS.values()
         ):
-            target = type(param.default) if type(param.default) in (int, float, bool, str) else None
+            target = type(param.default)
     try:
         if target is bool:
             low = raw.strip().lower()
