@@ -237,4 +237,7 @@ def test_sigterm_ends_the_run_killed_and_stops_its_step_processes(project: Path)
     db = next((project / ".modelyard").rglob("*.db"))
     with sqlite3.connect(db) as con:
         statuses = dict(con.execute("SELECT name, status FROM runs"))
-    assert statuses == {"train": "KILLED", "quick": "FINISHED", "slow": "KILLED"}
+    assert statuses["train"] == "KILLED"
+    assert statuses["slow"] == "KILLED"
+    assert statuses.get("quick") in ("FINISHED", "KILLED")  # it may still have been running
+    assert "join" not in statuses
