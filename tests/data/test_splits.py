@@ -175,3 +175,15 @@ def test_ids_of_different_types_fail_instead_of_passing(to_frame: Frame) -> None
     assert "is int" in v.message
     assert "string" in v.message
     assert "cast both to one type" in v.message
+
+
+def test_datetimes_against_numbers_are_a_type_error(to_frame: Frame) -> None:
+    # datetimes were compared as epoch microseconds with plain numbers: "max train time
+    # 2024-01-05 is not before min test time 1970-01-01T00:00:00.000002"
+    train = to_frame(pd.DataFrame({"t": pd.to_datetime(["2024-01-01", "2024-01-05"])}))
+    test = to_frame(pd.DataFrame({"t": [2, 3]}))
+    report = check_splits(train, test, time_column="t")
+    [v] = report.violations
+    assert v.rule == "dtype"
+    assert "datetime" in v.message
+    assert "int" in v.message

@@ -192,12 +192,27 @@ def _check_time(train: ColumnView, test: ColumnView, report: ValidationReport, k
     got_test = _times(test, "test", report)
     if got_train is None or got_test is None:
         return
+    is_time = train.kind in ("datetime", "date", "string")
+    if is_time != (test.kind in ("datetime", "date", "string")):
+        # epoch microseconds against plain numbers is no order at all
+        report.violations.append(
+            Violation(
+                test.name,
+                "dtype",
+                test.n,
+                f"time column {test.name!r} is {train.kind} ({train.native}) in the train "
+                f"split but {test.kind} ({test.native}) in the test split, so times cannot be "
+                "compared; use one type in both",
+                expected=train.kind,
+                actual=test.kind,
+            )
+        )
+        return
     (ta, tmask), (sa, smask) = got_train, got_test
     tvals = ta if tmask is None else ta[~tmask]
     svals = sa if smask is None else sa[~smask]
     if tvals.size == 0 or svals.size == 0:
         return
-    is_time = train.kind in ("datetime", "date", "string")
     max_train, min_test = tvals.max(), svals.min()
     if max_train < min_test:
         return
