@@ -492,3 +492,16 @@ def test_with_columns_and_report_lookups(contract: Contract, reference: pd.DataF
     assert [v.count for v in report.by_column("age")] == [1]
     assert [v.column for v in report.by_rule("unexpected_column")] == ["note"]
     assert report.summary() == "customers: 2 violation(s) in 2 column(s) (8 rows checked)"
+
+
+def test_csv_timestamps_across_a_dst_change_are_one_datetime_column(tmp_path: Path) -> None:
+    # pandas refuses mixed offsets without utc=True; the column stayed text, so the inferred
+    # contract held it as a string (its timestamps as categories)
+    from modelyard.data._frames import read_table
+
+    path = tmp_path / "events.csv"
+    path.write_text("ts,x\n2024-03-30T10:00:00+01:00,1\n2024-04-01T10:00:00+02:00,2\n")
+    spec = infer_contract(read_table(path)).columns["ts"]
+    assert spec.dtype == "datetime"
+    assert spec.min == dt.datetime(2024, 3, 30, 9, tzinfo=dt.UTC)
+    assert spec.max == dt.datetime(2024, 4, 1, 8, tzinfo=dt.UTC)

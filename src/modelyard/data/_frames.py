@@ -313,6 +313,9 @@ def _parse_iso_columns(df: Any) -> Any:
             continue
         try:
             df[name] = pd.to_datetime(series, format="ISO8601")
-        except (ValueError, TypeError):  # a later value is not a date: keep the text
-            continue
+        except (ValueError, TypeError):
+            try:  # offsets that differ (a DST change: +01:00 then +02:00) are one UTC column
+                df[name] = pd.to_datetime(series, format="ISO8601", utc=True)
+            except (ValueError, TypeError):  # a later value is not a date: keep the text
+                continue
     return df
