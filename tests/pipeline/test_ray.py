@@ -117,3 +117,12 @@ def stuck_flow() -> Any:
 def test_a_ray_task_past_its_timeout_is_cancelled(ray_session: Any, sqlite_settings: Any) -> None:
     with pytest.raises(PipelineError, match="TimeoutExceeded"):
         stuck_flow.run(settings=sqlite_settings, executor="ray")
+
+
+def test_fan_in_on_ray(ray_session: Any, sqlite_settings: Any) -> None:
+    from tests.pipeline.test_fan_in import fan
+
+    result = fan.run(settings=sqlite_settings, executor="ray", width=3)
+    assert result.status == "FINISHED"
+    assert result.output()["parts"] == [10, 11, 12]
+    assert result.output()["named"] == {"first": 10, "last": 12}

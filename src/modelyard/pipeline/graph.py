@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from modelyard.pipeline.runner import PipelineResult
 
 __all__ = [
+    "Gathered",
     "Graph",
     "Node",
     "Pipeline",
@@ -113,13 +114,57 @@ class StepOutput:
         return f"<output of {self.node.id}{suffix}>"
 
 
+@dataclass(frozen=True)
+class Gathered:
+    """Several step outputs passed as one input: the fan-in of a list, tuple or dict of handles.
+
+    ``join(parts=[work(x, i=i) for i in range(8)])`` hands ``join`` a list of the eight values;
+    a dict (string keys) or a tuple keeps its shape.
+
+    Attributes:
+        kind: ``list``, ``tuple`` or ``dict``.
+        items: ``(index or key, handle)`` in order.
+    """
+
+    kind: str
+    items: tuple[tuple[str | int, StepOutput], ...]
+
+    def handles(self) -> list[StepOutput]:
+        """The handles, in order."""
+        return [h for _, h in self.items]
+
+
+def _gather(value: Any) -> Gathered | None:
+    """A :class:`Gathered` when ``value`` is a list/tuple/dict holding only step outputs."""
+    if not isinstance(value, list | tuple | dict) or not value:
+        return None
+    if isinstance(value, list | tuple) and all(isinstance(v, StepOutput) for v in value):
+        kind = "tuple" if isinstance(value, tuple) else "list"
+        return Gathered(kind, tuple(enumerate(value)))
+    if isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, StepOutput) for k, v in value.items()
+    ):
+        return Gathered("dict", tuple(value.items()))
+    return None
+
+
+def _holds_step_output(value: Any) -> bool:
+    if isinstance(value, StepOutput):
+        return True
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_holds_step_output(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_step_output(v) for v in (*value.keys(), *value.values()))
+    return False
+
+
 @dataclass(eq=False)
 class Node:
     """One step call in a pipeline graph."""
 
     id: str
     step: AnyStep
-    inputs: dict[str, StepOutput]
+    inputs: dict[str, StepOutput | Gathered]
     params: dict[str, Any]
     where: str  # file:line of the call site
     after: list[Node] = field(default_factory=list)
@@ -129,8 +174,9 @@ class Node:
     def upstream(self) -> list[Node]:
         """Nodes this one depends on (inputs and ``after``), without repeats, in order."""
         seen: dict[int, Node] = {}
-        for h in self.inputs.values():
-            seen.setdefault(id(h.node), h.node)
+        for value in self.inputs.values():
+            for h in value.handles() if isinstance(value, Gathered) else (value,):
+                seen.setdefault(id(h.node), h.node)
         for n in self.after:
             seen.setdefault(id(n), n)
         return list(seen.values())
@@ -217,7 +263,7 @@ class _Builder:
                 hint=f"the step is defined at {step_location(s)} with signature {sig}",
                 step=s.name,
             ) from exc
-        inputs: dict[str, StepOutput] = {}
+        inputs: dict[str, StepOutput | Gathered] = {}
         params: dict[str, Any] = dict(s.bound_params())
         for pname, value in bound.arguments.items():
             kind = sig.parameters[pname].kind
@@ -227,8 +273,20 @@ class _Builder:
                     f"(called at {where})",
                     hint=f"name every input in the signature at {step_location(s)}",
                 )
+            gathered = _gather(value)
             if isinstance(value, StepOutput):
                 inputs[pname] = value
+            elif gathered is not None:
+                inputs[pname] = gathered
+            elif _holds_step_output(value):
+                raise InvalidInputError(
+                    f"input {pname!r} of step {s.name!r} at {where} mixes step outputs with "
+                    "other values (or nests them)",
+                    hint="pass a flat list, tuple or dict (string keys) of step outputs only, "
+                    "and the other values as separate parameters",
+                    step=s.name,
+                    param=pname,
+                )
             else:
                 _check_param(s, pname, value, where)
                 params[pname] = value

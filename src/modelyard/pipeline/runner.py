@@ -18,6 +18,7 @@ Every run, cached or not, is a tracked run (kind ``pipeline``) with one child ru
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from modelyard.logs import get_logger
 if TYPE_CHECKING:
     from modelyard.config import Settings
     from modelyard.pipeline.executors import Completed, StepTask
-    from modelyard.pipeline.graph import Graph, Node, Pipeline
+    from modelyard.pipeline.graph import Graph, Node, Pipeline, StepOutput
     from modelyard.pipeline.progress import Progress
     from modelyard.store.artifacts import ArtifactStore
     from modelyard.tracking.run import Run
@@ -573,24 +574,37 @@ class _Scheduler:
                 return
 
     def _inputs(self, n: Node) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+        import orjson
+
         from modelyard.pipeline.cache import record_fingerprint
+        from modelyard.pipeline.graph import Gathered
 
         fps: dict[str, str] = {}
         locators: dict[str, dict[str, Any]] = {}
-        for arg, handle in n.inputs.items():
-            record = self.records[handle.node.id]
-            try:
-                fps[arg], locators[arg] = record_fingerprint(record, handle.key)
-            except KeyError as exc:
-                raise PipelineError(
-                    f"step {n.id!r} (called at {n.where}) takes {handle!r} as {arg!r}, but step "
-                    f"{handle.node.id!r} has no output {exc.args[0]!r}",
-                    hint="check the index against what the upstream step returns",
-                    step=n.id,
-                ) from None
+        for arg, value in n.inputs.items():
+            if isinstance(value, Gathered):  # fan-in: one fingerprint over the parts, in order
+                parts = [(key, *self._locate(n, arg, h)) for key, h in value.items]
+                body = orjson.dumps([value.kind, [[k, fp] for k, fp, _ in parts]])
+                fps[arg] = hashlib.sha256(body).hexdigest()
+                locators[arg] = {"gather": value.kind, "items": [[k, loc] for k, _, loc in parts]}
+            else:
+                fps[arg], locators[arg] = self._locate(n, arg, value)
         for u in n.after:
             fps[f"after:{u.id}"] = record_fingerprint(self.records[u.id])[0]
         return fps, locators
+
+    def _locate(self, n: Node, arg: str, handle: StepOutput) -> tuple[str, dict[str, Any]]:
+        from modelyard.pipeline.cache import record_fingerprint
+
+        try:
+            return record_fingerprint(self.records[handle.node.id], handle.key)
+        except KeyError as exc:
+            raise PipelineError(
+                f"step {n.id!r} (called at {n.where}) takes {handle!r} as {arg!r}, but step "
+                f"{handle.node.id!r} has no output {exc.args[0]!r}",
+                hint="check the index against what the upstream step returns",
+                step=n.id,
+            ) from None
 
     def _start_step_run(self, n: Node, tags: dict[str, Any]) -> Run:
         step_run: Run = self.tc.start_run(

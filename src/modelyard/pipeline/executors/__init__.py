@@ -103,6 +103,12 @@ def load_input(
     locator: dict[str, Any], store: ArtifactStore, memo: dict[str, Any], *, trust: bool
 ) -> Any:
     """Load the value a locator points at (from ``memo`` when this process made it)."""
+    if "gather" in locator:  # a list, tuple or dict of step outputs (fan-in)
+        items = [(key, load_input(loc, store, memo, trust=trust)) for key, loc in locator["items"]]
+        if locator["gather"] == "dict":
+            return dict(items)
+        values = [v for _, v in items]
+        return tuple(values) if locator["gather"] == "tuple" else values
     if "record" in locator:
         record = locator["record"]
         if record["kind"] == "tuple":
