@@ -11,7 +11,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from modelyard.errors import GateFailed, NotFoundError
+from modelyard.errors import GateFailed, InvalidNameError, NotFoundError
 from modelyard.evaluate.gate import GateVerdict, evaluate_and_register, refusals
 from modelyard.evaluate.policy import GatePolicy
 from modelyard.registry.registry import Registry
@@ -59,8 +59,8 @@ def test_first_pass_becomes_production_then_candidate_then_refusal(settings: Any
     assert first.version.flavor == "sklearn"
     assert [r.status for r in stored.rules if r.rule == "margin"] == ["skip"]
     history = registry.alias_history("scorer", "production")
-    assert history[-1].reason is not None
-    assert history[-1].reason.startswith("gate passed")
+    assert (history[-1].to_version, history[-1].action) == (1, "set")
+    assert first.version.extra["alias_reason"].startswith("gate passed")
 
     # the same model again is not worse than production: candidate
     second = evaluate_and_register(
@@ -127,3 +127,39 @@ def test_judging_without_a_baseline_never_replaces_production(sqlite_settings: A
     assert second.alias == "candidate"
     assert registry.resolve("kept@production").version == 1
     assert registry.resolve("kept@candidate").version == 2
+
+
+def test_a_passing_candidate_is_registered_with_its_alias_in_one_step(
+    sqlite_settings: Any,
+) -> None:
+    registry = Registry.from_settings(sqlite_settings)
+    policy = GatePolicy(thresholds={"roc_auc": (">=", 0.6)})
+    out = evaluate_and_register(
+        registry, "atomic", _fit(_data(500, 0), ["a", "b"]), _data(300, 1),
+        policy=policy, target="y", reason="nightly retrain",
+    )  # fmt: skip
+    stored = registry.get_version("atomic", 1)
+    assert stored.aliases == ("production",)
+    assert GateVerdict.from_dict(stored.extra["gate"]).passed
+    assert stored.extra["alias_reason"] == "nightly retrain"
+    assert out.version == stored
+    [event] = registry.alias_history("atomic", "production")
+    assert (event.from_version, event.to_version, event.action) == (None, 1, "set")
+
+
+def test_an_alias_the_registry_refuses_registers_nothing(sqlite_settings: Any) -> None:
+    # "latest" is reserved by the registry: the alias step fails, and it must not leave a
+    # version behind without its alias
+    registry = Registry.from_settings(sqlite_settings)
+    policy = GatePolicy(thresholds={"roc_auc": (">=", 0.6)}, alias="latest")
+    train, test = _data(500, 0), _data(300, 1)
+    evaluate_and_register(
+        registry, "orphan", _fit(train, ["a", "b"]), test, policy=policy, target="y"
+    )  # production did not exist yet: the first pass becomes production
+    with pytest.raises(InvalidNameError, match="alias 'latest' is reserved"):
+        evaluate_and_register(
+            registry, "orphan", _fit(train, ["a", "b"]), test, policy=policy, target="y"
+        )
+    assert [v.version for v in registry.list_versions("orphan")] == [1]
+    assert registry.get_model("orphan").latest_version == 1
+    assert registry.get_model("orphan").aliases == {"production": 1}

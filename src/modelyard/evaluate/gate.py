@@ -757,8 +757,8 @@ def evaluate_and_register(
     The ``production`` version of ``name`` (if any) is scored on the same ``test_frame``. On a
     pass the candidate is registered with ``extra["gate"] = verdict.to_dict()`` under the
     policy's alias (``candidate``), or under ``production`` when there is no production version
-    yet and ``policy.allow_first_production`` is set. On a failure nothing is registered and no
-    alias moves.
+    yet and ``policy.allow_first_production`` is set; the version and its alias are written in
+    one registry transaction. On a failure nothing is registered and no alias moves.
 
     Args:
         registry: the model registry.
@@ -780,7 +780,8 @@ def evaluate_and_register(
             ``(model, version)``, or None to judge without a baseline (a passing candidate
             then still gets the policy's alias when a production version exists).
         clock: time source for the latency rule.
-        reason: why the alias moves (stored in the alias history).
+        reason: why the alias moves, stored with the version as ``extra["alias_reason"]``
+            (default ``"gate passed: <summary>"``).
         save: ``save(model, folder) -> folder`` writing the package; default
             ``modelyard.models.save``.
 
@@ -791,6 +792,7 @@ def evaluate_and_register(
         GateFailed: a rule failed; ``details["verdict"]`` holds the verdict dict, the message
             names each failed rule and its numbers; the verdict is also kept in the artifact
             store (``details["verdict_file"]``, listed by :func:`refusals`).
+        InvalidNameError: the registry refuses the policy's alias; nothing is registered.
     """
     import tempfile
 
@@ -822,6 +824,9 @@ def evaluate_and_register(
     alias = "production" if first and policy.allow_first_production else policy.alias
     body = dict(extra or {})
     body["gate"] = verdict.to_dict()
+    # register_version records its alias event without a reason, so the reason stays with the
+    # version beside the verdict it comes from
+    body["alias_reason"] = reason or f"gate passed: {verdict.summary()}"
     with tempfile.TemporaryDirectory(prefix="modelyard-pkg-") as tmp:
         if package is None:
             folder = Path(tmp) / "package"
@@ -851,15 +856,10 @@ def evaluate_and_register(
             extra=body,
             description=description,
             tags=dict(tags) if tags else None,
-            aliases=(),
+            # the version and its alias in one transaction: a refused alias or a failure
+            # registers nothing, rather than a version without its alias
+            aliases=(alias,),
         )
-    registry.set_alias(
-        name,
-        alias,
-        version.version,
-        reason=reason or f"gate passed: {verdict.summary()}",
-    )
-    version = registry.get_version(name, version.version)
     log.info(
         "candidate registered",
         extra={"model": name, "version": version.version, "alias": alias},
