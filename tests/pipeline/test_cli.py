@@ -241,3 +241,77 @@ def test_sigterm_ends_the_run_killed_and_stops_its_step_processes(project: Path)
     assert statuses["slow"] == "KILLED"
     assert statuses.get("quick") in ("FINISHED", "KILLED")  # it may still have been running
     assert "join" not in statuses
+
+
+CRASH_FLOW = """
+import os
+import time
+import modelyard
+
+@modelyard.step
+def crash(mode: str) -> int:
+    if mode == "exit":
+        os._exit(3)  # a native crash, an OOM kill: the run cannot end itself
+    if mode == "sleep":
+        time.sleep(30)
+    return 1
+
+@modelyard.pipeline
+def train(mode: str = "ok"):
+    return crash(mode=mode)
+"""
+
+
+def _statuses(project: Path) -> dict[str, tuple[str, str | None]]:
+    import sqlite3
+
+    db = next((project / ".modelyard").rglob("*.db"))
+    with sqlite3.connect(db) as con:
+        rows = con.execute(
+            "SELECT r.id, r.status, t.value FROM runs r LEFT JOIN run_tags t "
+            "ON t.run_id = r.id AND t.key = 'ended.reason'"
+        ).fetchall()
+    return {run_id: (status, reason) for run_id, status, reason in rows}
+
+
+def test_runs_left_running_by_a_dead_process_end_killed_at_the_next_run(project: Path) -> None:
+    import time
+
+    (project / "flows.py").write_text(CRASH_FLOW)
+    (project / "pyproject.toml").write_text(
+        '[tool.modelyard]\nhome = ".modelyard"\n\n'
+        '[tool.modelyard.pipeline]\nentrypoint = "flows:train"\n'
+    )
+    crashed = _run(project, "-p", "mode=exit")
+    assert crashed.returncode == 3  # the step ran in the run's own process, which died
+    dead = _statuses(project)
+    assert sorted(s for s, _ in dead.values()) == ["RUNNING", "RUNNING"]  # pipeline and step
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
+    env["CI"] = "true"
+    alive = subprocess.Popen(  # a live run on this machine must be left alone
+        [sys.executable, "-m", "modelyard.cli", "run", "-p", "mode=sleep"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_statuses(project)) < 4:  # the sleeping run and its step have started
+            assert alive.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        ok = _run(project, "-p", "mode=ok")
+        assert ok.returncode == 0, ok.stderr
+        after = _statuses(project)
+        for run_id in dead:
+            status, reason = after[run_id]
+            assert status == "KILLED"
+            assert reason is not None
+            assert "process ended" in reason
+        sleeping = [rid for rid in after if rid not in dead and after[rid][0] == "RUNNING"]
+        assert len(sleeping) == 2  # the live run's pipeline and step runs
+    finally:
+        alive.kill()
+        alive.wait()
