@@ -505,3 +505,74 @@ def test_csv_timestamps_across_a_dst_change_are_one_datetime_column(tmp_path: Pa
     assert spec.dtype == "datetime"
     assert spec.min == dt.datetime(2024, 3, 30, 9, tzinfo=dt.UTC)
     assert spec.max == dt.datetime(2024, 4, 1, 8, tzinfo=dt.UTC)
+
+
+# ------------------------------------------------------------------------------------------
+# parser loopholes: a bound that turns a rule off, bounds no frame can meet
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "line", "words"),
+    [
+        ('dtype = "float"\nmin = nan\n', "columns.a.min", 3, "'min' = nan is not a number"),
+        ('dtype = "int"\nmax = nan\n', "columns.a.max", 3, "'max' = nan is not a number"),
+        ('dtype = "float"\nmin = -nan\nmax = 1.0\n', "columns.a.min", 3, "'min' = nan is"),
+    ],
+)
+def test_a_nan_bound_is_refused(tmp_path: Path, body: str, key: str, line: int, words: str) -> None:
+    # NaN compares false with everything, so it would silently switch the range rule off
+    path = _write(tmp_path, "[columns.a]\n" + body)
+    with pytest.raises(ConfigError) as info:
+        Contract.from_file(path)
+    assert info.value.details["key"] == key
+    assert info.value.message.startswith(f"{path} (line {line}): column 'a': {words}")
+    assert "a number, inf or -inf" in info.value.message
+    assert info.value.exit_code == 2
+
+
+def test_a_nan_bound_in_a_dict_is_refused() -> None:
+    data = {"columns": {"a": {"dtype": "float", "max": float("nan")}}}
+    with pytest.raises(ConfigError, match=r"^contracts/a\.json: column 'a': 'max' = nan") as info:
+        Contract.from_dict(data, source="contracts/a.json")
+    assert info.value.details["key"] == "columns.a.max"
+
+
+def test_min_rows_above_max_rows_is_refused(tmp_path: Path) -> None:
+    # no frame could ever pass such a contract
+    path = _write(
+        tmp_path, 'version = 1\nmin_rows = 10\nmax_rows = 5\n[columns.a]\ndtype = "int"\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        Contract.from_file(path)
+    assert info.value.details["key"] == "min_rows"
+    assert info.value.message == (
+        f"{path} (line 2): 'min_rows' = 10 is above 'max_rows' = 5; expected min_rows <= max_rows"
+    )
+    assert Contract.from_toml("min_rows = 5\nmax_rows = 5\n").min_rows == 5
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        'dtype = "float"\nmin = 1.5\nmax = -2\n',
+        'dtype = "float"\nmin = inf\nmax = 10\n',
+        'dtype = "date"\nmin = 2024-02-01\nmax = 2024-01-01\n',
+        'dtype = "datetime"\nmin = 2024-01-01T00:00:01\nmax = "2024-01-01T00:00:00"\n',
+    ],
+)
+def test_min_above_max_is_refused(tmp_path: Path, body: str) -> None:
+    path = _write(tmp_path, "[columns.a]\n" + body)
+    with pytest.raises(ConfigError, match=r"\(line 3\): column 'a': min .* is above max") as info:
+        Contract.from_file(path)
+    assert info.value.details["key"] == "columns.a.min"
+
+
+def test_infinite_bounds_still_bound(to_frame: Frame) -> None:
+    c = Contract.from_toml('[columns.a]\ndtype = "float"\nmin = -inf\nmax = 10.0\n')
+    assert (c.columns["a"].min, c.columns["a"].max) == (-np.inf, 10.0)
+    assert Contract.from_toml(c.to_toml()) == c
+    assert Contract.from_dict(c.to_dict()) == c
+    [v] = c.validate(to_frame(pd.DataFrame({"a": [-1e300, 3.0, 11.0]}))).violations
+    assert (v.rule, v.count, v.examples) == ("max", 1, ({"row": 2, "value": 11.0},))
+    open_ended = Contract.from_toml('[columns.a]\ndtype = "float"\nmin = -inf\nmax = inf\n')
+    assert open_ended.validate(to_frame(pd.DataFrame({"a": [-1e300, 1e300]}))).ok

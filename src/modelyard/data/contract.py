@@ -356,6 +356,19 @@ def _parse(data: dict[str, Any], *, source: str, text: str | None) -> Contract:
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
             fail(f"{k!r} must be a non-negative integer, not {v!r}", [], k)
         bounds[k] = v
+    if (
+        bounds["min_rows"] is not None
+        and bounds["max_rows"] is not None
+        and bounds["min_rows"] > bounds["max_rows"]
+    ):
+        # no frame could pass: a typo, not a rule
+        fail(
+            f"'min_rows' = {bounds['min_rows']} is above 'max_rows' = {bounds['max_rows']}; "
+            "expected min_rows <= max_rows",
+            [],
+            "min_rows",
+            hint="swap the two values, or remove the one that is wrong",
+        )
     columns_raw = data.get("columns", {})
     if not isinstance(columns_raw, dict):
         fail("'columns' must be a table of [columns.NAME] tables", [], "columns")
@@ -394,6 +407,16 @@ def _parse(data: dict[str, Any], *, source: str, text: str | None) -> Contract:
                 limits[k] = None
                 continue
             v = raw[k]
+            if isinstance(v, float) and math.isnan(v):
+                # NaN compares false with every value: the rule would silently never fire
+                fail(
+                    f"column {col_name!r}: {k!r} = nan is not a number; expected a number, inf "
+                    f"or -inf for dtype {dtype!r}",
+                    table,
+                    k,
+                    hint=f"remove {k!r} for no bound, or write {'-inf' if k == 'min' else 'inf'} "
+                    "for an open end",
+                )
             coerced = _coerce_bound(dtype, v)
             if coerced is None:
                 fail(
