@@ -576,3 +576,92 @@ def test_infinite_bounds_still_bound(to_frame: Frame) -> None:
     assert (v.rule, v.count, v.examples) == ("max", 1, ({"row": 2, "value": 11.0},))
     open_ended = Contract.from_toml('[columns.a]\ndtype = "float"\nmin = -inf\nmax = inf\n')
     assert open_ended.validate(to_frame(pd.DataFrame({"a": [-1e300, 1e300]}))).ok
+
+
+# ------------------------------------------------------------------------------------------
+# dates: a contract inferred from Parquet dates meets the same dates read from CSV
+
+
+def _dates_contract(tmp_path: Path) -> Contract:
+    from modelyard.data._frames import read_table
+
+    path = tmp_path / "reference.parquet"
+    days = [dt.date(2024, 1, 1), dt.date(2024, 1, 15), None, dt.date(2024, 2, 1)]
+    pd.DataFrame({"day": days, "n": [1, 2, 3, 4]}).to_parquet(path)
+    contract = infer_contract(read_table(path))
+    assert contract.columns["day"].dtype == "date"
+    assert (contract.columns["day"].min, contract.columns["day"].max) == (
+        dt.date(2024, 1, 1),
+        dt.date(2024, 2, 1),
+    )
+    return contract
+
+
+def test_a_date_contract_accepts_csv_dates_read_as_midnight_datetimes(
+    tmp_path: Path, to_frame: Frame
+) -> None:
+    from modelyard.data._frames import read_table
+
+    contract = _dates_contract(tmp_path)
+    csv = tmp_path / "batch.csv"
+    csv.write_text("day,n\n2024-01-01,1\n2024-01-15,2\n,3\n2024-02-01,4\n")
+    batch = read_table(csv)
+    assert batch["day"].dtype.kind == "M"  # what CSV gives: datetimes at midnight
+    assert contract.validate(to_frame(batch)).ok
+
+    # the date bounds still hold on them
+    csv.write_text("day,n\n2023-12-31,1\n2024-01-15,2\n2024-03-01,3\n")
+    report = contract.validate(to_frame(read_table(csv)))
+    got = [(v.column, v.rule, v.count, v.actual) for v in report.violations]
+    assert got == [("day", "min", 1, "2023-12-31"), ("day", "max", 1, "2024-03-01")]
+    assert report.violations[1].examples[0]["row"] == 2
+
+
+@pytest.mark.parametrize("suffix", ["", "Z"])
+def test_polars_reads_midnight_timestamps_that_meet_a_date_contract(
+    tmp_path: Path, suffix: str
+) -> None:
+    import polars as pl
+
+    contract = _dates_contract(tmp_path)
+    csv = tmp_path / "batch.csv"
+    csv.write_text(f"day,n\n2024-01-01T00:00:00{suffix},1\n2024-02-01T00:00:00{suffix},2\n")
+    frame = pl.read_csv(csv, try_parse_dates=True)
+    assert isinstance(frame.schema["day"], pl.Datetime)
+    assert contract.validate(frame).ok
+
+
+def test_a_datetime_with_a_time_of_day_is_still_a_dtype_violation_for_a_date(
+    tmp_path: Path, to_frame: Frame
+) -> None:
+    from modelyard.data._frames import read_table
+
+    contract = _dates_contract(tmp_path)
+    csv = tmp_path / "batch.csv"
+    csv.write_text(
+        "day,n\n2024-01-01 00:00:00,1\n2024-01-02 10:30:00,2\n,3\n2024-01-04 00:00:00.000001,4\n"
+    )
+    [v] = contract.validate(to_frame(read_table(csv))).violations
+    assert (v.column, v.rule, v.count, v.expected, v.actual) == (
+        "day",
+        "dtype",
+        2,
+        "date",
+        "datetime",
+    )
+    assert [e["row"] for e in v.examples] == [1, 3]
+    assert v.examples[0]["value"].startswith("2024-01-02T10:30:00")
+    assert v.message.startswith("column 'day': expected dtype date, got datetime")
+    assert "2 value(s) have a time of day" in v.message
+
+
+def test_midnight_in_another_zone_is_not_a_date(tmp_path: Path, to_frame: Frame) -> None:
+    # 2024-01-02T00:00+02:00 is 22:00 UTC on the 1st: which date is meant is not clear
+    from modelyard.data._frames import read_table
+
+    contract = _dates_contract(tmp_path)
+    csv = tmp_path / "batch.csv"
+    csv.write_text("day,n\n2024-01-02T00:00:00+02:00,1\n2024-01-03T00:00:00Z,2\n")
+    [v] = contract.validate(to_frame(read_table(csv))).violations
+    assert (v.column, v.rule, v.count) == ("day", "dtype", 1)
+    assert [e["row"] for e in v.examples] == [0]

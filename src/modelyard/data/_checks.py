@@ -34,14 +34,30 @@ def _examples(
     return count, tuple({"row": r, "value": v} for r, v in zip(rows, values, strict=True))
 
 
+_DAY_US = 86_400_000_000
+
+
 def _dtype_ok(expected: str, col: ColumnView) -> bool:
     actual = col.kind
     if expected in (actual, "object"):
         return True
     if expected == "float" and actual == "int":
         return True
+    if expected == "date" and actual == "datetime":
+        # dates read from CSV (or written by pandas) arrive as datetimes at midnight
+        return not _time_of_day(col).any()
     # pandas turns an int column with missing values into float64
     return expected == "int" and actual == "float" and col.all_integral()
+
+
+def _time_of_day(col: ColumnView) -> npt.NDArray[np.bool_]:
+    """True where a datetime is not at midnight: naive, or in UTC for a zone-aware column (a
+    local midnight elsewhere is another day's evening in UTC, so not a date)."""
+    values, mask = col.numbers()
+    off: npt.NDArray[np.bool_] = values % _DAY_US != 0
+    if mask is not None:
+        off &= ~mask
+    return off
 
 
 def _bound_number(spec_dtype: str, bound: Any) -> Any:
@@ -133,7 +149,11 @@ def _report_dtype(spec: ColumnSpec, col: ColumnView, out: list[Violation], k: in
     import numpy as np
 
     bad = col.parse_failures(spec.dtype)
-    if bad is None:
+    if spec.dtype == "date" and col.kind == "datetime":
+        bad = _time_of_day(col)
+        where = "in UTC" if col.aware else "(dates are datetimes at midnight)"
+        detail = f"; {int(np.count_nonzero(bad))} value(s) have a time of day {where}"
+    elif bad is None:
         bad = ~col.null_mask()
         detail = ""
     elif bad.any():

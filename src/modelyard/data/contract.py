@@ -23,9 +23,10 @@ whether values must be ``unique``. The file looks like this::
     unique = false
 
 Validation works column-wise on numpy arrays and reports EVERY violation with its count and
-example rows; examples are computed only for the rules that fail. Two type rules worth knowing:
-an ``int`` column may arrive as floats holding whole numbers (pandas turns an int column with
-missing values into float64), and ``int`` data satisfies a ``float`` column.
+example rows; examples are computed only for the rules that fail. Three type rules worth
+knowing: an ``int`` column may arrive as floats holding whole numbers (pandas turns an int column
+with missing values into float64), ``int`` data satisfies a ``float`` column, and a ``date``
+column may arrive as datetimes at midnight (naive, or UTC), as dates read from CSV do.
 
 Example:
     >>> c = infer_contract(reference_df, name="churn")
