@@ -665,3 +665,33 @@ def test_midnight_in_another_zone_is_not_a_date(tmp_path: Path, to_frame: Frame)
     [v] = contract.validate(to_frame(read_table(csv))).violations
     assert (v.column, v.rule, v.count) == ("day", "dtype", 1)
     assert [e["row"] for e in v.examples] == [0]
+
+
+# ------------------------------------------------------------------------------------------
+# a column of the wrong numeric dtype is still held to its range
+
+
+def test_floats_in_an_int_column_are_range_checked_too(tmp_path: Path, to_frame: Frame) -> None:
+    from modelyard.data._frames import read_table
+
+    path = tmp_path / "contract.toml"
+    path.write_text('[columns.n]\ndtype = "int"\nnullable = true\nmin = 0\nmax = 10\n')
+    contract = Contract.from_file(path)
+    csv = tmp_path / "batch.csv"
+    csv.write_text("n\n2.5\n11.0\nNA\n-1\n4\n")
+    report = contract.validate(to_frame(read_table(csv)))
+    found = [(v.column, v.rule, v.count) for v in report.violations]
+    assert found == [("n", "dtype", 4), ("n", "min", 1), ("n", "max", 1)]
+    dtype, low, high = report.violations
+    assert (dtype.expected, dtype.actual) == ("int", "float")
+    assert (low.examples, low.expected, low.actual) == (({"row": 3, "value": -1.0},), 0, -1.0)
+    assert (high.examples, high.expected, high.actual) == (({"row": 1, "value": 11.0},), 10, 11.0)
+    assert high.message == "column 'n': 1 value(s) above max = 10"
+
+
+def test_a_wrong_dtype_that_is_not_a_number_is_not_range_checked(to_frame: Frame) -> None:
+    # text and booleans have no numeric values to hold to an int range: only the dtype
+    c = Contract(columns={"n": ColumnSpec("n", "int", min=0, max=10)})
+    for values in (["2", "x", "30"], [True, False, True]):
+        [v] = c.validate(to_frame(pd.DataFrame({"n": values}))).violations
+        assert v.rule == "dtype"
