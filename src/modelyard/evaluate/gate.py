@@ -780,7 +780,7 @@ def evaluate_and_register(
             ``(model, version)``, or None to judge without a baseline (a passing candidate
             then still gets the policy's alias when a production version exists).
         clock: time source for the latency rule.
-        reason: why the alias moves, stored with the version as ``extra["alias_reason"]``
+        reason: why the alias moves, recorded in the alias history
             (default ``"gate passed: <summary>"``).
         save: ``save(model, folder) -> folder`` writing the package; default
             ``modelyard.models.save``.
@@ -824,9 +824,7 @@ def evaluate_and_register(
     alias = "production" if first and policy.allow_first_production else policy.alias
     body = dict(extra or {})
     body["gate"] = verdict.to_dict()
-    # register_version records its alias event without a reason, so the reason stays with the
-    # version beside the verdict it comes from
-    body["alias_reason"] = reason or f"gate passed: {verdict.summary()}"
+    alias_reason = reason or f"gate passed: {verdict.summary()}"
     with tempfile.TemporaryDirectory(prefix="modelyard-pkg-") as tmp:
         if package is None:
             folder = Path(tmp) / "package"
@@ -859,6 +857,7 @@ def evaluate_and_register(
             # the version and its alias in one transaction: a refused alias or a failure
             # registers nothing, rather than a version without its alias
             aliases=(alias,),
+            alias_reason=alias_reason,
         )
     log.info(
         "candidate registered",

@@ -632,6 +632,7 @@ class Registry:
         description: str | None = None,
         tags: Mapping[str, str] | None = None,
         aliases: Iterable[str] = (),
+        alias_reason: str | None = None,
     ) -> ModelVersion:
         """Register a new immutable version of ``name`` (created if it does not exist).
 
@@ -651,6 +652,7 @@ class Registry:
             description: free text.
             tags: initial version tags.
             aliases: aliases to point at the new version (recorded in the alias history).
+            alias_reason: why the aliases move, recorded with each alias history event.
 
         Raises:
             InvalidNameError: an illegal model name, alias or tag key.
@@ -736,7 +738,7 @@ class Registry:
                     name=name,
                     alias=alias,
                     to_version=number,
-                    reason=None,
+                    reason=alias_reason,
                     action="set",
                     now=now,
                     actor=actor,
