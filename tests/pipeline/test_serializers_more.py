@@ -386,7 +386,7 @@ def test_a_pipeline_error_names_the_step_the_path_and_the_type(sqlite_settings: 
         unstorable.run(settings=sqlite_settings)
     message = info.value.message
     assert "'gives_weights'" in message
-    assert f'["weights"][3] is a {__name__}.Weights' in message
+    assert f'output["model"]["weights"][3] is a {__name__}.Weights' in message
 
 
 @modelyard.step

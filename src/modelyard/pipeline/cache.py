@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["CACHE_VERSION", "StepCache", "cache_key", "iter_refs", "record_fingerprint"]
 
 # Bump when the meaning of a stored output changes (serializer formats, record layout).
-CACHE_VERSION = 1
+# 2: tuples nested in JSON values are kept as tuples (the tagged-json codec), so a result
+# cached before would hand its consumers lists where a fresh run hands them tuples.
+CACHE_VERSION = 2
 
 
 def cache_key(

@@ -146,7 +146,10 @@ def store_outputs(
                     hint="return a dict with exactly those keys",
                     step=name,
                 )
-            items = {k: _put(value[k], name, trust, store, memo) for k in task.output_names}
+            items = {
+                k: _put(value[k], name, trust, store, memo, where=f'output["{k}"]')
+                for k in task.output_names
+            }
             return {"kind": "dict", "items": items}
         if not isinstance(value, tuple | list) or len(value) != task.n_outputs:
             raise PipelineError(
@@ -154,14 +157,27 @@ def store_outputs(
                 hint=f"return a tuple of {task.n_outputs} values",
                 step=name,
             )
-        return {"kind": "tuple", "items": [_put(v, name, trust, store, memo) for v in value]}
+        return {
+            "kind": "tuple",
+            "items": [
+                _put(v, name, trust, store, memo, where=f"output[{i}]") for i, v in enumerate(value)
+            ],
+        }
     if isinstance(value, tuple):
-        return {"kind": "tuple", "items": [_put(v, name, trust, store, memo) for v in value]}
+        return {
+            "kind": "tuple",
+            "items": [
+                _put(v, name, trust, store, memo, where=f"output[{i}]") for i, v in enumerate(value)
+            ],
+        }
     if isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
         from modelyard.pipeline.serializers import is_jsonable
 
         if not is_jsonable(value):
-            items = {k: _put(v, name, trust, store, memo) for k, v in value.items()}
+            items = {
+                k: _put(v, name, trust, store, memo, where=f'output["{k}"]')
+                for k, v in value.items()
+            }
             return {"kind": "dict", "items": items}
     return {"kind": "single", "ref": _put(value, name, trust, store, memo)}
 
@@ -175,11 +191,17 @@ def _describe(value: Any) -> str:
 
 
 def _put(
-    value: Any, step: str, trust: bool, store: ArtifactStore, memo: dict[str, Any] | None
+    value: Any,
+    step: str,
+    trust: bool,
+    store: ArtifactStore,
+    memo: dict[str, Any] | None,
+    *,
+    where: str = "output",
 ) -> dict[str, Any]:
     from modelyard.pipeline.serializers import encode
 
-    codec, data = encode(value, step=step, trust=trust)
+    codec, data = encode(value, step=step, trust=trust, where=where)
     ref = store.put_bytes(data)
     if memo is not None:
         memo[ref.sha256] = value
