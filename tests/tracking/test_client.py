@@ -256,6 +256,19 @@ def test_artifacts_and_datasets(client: TrackingClient, tmp_path: Path) -> None:
     assert ds["source"] == "s3://bucket/train.parquet"
 
 
+def test_logging_an_artifact_name_again_points_it_at_the_new_bytes(
+    client: TrackingClient, tmp_path: Path
+) -> None:
+    model = tmp_path / "model.bin"
+    with client.start_run(capture_lineage=False) as run:
+        model.write_bytes(b"first")
+        run.log_artifact(model)
+        model.write_bytes(b"second, longer")
+        second = run.log_artifact(model)
+    info = client.get_run(run.id)
+    assert info.artifacts == {"model.bin": {"sha256": second.sha256, "size_bytes": 14}}
+
+
 def test_reads_see_buffered_records(client: TrackingClient) -> None:
     run = client.start_run(experiment="live", capture_lineage=False)
     run.log_metric("auc", 0.75)

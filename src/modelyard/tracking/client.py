@@ -46,6 +46,12 @@ _INSERT_RUN = (
     ":parent_run_id, :start_time, :end_time, :user, :source)"
 )
 _INSERT_RUN_TAG = "INSERT INTO run_tags (run_id, key, value) VALUES (:run_id, :key, :value)"
+_UPSERT_RUN_ARTIFACT = (
+    "INSERT INTO run_artifacts (run_id, path, sha256, size_bytes) "
+    "VALUES (:run_id, :path, :sha256, :size_bytes) "
+    "ON CONFLICT (run_id, path) DO UPDATE SET sha256 = excluded.sha256, "
+    "size_bytes = excluded.size_bytes"
+)
 
 
 class TrackingClient:
@@ -475,21 +481,15 @@ class TrackingClient:
             )
 
     def _upsert_artifacts(self, run_id: str, refs: dict[str, ArtifactRef]) -> None:
-        from modelyard.store.schema import run_artifacts
-        from modelyard.tracking._sql import upsert
-
         if not refs:
             return
-        with self.metadata_store.begin() as conn:
-            upsert(
-                conn,
-                run_artifacts,
+        with self.metadata_store.write() as tx:
+            tx.executemany(
+                _UPSERT_RUN_ARTIFACT,
                 [
                     {"run_id": run_id, "path": p, "sha256": r.sha256, "size_bytes": r.size_bytes}
                     for p, r in refs.items()
                 ],
-                keys=("run_id", "path"),
-                update=("sha256", "size_bytes"),
             )
 
 
