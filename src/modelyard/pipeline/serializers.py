@@ -51,26 +51,17 @@ _TRUST_HINT = "or declare @step(trust=True) to store it with pickle"
 
 def is_jsonable(value: Any, _depth: int = 0) -> bool:
     """True when ``value`` round-trips through JSON (tuples count, as lists)."""
-    return _jsonable(value, _depth, numpy_scalars=False)
-
-
-def _jsonable(value: Any, depth: int, *, numpy_scalars: bool) -> bool:
-    if depth > _MAX_DEPTH:
+    if _depth > _MAX_DEPTH:
         return False
-    if numpy_scalars and _is_numpy_scalar(value):
-        return math.isfinite(value) if isinstance(value, float) else True
     if isinstance(value, float):
         # a float subclass (numpy.float64) is not something orjson writes
         return type(value) is float and math.isfinite(value)
     if isinstance(value, _JSON_SCALARS):
         return True
     if isinstance(value, list | tuple):
-        return all(_jsonable(v, depth + 1, numpy_scalars=numpy_scalars) for v in value)
+        return all(is_jsonable(v, _depth + 1) for v in value)
     if isinstance(value, dict):
-        return all(
-            isinstance(k, str) and _jsonable(v, depth + 1, numpy_scalars=numpy_scalars)
-            for k, v in value.items()
-        )
+        return all(isinstance(k, str) and is_jsonable(v, _depth + 1) for k, v in value.items())
     return False
 
 
