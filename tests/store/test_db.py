@@ -296,7 +296,7 @@ def _modules_after(code: str, tmp_path: Path) -> set[str]:
 
 def test_a_sqlite_store_at_head_is_used_without_importing_sqlalchemy(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
-    MetadataStore.open(url)  # created and migrated here, through SQLAlchemy and Alembic
+    MetadataStore.open(url)  # created here: the process below opens a store already at head
     loaded = _modules_after(
         f"""
         from modelyard.store.artifacts import ArtifactStore
