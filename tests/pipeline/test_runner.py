@@ -679,3 +679,40 @@ def test_class_form_steps_run_and_their_constructor_params_key_the_cache(
     third = scaled.run(settings=sqlite_settings, factor=3.0)
     assert third.ran == ["Scale"]
     assert third.output() == [0.0, 3.0, 6.0]
+
+
+@modelyard.step(timeout_s=1.0)
+def spawns_and_hangs(pid_file: str) -> int:
+    import subprocess
+
+    child = subprocess.Popen(["sleep", "60"])  # e.g. a training job the step launched
+    Path(pid_file).write_text(str(child.pid))
+    time.sleep(60)
+    return 0
+
+
+@modelyard.pipeline
+def hangs_with_a_subprocess(pid_file: str = "") -> Any:
+    return spawns_and_hangs(pid_file=pid_file)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_a_timed_out_step_is_stopped_with_the_processes_it_started(
+    sqlite_settings: Any, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    with pytest.raises(PipelineError, match=r"timeout_s=1\.0"):
+        hangs_with_a_subprocess.run(settings=sqlite_settings, pid_file=str(pid_file))
+    grandchild = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(grandchild):  # killed with its group; its parent's exit lets init reap it
+        assert time.monotonic() < deadline, f"the step's subprocess {grandchild} still runs"
+        time.sleep(0.05)

@@ -9,7 +9,10 @@ pickle each step and its inputs. Here an attempt runs
 * **in a forked child** when several attempts can run at once or a timeout must be enforced:
   ``fork`` costs a few milliseconds, the child inherits the loaded code and every value already
   in memory, reads anything else from the artifact store by sha256, writes its outputs there and
-  reports a small record over a pipe. A child past its timeout is killed.
+  reports a small record over a pipe. Each child leads its own process group, so a child past
+  its timeout (or when the run is interrupted) is killed with everything the step started
+  (a training subprocess, a shell pipeline). Being a background group, such a child cannot read
+  the terminal: debug a step interactively without a timeout and with ``--max-parallel 1``.
 
 Forking a process whose native thread pools are running can deadlock the child (polars says
 so explicitly). When such a library is loaded, children come from a ``forkserver`` instead: a
@@ -21,7 +24,9 @@ enforced).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import time
 from collections import deque
@@ -69,7 +74,23 @@ _STARTED = "started"
 FORK_UNSAFE_MODULES = ("polars", "jax", "tensorflow")
 
 
+def _own_process_group() -> None:
+    """Lead a process group, so that stopping this attempt also stops what the step started."""
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+
+
+def _stop(process: Any) -> None:
+    """Kill a child and every process in its group (what the step started), then reap it."""
+    if process.pid is not None:
+        with contextlib.suppress(OSError):  # no such group yet (or any more)
+            os.killpg(process.pid, signal.SIGKILL)
+    process.kill()
+    process.join()
+
+
 def _child_main(task: StepTask, store: ArtifactStore, memo: dict[str, Any], conn: Any) -> None:
+    _own_process_group()
     conn.send(_STARTED)
     result = run_attempt(task, store, memo)
     result.exception = None  # exceptions may not pickle; the text travels instead
@@ -80,6 +101,7 @@ def _child_main(task: StepTask, store: ArtifactStore, memo: dict[str, Any], conn
 def _served_child_main(node_id: str, payload: bytes, store: ArtifactStore, conn: Any) -> None:
     import pickle
 
+    _own_process_group()
     try:
         task = pickle.loads(payload)
     except Exception as exc:  # the step's module could not be imported here
@@ -202,6 +224,8 @@ class LocalExecutor:
             target=target, args=args, name=f"modelyard-step-{task.node_id}", daemon=True
         )
         process.start()
+        with contextlib.suppress(OSError):  # also from here: no window before the child does it
+            os.setpgid(process.pid, process.pid)  # (refused for forkserver children: theirs)
         send.close()
         self.forked += 1
         self._children.append(_Child(task, process, recv, time.perf_counter()))
@@ -264,8 +288,7 @@ class LocalExecutor:
 
     def _kill(self, child: _Child) -> Completed:
         self._children.remove(child)
-        child.process.kill()
-        child.process.join()
+        _stop(child.process)
         child.conn.close()
         timeout = child.task.timeout_s
         _log.warning("step attempt timed out", extra={"step": child.task.node_id})
@@ -280,8 +303,7 @@ class LocalExecutor:
 
     def close(self) -> None:
         for child in list(self._children):
-            child.process.kill()
-            child.process.join()
+            _stop(child.process)
             child.conn.close()
         self._children.clear()
         self._pending.clear()
