@@ -203,3 +203,32 @@ def test_forked_child_neither_duplicates_nor_ends_the_parent_run(
         fluent.set_client(None)
     assert len(sqlite_client.metric_history(run.id, "loss")) == 300
     assert sqlite_client.get_run(run.id).status == "FINISHED"
+
+
+def test_a_run_whose_process_died_ends_killed_when_the_next_run_starts(  # type: ignore[no-untyped-def]
+    settings, client: TrackingClient
+) -> None:
+    """SIGKILL, out of memory, a native crash: nothing in the process can end its run."""
+    import os
+
+    crashed = _run_child(settings, "run.flush(wait_lineage=True); import os; os._exit(3)")
+    info = client.get_run(crashed)
+    assert info.status == "RUNNING"
+    assert info.lineage["process_host"]
+    assert info.lineage["process_pid"]  # pid, and its start time where the OS says
+    mine = client.start_run(experiment="child", capture_lineage=False)  # a new top-level run
+    try:
+        ended = client.get_run(crashed)
+        assert ended.status == "KILLED"
+        assert ended.end_time is not None
+        assert "process ended without ending the run" in ended.tags["ended.reason"]
+        assert ended.metrics == {"loss": 1.0 / 2_345}  # what it logged is kept
+        assert client.get_run(mine.id).lineage["process_pid"].split(":")[0] == str(os.getpid())
+    finally:
+        mine.end()
+    # a live process's run is never touched: this one is still running
+    live = client.start_run(experiment="child", capture_lineage=False)
+    other = client.start_run(experiment="child", capture_lineage=False)
+    assert client.get_run(live.id).status == "RUNNING"
+    live.end()
+    other.end()

@@ -313,12 +313,6 @@ def run_pipeline(
         tags["resume.of"] = resume
     if force:
         tags["cache.force"] = "true"
-    from modelyard.tracking import liveness
-
-    # runs of this machine left RUNNING by a process that died (SIGKILL, OOM, a crash) end now
-    liveness.end_stale_runs(ms)
-    tags[liveness.HOST_TAG] = liveness.host_identity()
-    tags[liveness.PID_TAG] = liveness.process_token()
     run = tc.start_run(
         experiment=settings.experiment,
         name=p.name,

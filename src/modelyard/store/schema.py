@@ -67,7 +67,12 @@ runs = Table(
     Column("git_diff_sha256", String(64), nullable=True),
     # python, platform, cpu, gpu, packages {name: version}
     Column("environment", JSON, nullable=True),
+    # which process runs it, to find runs left RUNNING by a dead process (tracking.liveness)
+    Column("process_host", String(NAME), nullable=True),  # hostname/boot id/pid namespace
+    Column("process_pid", String(64), nullable=True),  # pid:start time
     Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+    # finding RUNNING runs whose process died (tracking.liveness) on every new top-level run
+    Index("ix_runs_status", "status"),
 )
 
 params = Table(

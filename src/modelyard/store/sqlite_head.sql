@@ -1,4 +1,4 @@
--- revision 0002
+-- revision 0003
 -- The head schema of a SQLite store, to create a new store without Alembic (MetadataStore.open).
 -- Generated from what the Alembic migrations build on an empty SQLite file (sqlite_master, in
 -- creation order). tests/store/test_sqlite_head.py checks that it still matches, and rewrites
@@ -66,7 +66,7 @@ CREATE TABLE runs (
 	git_branch VARCHAR(255), 
 	git_dirty BOOLEAN, 
 	git_diff_sha256 VARCHAR(64), 
-	environment JSON, 
+	environment JSON, process_host VARCHAR(255), process_pid VARCHAR(64), 
 	CONSTRAINT pk_runs PRIMARY KEY (id), 
 	CONSTRAINT fk_runs_experiment_id_experiments FOREIGN KEY(experiment_id) REFERENCES experiments (id), 
 	CONSTRAINT fk_runs_parent_run_id_runs FOREIGN KEY(parent_run_id) REFERENCES runs (id)
@@ -198,3 +198,5 @@ CREATE TABLE model_version_tags (
 	CONSTRAINT pk_model_version_tags PRIMARY KEY (version_id, "key"), 
 	CONSTRAINT fk_model_version_tags_version_id_model_versions FOREIGN KEY(version_id) REFERENCES model_versions (id) ON DELETE CASCADE
 );
+
+CREATE INDEX ix_runs_status ON runs (status);

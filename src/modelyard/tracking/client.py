@@ -42,8 +42,9 @@ __all__ = ["TrackingClient"]
 # Plain SQL of the hot path (SQLite and PostgreSQL alike), run through MetadataStore.write().
 _INSERT_RUN = (
     "INSERT INTO runs (id, experiment_id, name, kind, status, parent_run_id, start_time, "
-    'end_time, "user", source) VALUES (:id, :experiment_id, :name, :kind, :status, '
-    ":parent_run_id, :start_time, :end_time, :user, :source)"
+    'end_time, "user", source, process_host, process_pid) VALUES (:id, :experiment_id, :name, '
+    ":kind, :status, :parent_run_id, :start_time, :end_time, :user, :source, :process_host, "
+    ":process_pid)"
 )
 _INSERT_RUN_TAG = "INSERT INTO run_tags (run_id, key, value) VALUES (:run_id, :key, :value)"
 _UPSERT_RUN_ARTIFACT = (
@@ -171,6 +172,14 @@ class TrackingClient:
         for key, value in (tags or {}).items():
             check_key(key, "tag")
             tag_rows[key] = check_value(value, key, "tag")
+        process_host = process_pid = None
+        if parent_run_id is None:
+            from modelyard.tracking import liveness
+
+            # runs of this machine left RUNNING by a process that died (SIGKILL, out of memory,
+            # a native crash) end KILLED now; this run says which process it belongs to
+            liveness.end_stale_runs(self.metadata_store)
+            process_host, process_pid = liveness.host_identity(), liveness.process_token()
         exp_id = self._experiment_id(experiment)
         run_id = uuid.uuid4().hex
         now = time.time()
@@ -185,6 +194,8 @@ class TrackingClient:
             "end_time": None,
             "user": self.user if self.user is not None else _os_user(),
             "source": source if source is not None else _default_source(),
+            "process_host": process_host,
+            "process_pid": process_pid,
         }
         try:
             with self.metadata_store.write() as tx:
@@ -502,6 +513,8 @@ def _run_info(row: dict[str, Any], *, with_environment: bool) -> RunInfo:
     }
     if with_environment:
         lineage["environment"] = row.get("environment")
+        lineage["process_host"] = row.get("process_host")
+        lineage["process_pid"] = row.get("process_pid")
     return RunInfo(
         id=row["id"],
         experiment=row["experiment"],

@@ -2,9 +2,12 @@
 
 A run normally ends itself (``FINISHED``, ``FAILED``, or ``KILLED`` on Ctrl-C and SIGTERM). A
 process that is SIGKILLed, runs out of memory, calls ``os._exit`` or crashes in native code
-leaves its run ``RUNNING`` for ever. Pipeline runs therefore record which process runs them
-(tags ``process.host`` and ``process.pid``), and each new pipeline run first ends, as ``KILLED``,
-the ``RUNNING`` pipeline runs of this machine whose process is gone, with their step runs.
+leaves its run ``RUNNING`` for ever. Top-level runs (pipelines, and runs started with the
+tracking API) therefore record which process runs them (columns ``runs.process_host`` and
+``runs.process_pid``), and each new top-level run first ends, as ``KILLED`` with tag
+``ended.reason``, the ``RUNNING`` top-level runs of this machine whose process is gone, with
+their nested runs (a pipeline's steps). An index on ``runs.status`` keeps that one query cheap
+however many runs the store holds.
 
 "This machine" is the host name plus, on Linux, the boot id and the PID namespace, so a run of
 another container or of the machine before a reboot is never judged by a process table that is
@@ -24,10 +27,7 @@ from modelyard.logs import get_logger
 if TYPE_CHECKING:
     from modelyard.store.db import MetadataStore
 
-__all__ = ["HOST_TAG", "PID_TAG", "end_stale_runs", "host_identity", "process_token"]
-
-HOST_TAG = "process.host"
-PID_TAG = "process.pid"
+__all__ = ["end_stale_runs", "host_identity", "process_token"]
 
 _log = get_logger("tracking")
 
@@ -87,18 +87,17 @@ def _alive(token: str) -> bool:
     return not start or _start_time(pid) in (start, None)
 
 
-def end_stale_runs(ms: MetadataStore, *, kind: str = "pipeline") -> list[str]:
-    """End ``KILLED`` the ``RUNNING`` runs of this machine whose process is gone.
+def end_stale_runs(ms: MetadataStore) -> list[str]:
+    """End ``KILLED`` the ``RUNNING`` top-level runs of this machine whose process is gone.
 
-    Their ``RUNNING`` child runs (the steps) end with them. Returns the ids of the runs found.
+    Their ``RUNNING`` child runs (a pipeline's steps) end with them. Returns the ids of the
+    top-level runs found.
     """
     with ms.query() as q:
         rows = q.execute(
-            "SELECT r.id, p.value FROM runs r "
-            "JOIN run_tags h ON h.run_id = r.id AND h.key = :host_tag "
-            "JOIN run_tags p ON p.run_id = r.id AND p.key = :pid_tag "
-            "WHERE r.status = 'RUNNING' AND r.kind = :kind AND h.value = :host",
-            {"host_tag": HOST_TAG, "pid_tag": PID_TAG, "kind": kind, "host": host_identity()},
+            "SELECT id, process_pid FROM runs WHERE status = 'RUNNING' "
+            "AND parent_run_id IS NULL AND process_host = :host AND process_pid IS NOT NULL",
+            {"host": host_identity()},
         )
     stale = [str(run_id) for run_id, token in rows if not _alive(str(token))]
     if not stale:
