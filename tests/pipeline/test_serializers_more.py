@@ -447,3 +447,41 @@ def test_a_nan_bearing_output_has_the_same_bytes_in_every_process() -> None:
     )
     assert runs == {f"{codec} {hashlib.sha256(data).hexdigest()}"}
     assert codec == "tagged-json"
+
+
+@modelyard.step
+def metrics_dict(with_model: bool) -> dict[str, Any]:
+    import numpy as np
+
+    out: dict[str, Any] = {"auc": np.float64(0.9), "loss": float("nan"), "pair": (1, 2)}
+    if with_model:
+        from sklearn.dummy import DummyClassifier
+
+        out["model"] = DummyClassifier().fit([[0], [1]], [0, 1])
+    return out
+
+
+@modelyard.pipeline
+def returns_metrics(with_model: bool = False) -> Any:
+    return metrics_dict(with_model=with_model)
+
+
+def test_a_dict_of_json_values_is_one_document_and_one_with_a_model_is_split(
+    sqlite_settings: Any,
+) -> None:
+    plain = returns_metrics.run(settings=sqlite_settings)
+    record = plain.steps["metrics_dict"].outputs
+    assert record is not None
+    assert record["kind"] == "single"  # numpy floats, NaN and tuples fit one JSON document
+    assert record["ref"]["codec"] == "tagged-json"
+    out = plain.output()
+    assert out["auc"] == 0.9
+    assert math.isnan(out["loss"])
+    assert out["pair"] == (1, 2)
+
+    split = returns_metrics.run(settings=sqlite_settings, with_model=True)
+    record = split.steps["metrics_dict"].outputs
+    assert record is not None
+    assert record["kind"] == "dict"  # the model needs its own codec: stored key by key
+    assert record["items"]["model"]["codec"] == "model"
+    assert split["metrics_dict"]["auc"] == 0.9

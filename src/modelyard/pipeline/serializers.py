@@ -39,7 +39,7 @@ from typing import Any
 
 from modelyard.errors import PipelineError, UnsafeArtifactError
 
-__all__ = ["check_annotation", "decode", "encode", "is_jsonable"]
+__all__ = ["check_annotation", "decode", "encode", "is_jsonable", "stores_as_one_document"]
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
 _MAX_DEPTH = 100
@@ -162,6 +162,23 @@ def _tagged(value: Any, depth: int) -> Any:
             return {"$dict": items}  # a user's dict that would read back as a tag
         return items
     raise _Unstorable(value, f"is {_describe(value)}", _fix_hint(value))
+
+
+def stores_as_one_document(value: Any) -> bool:
+    """Whether :func:`encode` stores ``value`` as one JSON document (``json``/``tagged-json``).
+
+    A step's returned dict that is not (it holds a model, a frame, an array) is stored key by
+    key, so that each part gets the codec it needs.
+    """
+    if _plain_json(value, 0):
+        return True
+    if isinstance(value, bytes) or not isinstance(value, list | tuple | dict):
+        return False
+    try:
+        _tagged(value, 0)
+    except _Unstorable:
+        return False
+    return True
 
 
 def _float_tag(value: float) -> str:

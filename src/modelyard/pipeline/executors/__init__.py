@@ -171,9 +171,9 @@ def store_outputs(
             ],
         }
     if isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
-        from modelyard.pipeline.serializers import is_jsonable
+        from modelyard.pipeline.serializers import stores_as_one_document
 
-        if not is_jsonable(value):
+        if not stores_as_one_document(value):
             items = {
                 k: _put(v, name, trust, store, memo, where=f'output["{k}"]')
                 for k, v in value.items()
