@@ -244,9 +244,9 @@ def test_a_lean_run_imports_nothing_heavy(tmp_path: Path) -> None:
     assert "steps: 2 ran, 0 cached, 0 failed" in output
     assert loaded == []
 
-    # the same check sees Typer where the command goes through it
+    # the same check sees Typer where the command goes through it (a bare -- is Typer's)
     code, loaded, output = _run_and_list_cli_modules(
-        project, ["--debug", "run", "flows:train", "-p", "n=5"]
+        project, ["run", "-p", "n=5", "--", "flows:train"]
     )
     assert code == 0, output
     assert "steps: 0 ran, 2 cached, 0 failed" in output
@@ -311,3 +311,34 @@ def test_unexpected_errors_and_ctrl_c(capsys: pytest.CaptureFixture[str]) -> Non
     assert capsys.readouterr().err == ""
     with pytest.raises(KeyError):
         report_error(KeyError("x"), debug=True)
+
+
+def test_global_options_before_run_take_the_lean_path_too(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("[tool.modelyard]\n")
+    (project / "flows.py").write_text(textwrap.dedent(FLOW))
+    home = tmp_path / "elsewhere"
+    argv = ["--debug", "--home", str(home), "--log-level", "warning", "run", "flows:train"]
+    code, loaded, output = _run_and_list_cli_modules(project, argv)
+    assert code == 0, output
+    assert loaded == []
+    assert (home / "modelyard.db").is_file()  # --home was applied
+    assert '"level":"info"' not in output  # --log-level was applied: no info lines
+    # spellings only Typer reads the way it means them still go to Typer, and work
+    code, loaded, output = _run_and_list_cli_modules(
+        project, [f"--home={home}", "run", "flows:train"]
+    )
+    assert code == 0, output
+    assert "typer" in loaded
+    assert "steps: 0 ran, 2 cached, 0 failed" in output
+
+
+def test_the_lean_front_knows_every_global_option() -> None:
+    """A global option added to the Typer app must be taught to cli._leading_globals too."""
+    import typer.main
+
+    from modelyard.cli.app import app
+
+    names = {p.name for p in typer.main.get_command(app).params}
+    assert names == {"debug", "home", "log_level"}

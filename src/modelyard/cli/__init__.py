@@ -15,12 +15,49 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``modelyard`` script; returns the exit code."""
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["run"]:
+    split = _leading_globals(args)
+    if split is not None:
         from modelyard.cli._run import run_without_typer
+        from modelyard.cli.state import state
 
-        code = run_without_typer(args[1:])
+        debug, overrides, run_args = split
+        before = (state.debug, dict(state.overrides))
+        state.debug = debug
+        state.overrides.update(overrides)
+        code = run_without_typer(run_args)
         if code is not None:
             return code
+        state.debug, state.overrides = before  # Typer's root callback sets them again
     from modelyard.cli.app import run
 
     return run(argv)
+
+
+def _leading_globals(args: list[str]) -> tuple[bool, dict[str, str], list[str]] | None:
+    """For ``[--debug] [--home H] [--log-level L] run ...``: the global options and run's args.
+
+    None for anything else (another command, ``--home=H``, an unknown option): Typer parses it.
+    What this takes is what the Typer root callback in ``cli.app`` does with the same options.
+    """
+    debug = False
+    overrides: dict[str, str] = {}
+    i = 0
+    while i < len(args) and args[i] != "run":
+        token = args[i]
+        if token == "--debug":
+            debug = True
+            i += 1
+        elif token in ("--home", "--log-level") and i + 1 < len(args):
+            value = args[i + 1]
+            if value.startswith("-") or not value:
+                return None
+            if token == "--home":
+                overrides["home"] = value
+            else:
+                overrides["log_level"] = value.upper()
+            i += 2
+        else:
+            return None
+    if i == len(args):
+        return None
+    return debug, overrides, args[i + 1 :]
