@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -264,36 +265,46 @@ def test_logs_are_json_lines_from_front_and_workers(
     assert (mine["model"], mine["version"]) == ("picky", "1")
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="PID namespaces are Linux-only")
-def test_runs_as_pid_1(tmp_path: Path) -> None:
-    """In a fresh PID namespace (as in a container) the server is PID 1 and stops on SIGTERM."""
+@contextlib.contextmanager
+def _served_as_pid_1(tmp_path: Path, model: str, workers: int) -> Iterator[tuple[int, Path]]:
+    """``modelyard serve`` as PID 1 of a fresh PID namespace (as in a container).
+
+    Yields the server's pid as seen from outside and its stderr log, once it is ready; on
+    leaving, sends SIGTERM and checks that it stopped cleanly (exit 0, "stopped" logged).
+    """
     if subprocess.run(["unshare", "--pid", "--fork", "true"], check=False).returncode != 0:
         pytest.skip("unshare --pid is not permitted here")
     script = tmp_path / "pid1.sh"
     script.write_text(
         'echo "pid=$$" >&2\n'
-        f"exec {sys.executable} -m modelyard.cli serve --model models:Linear "
-        f"--python-path {HERE} --port 0 --workers 1 --no-request-log\n"
+        f"exec {sys.executable} -m modelyard.cli serve --model models:{model} "
+        f"--python-path {HERE} --port 0 --workers {workers} --no-request-log\n"
     )
-    log = (tmp_path / "err.log").open("wb")
-    proc = subprocess.Popen(
-        ["unshare", "--pid", "--fork", "--kill-child", "sh", str(script)],
-        stderr=log,
-        cwd=tmp_path,
-    )
-    log.close()
+    err = tmp_path / "err.log"
+    with err.open("wb") as log:
+        proc = subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--kill-child", "sh", str(script)],
+            stderr=log,
+            cwd=tmp_path,
+        )
     try:
-        _wait_for(lambda: b'"msg":"ready"' in (tmp_path / "err.log").read_bytes())
-        text = (tmp_path / "err.log").read_text()
-        assert "pid=1" in text
+        _wait_for(lambda: b'"msg":"ready"' in err.read_bytes())
         server = next(p for p in _children(proc.pid))  # the PID-1 process, seen from outside
+        yield server, err
         os.kill(server, signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert '"msg":"stopped"' in (tmp_path / "err.log").read_text()
+    assert '"msg":"stopped"' in err.read_text()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PID namespaces are Linux-only")
+def test_runs_as_pid_1(tmp_path: Path) -> None:
+    """In a fresh PID namespace (as in a container) the server is PID 1 and stops on SIGTERM."""
+    with _served_as_pid_1(tmp_path, "Linear", workers=1) as (_, err):
+        assert "pid=1" in err.read_text()
 
 
 def _zombies(parent: int) -> list[int]:
@@ -312,23 +323,7 @@ def _zombies(parent: int) -> list[int]:
 @pytest.mark.skipif(sys.platform != "linux", reason="PID namespaces are Linux-only")
 def test_as_pid_1_orphans_are_reaped_and_workers_kept(tmp_path: Path) -> None:
     """Orphans re-parented to the PID-1 server are reaped; its workers are not touched."""
-    if subprocess.run(["unshare", "--pid", "--fork", "true"], check=False).returncode != 0:
-        pytest.skip("unshare --pid is not permitted here")
-    script = tmp_path / "pid1.sh"
-    script.write_text(
-        f"exec {sys.executable} -m modelyard.cli serve --model models:Orphaner "
-        f"--python-path {HERE} --port 0 --workers 2 --no-request-log\n"
-    )
-    log = (tmp_path / "err.log").open("wb")
-    proc = subprocess.Popen(
-        ["unshare", "--pid", "--fork", "--kill-child", "sh", str(script)],
-        stderr=log,
-        cwd=tmp_path,
-    )
-    log.close()
-    try:
-        _wait_for(lambda: b'"msg":"ready"' in (tmp_path / "err.log").read_bytes())
-        server = next(p for p in _children(proc.pid))
+    with _served_as_pid_1(tmp_path, "Orphaner", workers=2) as (server, _):
         workers = [
             p for p in _children(server) if b"sleep" not in Path(f"/proc/{p}/cmdline").read_bytes()
         ]
@@ -336,13 +331,6 @@ def test_as_pid_1_orphans_are_reaped_and_workers_kept(tmp_path: Path) -> None:
         # each worker's orphaned sleep (0.3 s) is re-parented to us, exits, and is reaped: only
         # the workers are left, and no zombie (an unreaped orphan would stay one for ever)
         _wait_for(lambda: _zombies(server) == [] and sorted(_children(server)) == sorted(workers))
-        os.kill(server, signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert '"msg":"stopped"' in (tmp_path / "err.log").read_text()
 
 
 class ThreadPoolExecutorCompat:
