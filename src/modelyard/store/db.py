@@ -527,7 +527,7 @@ class MetadataStore:
                 read-only, full disk, unreachable), naming the store.
         """
         path = self._sqlite_path
-        try:
+        with self._refusals("write"):
             if path is None:
                 with self.begin() as conn:
                     yield SqlTx(conn=conn)
@@ -545,11 +545,6 @@ class MetadataStore:
                     raise
             finally:
                 cursor.close()
-        except Exception as exc:
-            refused = self._refused(exc, "write")
-            if refused is None:
-                raise
-            raise refused from exc
 
     @contextmanager
     def query(self) -> Iterator[SqlTx]:
@@ -562,7 +557,7 @@ class MetadataStore:
             ServiceUnavailable: as :meth:`write`.
         """
         path = self._sqlite_path
-        try:
+        with self._refusals("read"):
             if path is None:
                 with self.connect_autocommit() as conn:
                     yield SqlTx(conn=conn)
@@ -572,8 +567,14 @@ class MetadataStore:
                 yield SqlTx(cursor=cursor)
             finally:
                 cursor.close()
+
+    @contextmanager
+    def _refusals(self, what: str) -> Iterator[None]:
+        """Re-raise the database refusing a read or write as :class:`ServiceUnavailable`."""
+        try:
+            yield
         except Exception as exc:
-            refused = self._refused(exc, "read")
+            refused = self._refused(exc, what)
             if refused is None:
                 raise
             raise refused from exc
