@@ -43,21 +43,11 @@ def _pandas_kind_uncached(series: Any) -> str:
     from pandas.api import types as pt
 
     dtype = series.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        inner = dtype.categories.dtype
-        if pt.is_bool_dtype(inner):
-            return "bool"
-        if pt.is_integer_dtype(inner):
-            return "int"
-        if pt.is_float_dtype(inner):
-            return "float"
-        return "string"
-    if pt.is_bool_dtype(dtype):
-        return "bool"
-    if pt.is_integer_dtype(dtype):
-        return "int"
-    if pt.is_float_dtype(dtype):
-        return "float"
+    if isinstance(dtype, pd.CategoricalDtype):  # judged by its categories; text otherwise
+        return _numeric_kind(dtype.categories.dtype) or "string"
+    numeric = _numeric_kind(dtype)
+    if numeric is not None:
+        return numeric
     if pt.is_datetime64_any_dtype(dtype):
         return "datetime"
     if pt.is_timedelta64_dtype(dtype):
@@ -78,6 +68,19 @@ def _pandas_kind_uncached(series: Any) -> str:
         "timedelta": "duration",
         "timedelta64": "duration",
     }.get(inferred, "object")
+
+
+def _numeric_kind(dtype: Any) -> str | None:
+    """``bool``, ``int`` or ``float`` for such a dtype, else None."""
+    from pandas.api import types as pt
+
+    if pt.is_bool_dtype(dtype):
+        return "bool"
+    if pt.is_integer_dtype(dtype):
+        return "int"
+    if pt.is_float_dtype(dtype):
+        return "float"
+    return None
 
 
 class PandasColumn(ColumnView):
