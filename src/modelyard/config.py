@@ -31,6 +31,7 @@ import msgspec
 from modelyard.errors import ConfigError
 
 __all__ = [
+    "DeliverySettings",
     "PipelineSettings",
     "SecretStr",
     "ServingSettings",
@@ -102,6 +103,39 @@ class PipelineSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     data_sources: list[str] = msgspec.field(default_factory=list)
 
 
+class DeliverySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[tool.modelyard.delivery]``: defaults for ``modelyard deploy``, ``rollout``, ``analyze``.
+
+    ``steps`` are the candidate's traffic weights in percent, rising, ending at 100; each step
+    lasts at least ``interval_s`` and one analysis decides whether it goes on. The SLOs hold for
+    the pre-production load test and for every analysis; ``on_insufficient`` says what a rollout
+    does when ``deadline_s`` passes before ``min_samples`` requests reached each arm.
+    ``modelyard.delivery`` checks the step list and ``ab_key`` when a rollout starts, naming
+    where a bad value came from.
+    """
+
+    strategy: Literal["canary", "blue-green", "ab", "shadow"] = "canary"
+    steps: list[Annotated[float, msgspec.Meta(gt=0, le=100)]] = msgspec.field(
+        default_factory=lambda: [5.0, 25.0, 50.0, 100.0]
+    )
+    interval_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    manual: bool = False  # every step waits for `modelyard rollout promote`
+    max_error_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.01
+    max_p99_ms: Annotated[float, msgspec.Meta(gt=0)] | None = None  # absolute ceiling
+    max_latency_ratio: Annotated[float, msgspec.Meta(gt=0)] = 1.5  # candidate p99 / stable p99
+    max_quality_drop: Annotated[float, msgspec.Meta(ge=0)] = 0.0  # tolerated accuracy loss
+    alpha: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.05  # sequential tests' error bound
+    min_samples: Annotated[int, msgspec.Meta(ge=1)] = 100  # per arm, per analysis
+    deadline_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
+    on_insufficient: Literal["hold", "rollback"] = "rollback"
+    headroom: Annotated[float, msgspec.Meta(ge=1)] = 2.0  # load test at production rate x this
+    load_test_s: Annotated[float, msgspec.Meta(ge=0)] = 5.0  # 0 skips the load test
+    load_test_rps: Annotated[float, msgspec.Meta(gt=0)] = 50.0  # when there is no recent traffic
+    shadow_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1.0
+    ab_key: str = "header:x-modelyard-key"  # or cookie:NAME or field:NAME
+    scale_down_delay_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0  # blue-green's old pool
+
+
 _NO_SOURCES: Mapping[str, str] = types.MappingProxyType({})
 
 
@@ -121,6 +155,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=Tr
     experiment: str = "default"
     serving: ServingSettings = msgspec.field(default_factory=ServingSettings)
     pipeline: PipelineSettings = msgspec.field(default_factory=PipelineSettings)
+    delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
 
     # field name, or ``table.field``, -> where its value came from; set by load_settings
     _sources = _NO_SOURCES
