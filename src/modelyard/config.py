@@ -123,7 +123,7 @@ class DeliverySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     max_error_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.01
     max_p99_ms: Annotated[float, msgspec.Meta(gt=0)] | None = None  # absolute ceiling
     max_latency_ratio: Annotated[float, msgspec.Meta(gt=0)] = 1.5  # candidate p99 / stable p99
-    max_quality_drop: Annotated[float, msgspec.Meta(ge=0)] = 0.0  # tolerated accuracy loss
+    max_quality_drop: Annotated[float, msgspec.Meta(ge=0)] = 0.02  # tolerated quality loss
     alpha: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.05  # sequential tests' error bound
     min_samples: Annotated[int, msgspec.Meta(ge=1)] = 100  # per arm, per analysis
     deadline_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
