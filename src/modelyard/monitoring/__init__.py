@@ -1,1 +1,40 @@
-"""modelyard.monitoring."""
+"""Monitoring: drift and live quality of served versions from the request log, and the loop.
+
+* :class:`Binner` reduces Arrow batches of the request log to mergeable :class:`WindowCounts`
+  in the bins of the version's reference profile (bounded memory, any window size).
+* :func:`score_counts` scores them: per-feature effect sizes (PSI, Jensen-Shannon,
+  normalised Wasserstein), a two-sample test on the counts, Benjamini-Hochberg across features
+  and an importance-weighted dataset verdict (:class:`DatasetDrift`).
+* :func:`live_quality` measures quality from feedback joined by request id, and estimates it
+  from calibrated probabilities while labels are missing.
+"""
+
+from __future__ import annotations
+
+from modelyard.monitoring._counts import Binner, WindowCounts
+from modelyard.monitoring._drift import (
+    DatasetDrift,
+    DriftThresholds,
+    FeatureDrift,
+    benjamini_hochberg,
+    jensen_shannon,
+    normalised_wasserstein,
+    score_counts,
+)
+from modelyard.monitoring._quality import Estimate, LiveQuality, estimated_quality, live_quality
+
+__all__ = [
+    "Binner",
+    "DatasetDrift",
+    "DriftThresholds",
+    "Estimate",
+    "FeatureDrift",
+    "LiveQuality",
+    "WindowCounts",
+    "benjamini_hochberg",
+    "estimated_quality",
+    "jensen_shannon",
+    "live_quality",
+    "normalised_wasserstein",
+    "score_counts",
+]

@@ -1,0 +1,208 @@
+"""Mergeable window summaries: what a window of the request log is reduced to, batch by batch.
+
+A window is never held in memory: each Arrow batch read from the request log is binned into the
+reference profile's bins (:meth:`~modelyard.data.profile.Profile.bin_counts`), its numeric
+ranges and contract violations are counted, and the batch is dropped. Two summaries of
+disjoint parts of a window add up (:meth:`WindowCounts.merge`), so a large window can be split
+over threads, processes or a Ray cluster and the parts summed; :meth:`WindowCounts.to_dict`
+makes a summary JSON-able for the trip back.
+
+Request-log columns are named ``in__<feature>`` and ``out__<output>``; the summary keys drop
+those prefixes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from modelyard.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from modelyard.data.contract import Contract
+    from modelyard.data.profile import Profile
+
+__all__ = ["Binner", "WindowCounts"]
+
+IN = "in__"
+OUT = "out__"
+# rules that cannot be summed over batches (uniqueness needs every row; row counts the frame)
+_WINDOW_RULES_SKIPPED = frozenset({"unique", "row_count", "unexpected_column"})
+
+
+@dataclass
+class WindowCounts:
+    """Counts of one window (or part of one), in the bins of the reference profiles.
+
+    Attributes:
+        rows: rows seen.
+        features: feature -> count vector (profile bins, then nulls).
+        predictions: output name -> count vector in the prediction profile's bins.
+        ranges: numeric feature or output -> [min, max] of its finite values.
+        violations: ``column/rule`` -> rows breaking the contract's rule.
+    """
+
+    rows: int = 0
+    features: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
+    predictions: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
+    ranges: dict[str, list[float]] = field(default_factory=dict)
+    violations: dict[str, int] = field(default_factory=dict)
+
+    def merge(self, other: WindowCounts) -> WindowCounts:
+        """Add ``other`` (a disjoint part of the same window) into this one; returns self."""
+        self.rows += other.rows
+        for mine, theirs in (
+            (self.features, other.features),
+            (self.predictions, other.predictions),
+        ):
+            for key, vec in theirs.items():
+                mine[key] = mine[key] + vec if key in mine else vec.copy()
+        for key, (lo, hi) in other.ranges.items():
+            if key in self.ranges:
+                a, b = self.ranges[key]
+                self.ranges[key] = [min(a, lo), max(b, hi)]
+            else:
+                self.ranges[key] = [lo, hi]
+        for key, n in other.violations.items():
+            self.violations[key] = self.violations.get(key, 0) + n
+        return self
+
+    def range_of(self, name: str) -> tuple[float | None, float | None]:
+        """(min, max) of a numeric column's finite values, or (None, None)."""
+        lo_hi = self.ranges.get(name)
+        return (lo_hi[0], lo_hi[1]) if lo_hi else (None, None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (no rows, only counts)."""
+        return {
+            "rows": self.rows,
+            "features": {k: v.tolist() for k, v in self.features.items()},
+            "predictions": {k: v.tolist() for k, v in self.predictions.items()},
+            "ranges": self.ranges,
+            "violations": self.violations,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WindowCounts:
+        """The inverse of :meth:`to_dict`."""
+        import numpy as np
+
+        return cls(
+            rows=int(data["rows"]),
+            features={k: np.asarray(v, dtype=np.int64) for k, v in data["features"].items()},
+            predictions={k: np.asarray(v, dtype=np.int64) for k, v in data["predictions"].items()},
+            ranges={k: [float(a), float(b)] for k, (a, b) in data["ranges"].items()},
+            violations={k: int(v) for k, v in data["violations"].items()},
+        )
+
+
+@dataclass(frozen=True)
+class Binner:
+    """Reduces Arrow batches of a request log to :class:`WindowCounts`.
+
+    Attributes:
+        profile: the reference profile of the inputs (features without the ``in__`` prefix).
+        predictions: the reference profile of the outputs (names without ``out__``), if any.
+        contract: the inputs' data contract, if any (violations are counted per column/rule).
+    """
+
+    profile: Profile
+    predictions: Profile | None = None
+    contract: Contract | None = None
+
+    def check_columns(self, names: Iterable[str]) -> None:
+        """Raise when a log's columns cannot hold the profiled features.
+
+        Raises:
+            InvalidInputError: naming the missing ``in__`` columns and the ones present.
+        """
+        present = set(names)
+        missing = [f for f in self.profile.features if IN + f not in present]
+        if missing:
+            have = sorted(n for n in present if n.startswith(IN))
+            raise InvalidInputError(
+                f"the request log has no column for the features {missing}",
+                hint=f"the log's input columns are {have}; is this the version whose "
+                "reference profile you monitor against?",
+                missing=missing,
+            )
+
+    def count(self, batch: Any) -> WindowCounts:
+        """Summarise one ``pyarrow.RecordBatch`` or ``pyarrow.Table`` of the request log."""
+        import polars as pl
+        import pyarrow as pa
+
+        table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+        self.check_columns(table.column_names)
+        out = WindowCounts(rows=table.num_rows)
+        if table.num_rows == 0:
+            return out
+        inputs = pl.DataFrame(
+            table.select([IN + f for f in self.profile.features]).rename_columns(
+                list(self.profile.features)
+            )
+        )
+        out.features = self.profile.bin_counts(inputs)
+        out.ranges.update(_ranges(table, self.profile, IN))
+        if self.predictions is not None:
+            names = [o for o in self.predictions.features if OUT + o in table.column_names]
+            if names:
+                sub = self.predictions.__class__(
+                    features={o: self.predictions.features[o] for o in names}
+                )
+                frame = pl.DataFrame(table.select([OUT + o for o in names]).rename_columns(names))
+                out.predictions = sub.bin_counts(frame)
+                out.ranges.update(_ranges(table, sub, OUT))
+        if self.contract is not None:
+            out.violations = _violations(self.contract, inputs)
+        return out
+
+    def count_all(self, batches: Iterable[Any]) -> WindowCounts:
+        """Summarise every batch of an iterator, one batch in memory at a time."""
+        total = WindowCounts()
+        for batch in batches:
+            total.merge(self.count(batch))
+        return total
+
+
+def _ranges(table: Any, profile: Profile, prefix: str) -> dict[str, list[float]]:
+    import math
+
+    import pyarrow.compute as pc
+
+    out: dict[str, list[float]] = {}
+    for name, fp in profile.features.items():
+        if fp.kind != "numeric":
+            continue
+        col = table.column(prefix + name)
+        if not _is_number(col.type):
+            continue
+        mm = pc.min_max(col).as_py()
+        lo, hi = mm.get("min"), mm.get("max")
+        if lo is None or hi is None:
+            continue
+        lo, hi = float(lo), float(hi)
+        if math.isfinite(lo) and math.isfinite(hi):
+            out[name] = [lo, hi]
+    return out
+
+
+def _is_number(arrow_type: Any) -> bool:
+    import pyarrow.types as pt
+
+    return bool(pt.is_integer(arrow_type) or pt.is_floating(arrow_type))
+
+
+def _violations(contract: Contract, frame: Any) -> dict[str, int]:
+    report = contract.validate(frame, allow_extra_columns=True, max_examples=0)
+    out: dict[str, int] = {}
+    for v in report.violations:
+        if v.rule in _WINDOW_RULES_SKIPPED:
+            continue
+        key = f"{v.column or '*'}/{v.rule}"
+        out[key] = out.get(key, 0) + v.count
+    return out
