@@ -327,9 +327,19 @@ def test_unknown_parameter_lists_the_valid_ones() -> None:
     assert "n, rate, verbose, label" in str(info.value)
 
 
-def test_unknown_parameter_from_settings_names_the_source() -> None:
-    with pytest.raises(InvalidInputError, match=r"tool\.modelyard\.pipeline"):
-        params_flow.resolve_params(config={"nope": 1})
+def test_project_params_apply_to_the_pipelines_that_declare_them() -> None:
+    out = params_flow.resolve_params(config={"nope": 1, "n": 4})
+    assert out["n"] == 4
+    assert "nope" not in out
+    scoped = params_flow.resolve_params(config={"n": 4, "params_flow": {"n": 9}})
+    assert scoped["n"] == 9
+
+
+def test_unknown_parameter_in_a_pipelines_own_table_names_the_source() -> None:
+    with pytest.raises(
+        InvalidInputError, match=r"tool\.modelyard\.pipeline\.params\.params_flow\]"
+    ):
+        params_flow.resolve_params(config={"params_flow": {"nope": 1}})
 
 
 def test_badly_typed_string_names_the_type() -> None:

@@ -592,6 +592,13 @@ def test_a_registered_version_is_in_the_summary_and_a_failed_gate_registers_noth
     tags = _tracking(sqlite_settings).get_run(result.run_id).tags
     assert tags["registered"] == "clf:1"
 
+    cached = release.run(settings=sqlite_settings, **urls)
+    assert cached.ran == []
+    text = summary_text(cached)
+    assert "registered:" not in text
+    assert "reused: clf version 1 (step register was cached; nothing registered this run)" in text
+    assert "registered" not in _tracking(sqlite_settings).get_run(cached.run_id).tags
+
 
 # ---------------------------------------------------------------- triggers
 def test_if_changed_runs_only_when_code_or_data_changed(

@@ -26,7 +26,9 @@ __all__ = ["CACHE_VERSION", "StepCache", "cache_key", "iter_refs", "record_finge
 # Bump when the meaning of a stored output changes (serializer formats, record layout).
 # 2: tuples nested in JSON values are kept as tuples (the tagged-json codec), so a result
 # cached before would hand its consumers lists where a fresh run hands them tuples.
-CACHE_VERSION = 2
+# 3: keys cover the content of the data files a step reads (modelyard.pipeline.datafiles), and
+# short string outputs are marked so that a path handed downstream is fingerprinted too.
+CACHE_VERSION = 3
 
 
 def cache_key(
@@ -36,6 +38,7 @@ def cache_key(
     code: str,
     params: Mapping[str, Any],
     inputs: Mapping[str, str],
+    data: Mapping[str, str] | None = None,
 ) -> str:
     """sha256 hex over everything a step's result depends on.
 
@@ -45,20 +48,21 @@ def cache_key(
         code: the step's code fingerprint (:class:`~modelyard.pipeline.codehash.CodeHasher`).
         params: the step call's parameters (JSON-able).
         inputs: input name -> fingerprint of the value passed in.
+        data: data file -> content sha256, for the files the step reads.
     """
     import orjson
 
-    body = orjson.dumps(
-        {
-            "v": CACHE_VERSION,
-            "pipeline": pipeline,
-            "step": step,
-            "code": code,
-            "params": dict(params),
-            "inputs": dict(inputs),
-        },
-        option=orjson.OPT_SORT_KEYS,
-    )
+    fields: dict[str, Any] = {
+        "v": CACHE_VERSION,
+        "pipeline": pipeline,
+        "step": step,
+        "code": code,
+        "params": dict(params),
+        "inputs": dict(inputs),
+    }
+    if data:
+        fields["data"] = dict(data)
+    body = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(body).hexdigest()
 
 

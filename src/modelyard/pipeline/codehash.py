@@ -22,7 +22,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CodeHasher"]
+__all__ = ["CodeHasher", "source_text"]
 
 _CONST_TYPES = (int, float, str, bytes, bool, type(None), complex)
 _EXCLUDED_PARTS = {"site-packages", "dist-packages", ".venv", "venv", ".tox"}
@@ -138,7 +138,7 @@ class CodeHasher:
         if isinstance(obj, types.FunctionType):
             # the qualified name without the module: moving code does not change what it does
             h.update(f"fn {obj.__qualname__}\n".encode())
-            h.update(_source(obj).encode())
+            h.update(source_text(obj).encode())
             self._visit_code(obj.__code__, obj.__globals__, h, seen)
             for cell in obj.__closure__ or ():
                 try:
@@ -150,7 +150,7 @@ class CodeHasher:
                 self._visit_value("<default>", default, h, seen)
         elif isinstance(obj, type):
             h.update(f"class {obj.__qualname__}\n".encode())
-            h.update(_source(obj).encode())
+            h.update(source_text(obj).encode())
             module = sys.modules.get(obj.__module__)
             globs = vars(module) if module is not None else {}
             for value in vars(obj).values():
@@ -278,7 +278,8 @@ def _all_names(code: types.CodeType) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _source(obj: Any) -> str:
+def source_text(obj: Any) -> str:
+    """The source of a function or class (its bytecode and constants when it has no file)."""
     try:
         return inspect.getsource(obj)
     except (OSError, TypeError):

@@ -399,8 +399,13 @@ class Pipeline:
     ) -> dict[str, Any]:
         """Merge defaults < ``config`` (settings) < ``given`` and check every key.
 
+        A project's ``[tool.modelyard.pipeline] params`` serve every pipeline of the project:
+        a pipeline takes the keys it declares, and all the keys of a table named after it
+        (``[tool.modelyard.pipeline.params.sweep]``), which must all be its parameters.
+
         Args:
-            given: explicit values (Python keyword arguments or ``-p key=value``).
+            given: explicit values (Python keyword arguments or ``-p key=value``); every key
+                must be a parameter.
             config: values from ``settings.pipeline.params``.
             config_source: where ``config`` came from, for error messages.
             strings: ``given`` values are strings from the command line, to be converted to the
@@ -414,7 +419,11 @@ class Pipeline:
         for pname, param in sig.parameters.items():
             if param.default is not inspect.Parameter.empty:
                 out[pname] = param.default
-        out.update(self.check_params(config or {}, source=config_source))
+        shared, scoped = self._config_for(config or {})
+        out.update(self.check_params(shared, source=config_source))
+        out.update(
+            self.check_params(scoped, source=f"[tool.modelyard.pipeline.params.{self.name}]")
+        )
         out.update(self.check_params(given or {}, source="the arguments", strings=strings))
         missing = [
             p
@@ -428,6 +437,19 @@ class Pipeline:
                 "[tool.modelyard.pipeline] params",
             )
         return out
+
+    def _config_for(self, config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The project values this pipeline takes: (declared keys, its own table)."""
+        params = self.signature().parameters
+        accepts_any = any(v.kind == v.VAR_KEYWORD for v in params.values())
+        own = config.get(self.name)
+        scoped = dict(own) if self.name not in params and isinstance(own, Mapping) else {}
+        shared = {
+            k: v
+            for k, v in config.items()
+            if k in params or (accepts_any and not (k == self.name and scoped))
+        }
+        return shared, scoped
 
     def check_params(
         self, values: Mapping[str, Any], *, source: str, strings: bool = False

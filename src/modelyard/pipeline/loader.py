@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from modelyard.errors import ConfigError, InvalidInputError, NotFoundError
 from modelyard.pipeline.graph import Pipeline
 
-__all__ = ["load_pipeline"]
+__all__ = ["importing_module", "load_pipeline"]
+
+_IMPORTING: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "modelyard_importing_pipeline_module", default=None
+)
+
+
+def importing_module() -> str | None:
+    """The module :func:`load_pipeline` is importing right now, if any.
+
+    A pipeline run while its module is imported (``tiny.run()`` at module level, without an
+    ``if __name__ == "__main__":`` guard) is not what ``modelyard run`` was asked to run; the
+    runner marks such a run so that ``--if-changed`` does not count it.
+    """
+    return _IMPORTING.get()
+
+
+@contextlib.contextmanager
+def _importing(module_name: str) -> Iterator[None]:
+    token = _IMPORTING.set(module_name)
+    try:
+        yield
+    finally:
+        _IMPORTING.reset(token)
 
 
 def load_pipeline(entrypoint: str | None, project_root: Path) -> Pipeline:
@@ -50,10 +76,12 @@ def load_pipeline(entrypoint: str | None, project_root: Path) -> Pipeline:
             raise InvalidInputError(f"cannot import {str(path)!r}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[path.stem] = module
-        spec.loader.exec_module(module)
+        with _importing(module_name):
+            spec.loader.exec_module(module)
     else:
         try:
-            module = importlib.import_module(module_name)
+            with _importing(module_name):
+                module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name and module_name.startswith(exc.name):
                 raise NotFoundError(

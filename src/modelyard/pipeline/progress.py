@@ -178,6 +178,12 @@ def summary_text(result: PipelineResult) -> str:
     ]
     for reason in result.reasons:
         lines.append(f"trigger: {reason}")
+    readers: dict[str, list[str]] = {}
+    for name, res in result.steps.items():
+        for path in res.data_changed:
+            readers.setdefault(path, []).append(name)
+    for path, steps in readers.items():
+        lines.append(f"data changed: {path} (re-ran {', '.join(steps)})")
     for name, res in result.steps.items():
         if res.status == "failed":
             lines.append(f"failed: {name}: {res.error}")
@@ -185,5 +191,11 @@ def summary_text(result: PipelineResult) -> str:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()))
         lines.append(f"metrics: {shown}")
     for reg in result.registered:
-        lines.append(f"registered: {reg['name']} version {reg['version']} (step {reg['step']})")
+        if reg.get("reused"):
+            lines.append(
+                f"reused: {reg['name']} version {reg['version']} (step {reg['step']} was cached; "
+                "nothing registered this run)"
+            )
+        else:
+            lines.append(f"registered: {reg['name']} version {reg['version']} (step {reg['step']})")
     return "\n".join(lines)

@@ -29,6 +29,7 @@ from modelyard.logs import get_logger
 
 if TYPE_CHECKING:
     from modelyard.config import Settings
+    from modelyard.pipeline.datafiles import StepData
     from modelyard.pipeline.executors import Completed, StepTask
     from modelyard.pipeline.graph import Graph, Node, Pipeline, StepOutput
     from modelyard.pipeline.progress import Progress
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["PipelineResult", "StepResult", "run_pipeline"]
 
 _log = get_logger("pipeline")
+_TAG_CHARS = 8000  # longer tag values are cut by the runner; a cut JSON document is useless
 
 
 @dataclass
@@ -56,6 +58,8 @@ class StepResult:
         hint: what the failure's error suggests doing.
         metrics: metrics the step logged.
         outputs: the output record (artifact refs).
+        data_changed: data files the step reads that changed since its last finished run
+            (why it ran again).
     """
 
     name: str
@@ -69,6 +73,7 @@ class StepResult:
     hint: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, Any] | None = None
+    data_changed: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -86,7 +91,9 @@ class PipelineResult:
         params: the resolved parameters.
         duration_s: wall time of the run.
         metrics: every metric the steps logged.
-        registered: model versions returned by steps, ``{"name", "version", "step"}``.
+        registered: model versions returned by steps, ``{"name", "version", "step"}``, with
+            ``"reused": True`` for a version returned by a cached step (registered by an
+            earlier run, not this one).
         reasons: why an ``--if-changed`` run ran or did not.
     """
 
@@ -187,6 +194,7 @@ class PipelineResult:
                     "run_id": s.run_id,
                     "source_run": s.source_run,
                     "error": s.error,
+                    "data_changed": s.data_changed,
                 }
                 for n, s in self.steps.items()
             },
@@ -282,11 +290,8 @@ def run_pipeline(
     from modelyard.pipeline import triggers
 
     code_digest = triggers.code_digest(codes)
-    data_files = triggers.data_fingerprints(
-        settings.project_root,
-        settings.pipeline.data_sources,
-        memo_path=settings.resolved_home / "cache" / "data-fingerprints.json",
-    )
+    step_data = _step_data(settings, graph)
+    data_files = step_data.declared
     reasons: list[str] = []
     if if_changed:
         reasons = triggers.changes_since_last_success(
@@ -309,6 +314,15 @@ def run_pipeline(
     if data_files:
         tags["trigger.data"] = triggers.combine(data_files)
         tags["trigger.data_files"] = orjson.dumps(data_files).decode()[:8000]
+    from modelyard.pipeline.loader import importing_module
+
+    imported_by = importing_module()
+    if imported_by is not None:
+        tags["pipeline.imported"] = imported_by
+        _log.warning(
+            "pipeline run while modelyard run imported its module; --if-changed ignores it",
+            extra={"pipeline": p.name, "pipeline_module": imported_by},
+        )
     if resume:
         tags["resume.of"] = resume
     if force:
@@ -333,6 +347,7 @@ def run_pipeline(
         settings=settings,
         force=force,
         progress=progress,
+        step_data=step_data,
     )
     exec_obj = _make_executor(
         executor_name,
@@ -377,9 +392,10 @@ def run_pipeline(
     )
     if sched.metrics:
         run.log_metrics(sched.metrics)
-    if sched.registered:
-        last = sched.registered[-1]
-        run.set_tag("registered", f"{last['name']}:{last['version']}")
+    for reg in sched.registered:  # the last new version, and the last one reused from the cache
+        run.set_tag(
+            "reused" if reg.get("reused") else "registered", f"{reg['name']}:{reg['version']}"
+        )
     run.end(status)
     progress.finish(result)
     if sched.failed_node:
@@ -396,6 +412,31 @@ def run_pipeline(
         err.result = result  # type: ignore[attr-defined]
         raise err
     return result
+
+
+def _step_data(settings: Settings, graph: Graph) -> StepData:
+    """What data each step of ``graph`` reads (see :mod:`modelyard.pipeline.datafiles`)."""
+    from pathlib import Path
+
+    from modelyard.pipeline import triggers
+    from modelyard.pipeline.datafiles import FileHasher, StepData
+
+    hasher = FileHasher(settings.resolved_home / "cache" / "data-fingerprints.json")
+    declared = triggers.data_fingerprints(
+        settings.project_root, settings.pipeline.data_sources, hasher=hasher
+    )
+    excluded = [settings.resolved_home]
+    if "://" not in settings.resolved_artifact_url:
+        excluded.append(Path(settings.resolved_artifact_url))
+    step_data = StepData(
+        hasher,
+        project_root=settings.project_root,
+        cwd=Path.cwd(),
+        excluded=excluded,
+        declared=declared,
+    )
+    step_data.plan({n.id: (n.params, n.step.code_object(), not n.upstream()) for n in graph.nodes})
+    return step_data
 
 
 @contextlib.contextmanager
@@ -493,6 +534,7 @@ class _Scheduler:
         settings: Settings,
         force: bool,
         progress: Progress,
+        step_data: StepData,
     ) -> None:
         from modelyard.pipeline.cache import StepCache
 
@@ -506,6 +548,9 @@ class _Scheduler:
         self.settings = settings
         self.force = force
         self.progress = progress
+        self.step_data = step_data
+        self.data: dict[str, dict[str, str]] = {}
+        self._fps: dict[str, dict[str, str]] = {}
         self.memo: dict[str, Any] = {}
         self.records: dict[str, dict[str, Any]] = {}
         self.results: dict[str, StepResult] = {
@@ -541,8 +586,6 @@ class _Scheduler:
         return out
 
     def _dispatch_ready(self, executor: Any) -> None:
-        from modelyard.pipeline.cache import cache_key
-
         while True:
             ready = self._ready()
             if not ready:
@@ -551,13 +594,9 @@ class _Scheduler:
             for n in ready:
                 self._started.add(n.id)
                 fps, locators = self._inputs(n)
-                key = cache_key(
-                    pipeline=self.p.name,
-                    step=n.id,
-                    code=self.codes[n.id],
-                    params=n.params,
-                    inputs=fps,
-                )
+                self._fps[n.id] = fps
+                self.data[n.id] = self._files_read(n, locators)
+                key = self._key(n, self.data[n.id])
                 self.keys[n.id] = key
                 self.results[n.id].cache_key = key
                 prepared.append((n, key, locators))
@@ -593,6 +632,76 @@ class _Scheduler:
             fps[f"after:{u.id}"] = record_fingerprint(self.records[u.id])[0]
         return fps, locators
 
+    def _files_read(self, n: Node, locators: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """The data files ``n`` reads and their content sha256s, now."""
+        strings = self._input_strings(locators.values())
+        return self.step_data.for_step(n.id, n.params, n.step.code_object(), strings)
+
+    def _key(self, n: Node, data: dict[str, str]) -> str:
+        from modelyard.pipeline.cache import cache_key
+
+        return cache_key(
+            pipeline=self.p.name,
+            step=n.id,
+            code=self.codes[n.id],
+            params=n.params,
+            inputs=self._fps[n.id],
+            data=data,
+        )
+
+    def _input_strings(self, locators: Any) -> list[str]:
+        """The short string values among the inputs (a path handed down by an upstream step)."""
+        from modelyard.pipeline.cache import iter_refs
+        from modelyard.pipeline.executors import load_input
+
+        out: list[str] = []
+        for loc in locators:
+            if "gather" in loc:
+                out += self._input_strings(item for _, item in loc["items"])
+            elif "record" in loc:
+                refs = iter_refs(loc["record"])
+                out += self._input_strings({"ref": ref, "path": []} for ref in refs)
+            elif "ref" in loc and loc["ref"].get("text") and not loc.get("path"):
+                value = load_input(loc, self.store, self.memo, trust=False)
+                if isinstance(value, str):
+                    out.append(value)
+        return out
+
+    def _data_tags(self, node_id: str) -> dict[str, Any]:
+        import orjson
+
+        files = self.data.get(node_id)
+        if not files:
+            return {}
+        text = orjson.dumps(files).decode()
+        return {"data.files": text} if len(text) <= _TAG_CHARS else {}
+
+    def _data_changed(self, n: Node) -> list[str]:
+        """The data files that changed since the step's last finished run (none on a first run)."""
+        import orjson
+
+        from modelyard.pipeline.datafiles import changed_files
+
+        now = self.data.get(n.id)
+        if not now:
+            return []
+        with self.cache.metadata_store.query() as q:
+            rows = q.execute(
+                "SELECT f.value FROM runs r "
+                "JOIN run_tags p ON p.run_id = r.id AND p.key = 'pipeline' AND p.value = :pipeline "
+                "JOIN run_tags f ON f.run_id = r.id AND f.key = 'data.files' "
+                "WHERE r.kind = 'step' AND r.name = :step AND r.status = 'FINISHED' "
+                "ORDER BY r.start_time DESC LIMIT 1",
+                {"pipeline": self.p.name, "step": n.id},
+            )
+        if not rows:
+            return []
+        try:
+            before = dict(orjson.loads(rows[0][0]))
+        except (orjson.JSONDecodeError, TypeError, ValueError):
+            return []
+        return changed_files(before, now)
+
     def _locate(self, n: Node, arg: str, handle: StepOutput) -> tuple[str, dict[str, Any]]:
         from modelyard.pipeline.cache import record_fingerprint
 
@@ -624,7 +733,9 @@ class _Scheduler:
     def _use_cached(
         self, n: Node, key: str, outputs: dict[str, Any], source_run: str | None
     ) -> None:
-        step_run = self._start_step_run(n, {"cache.source_run": source_run or "", "cached": "true"})
+        step_run = self._start_step_run(
+            n, {"cache.source_run": source_run or "", "cached": "true", **self._data_tags(n.id)}
+        )
         step_run.end("FINISHED")
         res = self.results[n.id]
         res.status = "cached"
@@ -632,7 +743,7 @@ class _Scheduler:
         res.source_run = source_run
         res.outputs = outputs
         self.records[n.id] = outputs
-        self._note_registered(n.id, outputs)
+        self._note_registered(n.id, outputs, reused=True)
         self.progress.step_finished(n.id, "cached", 0.0, None)
 
     def _submit(
@@ -642,7 +753,14 @@ class _Scheduler:
         from modelyard.pipeline.step import StepContext
 
         if attempt == 1:
-            self._start_step_run(n, {})
+            changed = self._data_changed(n)
+            self._start_step_run(n, self._data_tags(n.id))
+            if changed:
+                self.results[n.id].data_changed = changed
+                _log.info(
+                    "step data changed",
+                    extra={"step": n.id, "files": changed, "run_id": self.run_.id},
+                )
             self._t0[n.id] = time.perf_counter()
             self.progress.step_started(n.id)
         opts = n.step.options
@@ -708,14 +826,20 @@ class _Scheduler:
         res.run_id = step_run.id
         res.duration_s = time.perf_counter() - self._t0[n.id]
         self.records[n.id] = done.record
+        keys = [self.keys[n.id]]
+        # a step that writes a file it names (an output path, a log it appends to) leaves
+        # it changed: its result also answers for the files as it left them, so the next run
+        # re-runs it only when something else changes them
+        after = self._files_read(n, task.inputs)
+        if after != self.data[n.id]:
+            self.data[n.id] = after
+            keys.append(self._key(n, after))
+            step_run.set_tags(self._data_tags(n.id))
         if n.step.options.cache:
-            self.cache.put(
-                self.keys[n.id],
-                pipeline=self.p.name,
-                step=n.id,
-                outputs=done.record,
-                run_id=step_run.id,
-            )
+            for key in keys:
+                self.cache.put(
+                    key, pipeline=self.p.name, step=n.id, outputs=done.record, run_id=step_run.id
+                )
         if done.metrics:
             step_run.log_metrics(done.metrics)
             self.metrics.update(done.metrics)
@@ -724,7 +848,11 @@ class _Scheduler:
         self._note_registered(n.id, done.record)
         self.progress.step_finished(n.id, "ran", res.duration_s, None)
 
-    def _note_registered(self, node_id: str, record: dict[str, Any]) -> None:
+    def _note_registered(
+        self, node_id: str, record: dict[str, Any], *, reused: bool = False
+    ) -> None:
+        """Note the model versions a step returned; ``reused`` ones came from the cache (the
+        step did not run, so nothing was registered this time)."""
         from modelyard.pipeline.cache import iter_refs
 
         for ref in iter_refs(record):
@@ -732,4 +860,6 @@ class _Scheduler:
                 import orjson
 
                 info = orjson.loads(self.store.get_bytes(ref["sha256"]))
-                self.registered.append({**info, "step": node_id})
+                self.registered.append(
+                    {**info, "step": node_id, **({"reused": True} if reused else {})}
+                )

@@ -1,6 +1,7 @@
 """Triggers: run a pipeline only when its code or its declared data changed.
 
-``modelyard run --if-changed`` compares, against the last FINISHED run of the same pipeline:
+``modelyard run --if-changed`` compares, against the last FINISHED run of the same pipeline
+(not counting runs made while ``modelyard run`` imported the pipeline's module):
 
 * the code: the git commit and diff hash (:func:`modelyard.tracking.lineage.capture_git`) and the
   pipeline's step code fingerprints (which also catch changes outside git);
@@ -17,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 from modelyard.errors import ConfigError
 
 if TYPE_CHECKING:
+    from modelyard.pipeline.datafiles import FileHasher
     from modelyard.store.db import MetadataStore
 
 __all__ = ["changes_since_last_success", "code_digest", "combine", "data_fingerprints"]
-
-_CHUNK = 1024 * 1024
 
 
 def code_digest(codes: dict[str, str]) -> str:
@@ -41,30 +41,19 @@ def combine(files: dict[str, str]) -> str:
 
 
 def data_fingerprints(
-    project_root: Path, patterns: list[str], *, memo_path: Path | None = None
+    project_root: Path, patterns: list[str], *, hasher: FileHasher
 ) -> dict[str, str]:
     """Content sha256 of every file matched by ``patterns``; relative posix path -> sha256.
 
     Args:
         project_root: relative patterns are globs under it.
         patterns: paths or globs.
-        memo_path: a JSON file remembering (size, mtime) -> sha256 per file, so that an
-            unchanged large file is not read again on every run.
+        hasher: hashes the files (skipping those whose size and mtime it remembers).
 
     Raises:
         ConfigError: a pattern matches no file (a typo would otherwise never trigger).
     """
-    import orjson
-
     out: dict[str, str] = {}
-    if not patterns:
-        return out
-    memo: dict[str, list[Any]] = {}
-    if memo_path is not None and memo_path.is_file():
-        try:
-            memo = dict(orjson.loads(memo_path.read_bytes()))
-        except (orjson.JSONDecodeError, TypeError, ValueError):
-            memo = {}
     root = project_root.resolve()
     for pattern in patterns:
         path = Path(pattern)
@@ -81,39 +70,22 @@ def data_fingerprints(
                 data_source=pattern,
             )
         for m in matches:
+            resolved = m.resolve()
             try:
-                rel = m.resolve().relative_to(root).as_posix()
+                rel = resolved.relative_to(root).as_posix()
             except ValueError:
-                rel = m.resolve().as_posix()
-            stat = m.stat()
-            seen = memo.get(str(m.resolve()))
-            if seen is not None and seen[:2] == [stat.st_size, stat.st_mtime_ns]:
-                out[rel] = str(seen[2])
-                continue
-            out[rel] = _sha256_file(m)
-            memo[str(m.resolve())] = [stat.st_size, stat.st_mtime_ns, out[rel]]
-    if memo_path is not None:
-        try:
-            memo_path.parent.mkdir(parents=True, exist_ok=True)
-            memo_path.write_bytes(orjson.dumps(memo))
-        except OSError:  # a read-only home: hash again next time
-            pass
+                rel = resolved.as_posix()
+            out[rel] = hasher.file(resolved)
     return out
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _last_success(ms: MetadataStore, pipeline: str) -> dict[str, Any] | None:
     with ms.query() as q:
         found = q.execute(
             "SELECT id, git_commit, git_diff_sha256 FROM runs WHERE kind = 'pipeline' "
-            "AND name = :name AND status = 'FINISHED' ORDER BY start_time DESC LIMIT 1",
+            "AND name = :name AND status = 'FINISHED' AND NOT EXISTS (SELECT 1 FROM run_tags "
+            "WHERE run_tags.run_id = runs.id AND run_tags.key = 'pipeline.imported') "
+            "ORDER BY start_time DESC LIMIT 1",
             {"name": pipeline},
         )
         if not found:

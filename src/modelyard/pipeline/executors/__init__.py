@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from modelyard.errors import ModelyardError, PipelineError
+from modelyard.pipeline.datafiles import MAX_PATH_CHARS
 
 if TYPE_CHECKING:
     from modelyard.pipeline.step import FunctionStep, Step, StepContext
@@ -205,7 +206,10 @@ def _put(
     ref = store.put_bytes(data)
     if memo is not None:
         memo[ref.sha256] = value
-    return {"sha256": ref.sha256, "codec": codec, "size": ref.size_bytes}
+    out: dict[str, Any] = {"sha256": ref.sha256, "codec": codec, "size": ref.size_bytes}
+    if isinstance(value, str) and len(value) <= MAX_PATH_CHARS:
+        out["text"] = True  # may name a file: the runner fingerprints what it names downstream
+    return out
 
 
 def run_attempt(
