@@ -315,3 +315,77 @@ def test_runs_left_running_by_a_dead_process_end_killed_at_the_next_run(project:
     finally:
         alive.kill()
         alive.wait()
+
+
+ORPHAN_FLOW = """
+import os, subprocess, time
+import modelyard
+
+@modelyard.step(timeout_s=300)  # a timeout: the step runs in a forked child
+def train(pids: str) -> int:
+    sleeper = subprocess.Popen(["sleep", "300"])  # what a step starts: a trainer, a shell
+    with open(pids + ".tmp", "w") as fh:
+        fh.write(f"{os.getpid()} {sleeper.pid}")
+    os.replace(pids + ".tmp", pids)
+    time.sleep(300)
+    return 1
+
+@modelyard.pipeline
+def flow(pids: str = ""):
+    return train(pids=pids)
+"""
+
+
+def _dead(pid: int) -> bool:
+    """Whether ``pid`` is gone or a zombie, within 10 s (whoever adopted it may not reap it)."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_sigkill_of_the_run_kills_its_forked_step_and_what_the_step_started(
+    project: Path,
+) -> None:
+    import signal
+    import time
+
+    (project / "flows.py").write_text(ORPHAN_FLOW)
+    pids = project / "train.pids"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
+    env["CI"] = "true"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelyard.cli", "run", "flows:flow", "-p", f"pids={pids}"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    step_pid = sleeper_pid = 0
+    try:
+        deadline = time.monotonic() + 60
+        while not pids.exists():
+            assert proc.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        step_pid, sleeper_pid = map(int, pids.read_text().split())
+        assert step_pid != proc.pid
+        proc.send_signal(signal.SIGKILL)  # no chance to clean up
+        proc.wait(timeout=30)
+        assert _dead(step_pid), "the forked step outlived its runner"
+        assert _dead(sleeper_pid), "what the step started outlived its runner"
+    finally:
+        proc.kill()
+        proc.wait()
+        for pid in (step_pid, sleeper_pid):
+            if pid and not _dead(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -13,6 +13,8 @@ pickle each step and its inputs. Here an attempt runs
   its timeout (or when the run is interrupted) is killed with everything the step started
   (a training subprocess, a shell pipeline). Being a background group, such a child cannot read
   the terminal: debug a step interactively without a timeout and with ``--max-parallel 1``.
+  On Linux a child also dies with its group when the runner dies, even by SIGKILL
+  (``PR_SET_PDEATHSIG``).
 
 Forking a process whose native thread pools are running can deadlock the child (polars says
 so explicitly). When such a library is loaded, children come from a ``forkserver`` instead: a
@@ -80,6 +82,35 @@ def _own_process_group() -> None:
         os.setpgid(0, 0)
 
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this attempt and its process group when the process that started it dies.
+
+    A SIGKILL of ``modelyard run`` (an OOM kill, a CI runner that gives up) gives it no chance
+    to stop its children: they were re-parented to PID 1 and ran on past their ``timeout_s``.
+    On Linux the kernel sends this child SIGTERM when its parent dies (``PR_SET_PDEATHSIG``),
+    and the handler kills the whole group: the step and what it started. Elsewhere this does
+    nothing. The handler runs between Python bytecodes, like any Python signal handler.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    def on_parent_death(signum: int, frame: Any) -> None:
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    signal.signal(signal.SIGTERM, on_parent_death)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl in this libc
+        return
+    if os.getppid() != parent_pid:  # the parent died before the kernel was asked to tell us
+        on_parent_death(signal.SIGTERM, None)
+
+
 def _stop(process: Any) -> None:
     """Kill a child and every process in its group (what the step started), then reap it."""
     if process.pid is not None:
@@ -89,8 +120,11 @@ def _stop(process: Any) -> None:
     process.join()
 
 
-def _child_main(task: StepTask, store: ArtifactStore, memo: dict[str, Any], conn: Any) -> None:
+def _child_main(
+    task: StepTask, store: ArtifactStore, memo: dict[str, Any], conn: Any, parent_pid: int
+) -> None:
     _own_process_group()
+    _die_with_parent(parent_pid)
     conn.send(_STARTED)
     result = run_attempt(task, store, memo)
     result.exception = None  # exceptions may not pickle; the text travels instead
@@ -102,6 +136,7 @@ def _served_child_main(node_id: str, payload: bytes, store: ArtifactStore, conn:
     import pickle
 
     _own_process_group()
+    _die_with_parent(os.getppid())  # the forkserver, which exits when the runner dies
     try:
         task = pickle.loads(payload)
     except Exception as exc:  # the step's module could not be imported here
@@ -206,7 +241,7 @@ class LocalExecutor:
             ctx: Any = mp.get_context("fork")
             target: Any = _child_main
             recv, send = ctx.Pipe(duplex=False)
-            args: tuple[Any, ...] = (task, self.store, self.memo, send)
+            args: tuple[Any, ...] = (task, self.store, self.memo, send, os.getpid())
         else:
             payload = _dumps_task(task)
             if payload is None:
