@@ -23,8 +23,13 @@ import modelyard
 from modelyard.errors import InvalidInputError
 from modelyard.pipeline import log_metric
 
-from . import data
-from .serve import package_signature
+if __package__:
+    from . import data
+    from .serve import package_signature
+else:  # a copy of this folder, run with `modelyard run` inside it: the modules are top-level
+    from serve import package_signature
+
+    import data
 
 HERE = Path(__file__).resolve().parent
 MODEL_NAME = "credit-risk"

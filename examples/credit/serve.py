@@ -17,7 +17,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from . import data
+if __package__:
+    from . import data
+else:  # a copy of this folder, run with `modelyard run` inside it: the modules are top-level
+    import data
 
 CONTRACT_FILE = Path(__file__).resolve().parent / "contract.toml"
 _TYPES = {"int": "integer", "float": "number", "string": "string", "bool": "boolean"}

@@ -32,6 +32,7 @@ from modelyard.errors import ConfigError
 
 __all__ = [
     "DeliverySettings",
+    "PackagingSettings",
     "PipelineSettings",
     "SecretStr",
     "ServingSettings",
@@ -134,6 +135,29 @@ class DeliverySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     shadow_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1.0
     ab_key: str = "header:x-modelyard-key"  # or cookie:NAME or field:NAME
     scale_down_delay_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0  # blue-green's old pool
+class PackagingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[tool.modelyard.packaging]``: images, Kubernetes manifests and CI workflows
+    (``modelyard build``, ``modelyard k8s``, ``modelyard ci``)."""
+
+    image: str | None = None  # image repository, e.g. ghcr.io/acme/churn; default: project name
+    base_image: str = "python:3.11-slim-bookworm"
+    gpu_base_image: str = "nvidia/cuda:12.4.1-runtime-ubuntu22.04"
+    gpu: bool = False  # one nvidia.com/gpu per pod, CUDA base image
+    namespace: str | None = None
+    replicas: Annotated[int, msgspec.Meta(ge=1)] = 2
+    max_replicas: Annotated[int, msgspec.Meta(ge=1)] = 10
+    target_cpu_percent: Annotated[int, msgspec.Meta(ge=1, le=100)] = 70
+    cpu: str = "1"  # requests (and the memory limit); Kubernetes quantities
+    memory: str = "2Gi"
+    route: Literal["ingress", "gateway"] = "ingress"
+    host: str | None = None  # the Ingress / HTTPRoute host name
+    gateway: str = "gateway"  # the Gateway an HTTPRoute attaches to
+    ingress_class: str = "nginx"
+    secret: str = "modelyard"  # a Secret whose keys (MODELYARD_DB_URL, ...) the pods get as env
+    prometheus_url: str = "http://prometheus.monitoring.svc:9090"
+    python: str = "3.11"  # CI runners' Python
+    ct_schedule: str = "0 3 * * *"  # cron of continuous training in CI
+    monitor_schedule: str = "0 * * * *"  # cron of `modelyard monitor --act` in CI
 
 
 _NO_SOURCES: Mapping[str, str] = types.MappingProxyType({})
@@ -156,6 +180,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=Tr
     serving: ServingSettings = msgspec.field(default_factory=ServingSettings)
     pipeline: PipelineSettings = msgspec.field(default_factory=PipelineSettings)
     delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
+    packaging: PackagingSettings = msgspec.field(default_factory=PackagingSettings)
 
     # field name, or ``table.field``, -> where its value came from; set by load_settings
     _sources = _NO_SOURCES

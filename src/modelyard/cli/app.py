@@ -16,6 +16,7 @@ from modelyard.cli import check as check_cmd
 from modelyard.cli import config as config_cmd
 from modelyard.cli import db as db_cmd
 from modelyard.cli import demo as demo_cmd
+from modelyard.cli import init as init_cmd
 from modelyard.cli import models as models_cmd
 from modelyard.cli import pipeline as pipeline_cmd
 from modelyard.cli import runs as runs_cmd
@@ -69,6 +70,7 @@ app.add_typer(check_cmd.app, name="check")
 pipeline_cmd.register(app)
 serve_cmd.register(app)
 demo_cmd.register(app)
+init_cmd.register(app)
 
 
 def _usage_error_type() -> type[ClickException]:
