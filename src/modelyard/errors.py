@@ -18,8 +18,10 @@ value and what to do next::
     ├── PipelineError                  exit 9   HTTP 500   a graph or a step failed
     │   └── GateFailed                 exit 10  HTTP 500   a candidate did not earn registration
     ├── UnsafeArtifactError            exit 11  HTTP 500   pickle without trust
-    ├── ServiceUnavailable             exit 12  HTTP 503   overloaded, shutting down or not ready
-    └── TimeoutExceeded                exit 13  HTTP 504
+    ├── ServiceUnavailable             exit 12  HTTP 503   shutting down or not ready
+    │   └── Overloaded                 exit 12  HTTP 503   a queue or memory budget is full
+    ├── TimeoutExceeded                exit 13  HTTP 504
+    └── Unauthorized                   exit 2   HTTP 401   a token is needed or wrong
 """
 
 from __future__ import annotations
@@ -36,11 +38,13 @@ __all__ = [
     "MissingExtraError",
     "ModelyardError",
     "NotFoundError",
+    "Overloaded",
     "PayloadTooLarge",
     "PipelineError",
     "SchemaOutdatedError",
     "ServiceUnavailable",
     "TimeoutExceeded",
+    "Unauthorized",
     "UnsafeArtifactError",
     "ValidationFailed",
     "require_extra",
@@ -142,9 +146,23 @@ class ServiceUnavailable(ModelyardError):
     http_status = 503
 
 
+class Overloaded(ServiceUnavailable):
+    """Refused for lack of room (a full queue, the request-body memory budget): retry shortly.
+
+    A server counts these as overload rejections; other 503s (not ready, shutting down) are not.
+    """
+
+
 class TimeoutExceeded(ModelyardError):
     exit_code = 13
     http_status = 504
+
+
+class Unauthorized(ModelyardError):
+    """A request to an endpoint that needs a bearer token came without it, or with a wrong one."""
+
+    exit_code = 2
+    http_status = 401
 
 
 def require_extra(module: str, extra: str) -> Any:

@@ -115,7 +115,7 @@ def test_request_and_feedback_logs_are_parquet_on_the_store(
         ids.append("v2-one")
         fb = c.post("/v1/feedback", json={"request_id": ids[0], "label": [12, 2], "source": "qa"})
         assert fb.status_code == 202
-        assert fb.json() == {"request_id": ids[0], "accepted": True}
+        assert fb.json() == {"request_id": ids[0], "accepted": True, "version": "7"}
         bad = c.post("/v1/feedback", json={"label": 1})
         assert bad.status_code == 400
         assert "'request_id'" in bad.json()["message"]

@@ -57,7 +57,11 @@ def test_request_id_is_honoured(client: httpx.Client) -> None:
 def test_probes_and_metadata(client: httpx.Client) -> None:
     for path in ("/v2/health/live", "/healthz", "/v2/health/ready", "/readyz"):
         assert client.get(path).status_code == 200, path
-    assert client.get("/v2/models/linear/ready").json() == {"name": "linear", "ready": True}
+    assert client.get("/v2/models/linear/ready").json() == {
+        "name": "linear",
+        "version": "7",
+        "ready": True,
+    }
     assert client.get("/v2").json()["name"] == "modelyard"
     meta = client.get("/v2/models/linear").json()
     assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}]

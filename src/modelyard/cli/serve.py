@@ -129,4 +129,5 @@ def _from_registry(settings: Any, ref: str, trust_pickle: bool) -> tuple[Any, st
     folder = settings.resolved_home / "cache" / "serving" / mv.manifest_sha256
     if not (folder / "modelyard.json").is_file():
         reg.download(mv, folder)
-    return ModelSpec.for_package(folder, trust_pickle=trust_pickle), mv.name, str(mv.version)
+    spec = ModelSpec.for_package(folder, trust_pickle=trust_pickle).with_version(str(mv.version))
+    return spec, mv.name, str(mv.version)

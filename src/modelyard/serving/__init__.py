@@ -25,12 +25,28 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["ModelSpec", "Server", "ServerHandle", "launch", "serve"]
+__all__ = [
+    "Front",
+    "ModelSpec",
+    "Route",
+    "Router",
+    "Server",
+    "ServerHandle",
+    "StableRouter",
+    "VersionPool",
+    "launch",
+    "serve",
+]
 
 _LAZY = {
+    "Front": "modelyard.serving._front",
     "ModelSpec": "modelyard.serving._model",
+    "Route": "modelyard.serving.routing",
+    "Router": "modelyard.serving.routing",
     "Server": "modelyard.serving._server",
     "ServerHandle": "modelyard.serving._launch",
+    "StableRouter": "modelyard.serving.routing",
+    "VersionPool": "modelyard.serving._pool",
     "launch": "modelyard.serving._launch",
 }
 
@@ -55,7 +71,12 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from modelyard.serving._front import Front as Front
     from modelyard.serving._launch import ServerHandle as ServerHandle
     from modelyard.serving._launch import launch as launch
     from modelyard.serving._model import ModelSpec as ModelSpec
+    from modelyard.serving._pool import VersionPool as VersionPool
     from modelyard.serving._server import Server as Server
+    from modelyard.serving.routing import Route as Route
+    from modelyard.serving.routing import Router as Router
+    from modelyard.serving.routing import StableRouter as StableRouter

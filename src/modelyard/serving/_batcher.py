@@ -28,9 +28,10 @@ from typing import Any
 
 import orjson
 
-from modelyard.errors import ConfigError, InvalidInputError, ServiceUnavailable
+from modelyard.errors import ConfigError, InvalidInputError, Overloaded, ServiceUnavailable
 from modelyard.logs import get_logger
 from modelyard.serving import _ipc
+from modelyard.serving._keys import BatchKey
 from modelyard.serving._model import ModelSpec
 
 __all__ = ["Batcher", "Item", "WorkerHandle"]
@@ -64,7 +65,7 @@ class Item:
 
     def __init__(  # noqa: PLR0917  (one per request: positional arguments are cheaper)
         self,
-        key: tuple[Any, ...],
+        key: BatchKey,
         rows: int,
         data: Any,
         done: Callable[[Item, Any], None],
@@ -250,7 +251,7 @@ class Batcher:
         self.clock = clock
         self.workers: list[WorkerHandle] = []
         self.spawned: set[int] = set()  # every worker pid ever started (Popen waits for them)
-        self.queues: dict[tuple[Any, ...], deque[Item]] = {}
+        self.queues: dict[BatchKey, deque[Item]] = {}
         self.queued = 0
         self.desc: dict[str, Any] = {}
         self.closed = False
@@ -260,7 +261,7 @@ class Batcher:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pump_soon = False
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
-        self.prepare: Callable[[tuple[Any, ...], list[Item]], tuple[list[Item], Any]] | None = None
+        self.prepare: Callable[[BatchKey, list[Item]], tuple[list[Item], Any]] | None = None
         self.decode: Callable[[dict[str, Any], bytes], Any] | None = None
 
     # --- lifecycle
@@ -315,7 +316,7 @@ class Batcher:
         if self.closed:
             raise ServiceUnavailable("the server is shutting down; retry elsewhere")
         if self.queued >= self.queue_size:
-            raise ServiceUnavailable(
+            raise Overloaded(
                 f"the request queue is full ({self.queue_size} requests); retry shortly",
                 hint="raise serving.queue_size or add workers/replicas",
             )

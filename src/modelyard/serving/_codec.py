@@ -19,13 +19,13 @@ import orjson
 from modelyard.errors import InvalidInputError, PayloadTooLarge, ValidationFailed
 from modelyard.serving import _ipc
 from modelyard.serving._batcher import Item
+from modelyard.serving._keys import JSON_KEY, BatchKey
 from modelyard.serving._model import NUMPY_TO_V2, V2_TO_NUMPY
 
 __all__ = ["Codec", "Decoded"]
 
 _ARRAY_CODES = {"FP32": "f", "FP64": "d", "INT32": "i", "INT64": "q"}
 _NP_OPTS = orjson.OPT_SERIALIZE_NUMPY
-JSON_KEY: tuple[Any, ...] = ("j",)
 
 
 class Decoded:
@@ -33,7 +33,7 @@ class Decoded:
 
     __slots__ = ("data", "instances", "key", "rows")
 
-    def __init__(self, key: tuple[Any, ...], rows: int, data: Any, instances: Any) -> None:
+    def __init__(self, key: BatchKey, rows: int, data: Any, instances: Any) -> None:
         self.key = key
         self.rows = rows
         self.data = data
@@ -85,8 +85,8 @@ class Codec:
                     if self.code is not None:
                         self.pack_row = struct.Struct(f"={self.dim}{self.code}").pack
             self.bounds = (self.input.get("min"), self.input.get("max"))
-        self.tensor_key: tuple[Any, ...] | None = (
-            ("t", self.dtype, self.feature_shape)
+        self.tensor_key: BatchKey | None = (
+            BatchKey("t", self.dtype, self.feature_shape)
             if self.dtype is not None
             and self.feature_shape is not None
             and -1 not in self.feature_shape
@@ -184,7 +184,9 @@ class Codec:
             except ValueError:
                 arr = None
             if arr is not None and arr.dtype.kind in "biuf" and arr.ndim >= 1:
-                return Decoded(("t", arr.dtype.name, arr.shape[1:]), len(inst), arr.tobytes(), inst)
+                return Decoded(
+                    BatchKey("t", arr.dtype.name, arr.shape[1:]), len(inst), arr.tobytes(), inst
+                )
         return Decoded(JSON_KEY, len(inst), inst, inst)
 
     def _fast_rows(self, inst: list[Any], where: str) -> Decoded:
@@ -263,7 +265,7 @@ class Codec:
             )
         with np.errstate(all="ignore"):
             arr = loose.astype(dtype)
-        return Decoded(("t", dtype, arr.shape[1:]), arr.shape[0], arr.tobytes(), inst)
+        return Decoded(BatchKey("t", dtype, arr.shape[1:]), arr.shape[0], arr.tobytes(), inst)
 
     def _check_fields(self, inst: list[Any], where: str) -> None:
         for i, row in enumerate(inst):
@@ -461,18 +463,18 @@ class Codec:
                 field="inputs[0].shape",
             )
         arr = arr.astype(self.dtype or dtype.newbyteorder("="), copy=False)
-        key = ("t", arr.dtype.name, arr.shape[1:])
+        key = BatchKey("t", arr.dtype.name, arr.shape[1:])
         return Decoded(key, shape[0], arr.tobytes(), None)
 
     # --- batches
-    def prepare(self, key: tuple[Any, ...], items: list[Item]) -> tuple[list[Item], Any]:
+    def prepare(self, key: BatchKey, items: list[Item]) -> tuple[list[Item], Any]:
         """Stack a batch; drop (answering 422) requests with non-finite or out-of-range values."""
-        if key[0] == "j":
+        if not key.tensor:
             data: list[Any] = []
             for it in items:
                 data.extend(it.data)
             return items, ({"k": _ipc.KIND_JSON}, orjson.dumps(data, option=_NP_OPTS))
-        dtype, feature = key[1], key[2]
+        dtype, feature = key.dtype, key.shape
         payload = b"".join(it.data for it in items) if len(items) > 1 else items[0].data
         n = sum(it.rows for it in items)
         if dtype.startswith("float"):

@@ -4,6 +4,10 @@ Updating a ``prometheus_client`` labelled child costs a lock and a dict lookup p
 front process updates its own integers and lists instead (one event loop, no lock needed) and a
 custom collector turns them into metric families when ``/metrics`` is scraped. Worker-side
 timings come back with each batch result, so no multiprocess mode is needed.
+
+A front hosting several versions keeps one :class:`ServingMetrics` per version; every sample
+carries ``model`` and ``version`` labels, so each version's traffic, errors and latency can be
+compared (Prometheus queries, the delivery analysis reading :attr:`ServingMetrics.answered`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["Histogram", "ServingMetrics", "batch_label"]
+__all__ = ["Histogram", "ServingMetrics", "batch_label", "registry"]
 
 LATENCY_BUCKETS_S = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -61,11 +65,23 @@ def batch_label(size: int) -> str:
 
 
 class ServingMetrics:
-    """All metrics of one server; ``registry()`` exposes them to prometheus-client."""
+    """The metrics of one version of the model served by a front.
+
+    Per-version counters of inference requests for callers that compare versions in-process:
+    ``answered`` (inference requests answered by this version), ``errors`` (those answered with
+    a 5xx, or that failed here and were retried on another version), ``invalid`` (4xx: the
+    input was refused) and ``latency`` (a histogram of their seconds).
+    """
 
     def __init__(self, model: str = "", version: str = "") -> None:
         self.model = model
         self.version = version
+        self.answered = 0
+        self.errors = 0
+        self.invalid = 0
+        self.mirrored = 0
+        self.retried = 0
+        self.latency_s = Histogram(LATENCY_BUCKETS_S)
         self.requests: dict[tuple[str, int], int] = {}
         self.latency: dict[str, Histogram] = {}
         self.size: dict[str, Histogram] = {}
@@ -91,6 +107,15 @@ class ServingMetrics:
         hist.observe(seconds)
         self.size[route].observe(size_bytes)
 
+    def observe_inference(self, status: int, seconds: float) -> None:
+        """Count one inference request this version answered (or failed, for a retry)."""
+        self.answered += 1
+        if status >= 500:
+            self.errors += 1
+        elif status >= 400:
+            self.invalid += 1
+        self.latency_s.observe(seconds)
+
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)
         label = batch_label(size)
@@ -99,24 +124,27 @@ class ServingMetrics:
             hist = self.inference[label] = Histogram(LATENCY_BUCKETS_S)
         hist.observe(seconds)
 
-    def registry(self) -> Any:
-        """A prometheus-client ``CollectorRegistry`` holding only these metrics."""
-        from prometheus_client import CollectorRegistry
 
-        reg = CollectorRegistry(auto_describe=False)
-        reg.register(_Collector(self))
-        return reg
+def registry(versions: Callable[[], list[ServingMetrics]]) -> Any:
+    """A prometheus-client ``CollectorRegistry`` over the metrics of the versions served now."""
+    from prometheus_client import CollectorRegistry
 
-    def render(self, registry: Any) -> bytes:
-        from prometheus_client import generate_latest
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(_Collector(versions))
+    return reg
 
-        data: bytes = generate_latest(registry)
-        return data
+
+def render(reg: Any) -> bytes:
+    """The Prometheus text exposition of a :func:`registry`."""
+    from prometheus_client import generate_latest
+
+    data: bytes = generate_latest(reg)
+    return data
 
 
 class _Collector:
-    def __init__(self, m: ServingMetrics) -> None:
-        self.m = m
+    def __init__(self, versions: Callable[[], list[ServingMetrics]]) -> None:
+        self.versions = versions
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import (
@@ -125,72 +153,79 @@ class _Collector:
             HistogramMetricFamily,
         )
 
-        m = self.m
+        all_m = self.versions()
         base = ["model", "version"]
-        mv = [m.model, m.version]
         req = CounterMetricFamily(
             "modelyard_requests",
             "HTTP requests by route and status",
             labels=[*base, "route", "status"],
         )
-        for (route, status), n in sorted(m.requests.items()):
-            req.add_metric([*mv, route, str(status)], n)
-        yield req
         lat = HistogramMetricFamily(
             "modelyard_request_duration_seconds",
             "request latency in the front",
             labels=[*base, "route"],
         )
-        for route, h in sorted(m.latency.items()):
-            lat.add_metric([*mv, route], h.cumulative(), h.total)
-        yield lat
         size = HistogramMetricFamily(
             "modelyard_request_size_bytes", "request body size", labels=[*base, "route"]
         )
-        for route, h in sorted(m.size.items()):
-            size.add_metric([*mv, route], h.cumulative(), h.total)
-        yield size
         bs = HistogramMetricFamily(
             "modelyard_batch_size", "instances per batch sent to a model worker", labels=base
         )
-        bs.add_metric(mv, m.batch_size.cumulative(), m.batch_size.total)
-        yield bs
         inf = HistogramMetricFamily(
             "modelyard_inference_duration_seconds",
             "predict time in the worker, by batch size (upper bound of a power-of-two range)",
             labels=[*base, "batch_size"],
         )
-        for label, h in sorted(m.inference.items(), key=lambda kv: int(kv[0])):
-            inf.add_metric([*mv, label], h.cumulative(), h.total)
-        yield inf
-        for name, doc, value in (
-            ("modelyard_queue_depth", "requests waiting for a worker", m.queue_depth()),
-            ("modelyard_inflight_requests", "requests accepted and not yet answered", m.inflight()),
-            (
-                "modelyard_workers_alive",
-                "model worker processes alive and loaded",
-                m.workers_alive(),
-            ),
-            ("modelyard_ready", "1 when the server is ready for traffic", int(m.ready())),
-        ):
+        for m in all_m:
+            mv = [m.model, m.version]
+            for (route, status), n in sorted(m.requests.items()):
+                req.add_metric([*mv, route, str(status)], n)
+            for route, h in sorted(m.latency.items()):
+                lat.add_metric([*mv, route], h.cumulative(), h.total)
+            for route, h in sorted(m.size.items()):
+                size.add_metric([*mv, route], h.cumulative(), h.total)
+            bs.add_metric(mv, m.batch_size.cumulative(), m.batch_size.total)
+            for label, h in sorted(m.inference.items(), key=lambda kv: int(kv[0])):
+                inf.add_metric([*mv, label], h.cumulative(), h.total)
+        yield from (req, lat, size, bs, inf)
+        gauges = (
+            ("modelyard_queue_depth", "requests waiting for a worker", "queue_depth"),
+            ("modelyard_inflight_requests", "requests accepted and not yet answered", "inflight"),
+            ("modelyard_workers_alive", "model worker processes alive and loaded", "workers_alive"),
+            ("modelyard_ready", "1 when the server is ready for traffic", "ready"),
+        )
+        for name, doc, attr in gauges:
             g = GaugeMetricFamily(name, doc, labels=base)
-            g.add_metric(mv, value)
+            for m in all_m:
+                g.add_metric([m.model, m.version], int(getattr(m, attr)()))
             yield g
-        for name, doc, value in (
-            ("modelyard_worker_restarts", "model workers restarted after dying", m.worker_restarts),
+        counters = (
+            ("modelyard_worker_restarts", "model workers restarted after dying", "worker_restarts"),
             (
                 "modelyard_log_records_dropped",
                 "request/feedback log records dropped because the writer fell behind",
-                m.dropped_log_records,
+                "dropped_log_records",
             ),
-            ("modelyard_feedback_records", "feedback records accepted", m.feedback_records),
+            ("modelyard_feedback_records", "feedback records accepted", "feedback_records"),
             (
                 "modelyard_overload_rejections",
-                "requests refused with 503 (queue full)",
-                m.rejected_overload,
+                "requests refused with 503 (queue or body budget full)",
+                "rejected_overload",
             ),
-            ("modelyard_request_timeouts", "requests answered 504 (timeout)", m.timeouts),
-        ):
+            ("modelyard_request_timeouts", "requests answered 504 (timeout)", "timeouts"),
+            (
+                "modelyard_mirrored_requests",
+                "requests this version received as a mirrored copy (answer dropped)",
+                "mirrored",
+            ),
+            (
+                "modelyard_retried_requests",
+                "requests that failed on this version and were answered by another",
+                "retried",
+            ),
+        )
+        for name, doc, attr in counters:
             c = CounterMetricFamily(name, doc, labels=base)
-            c.add_metric(mv, value)
+            for m in all_m:
+                c.add_metric([m.model, m.version], getattr(m, attr))
             yield c

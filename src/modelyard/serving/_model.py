@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +46,19 @@ class ModelSpec:
         target: the class path or the package folder.
         python_path: folders prepended to ``sys.path`` before importing (workers and front).
         trust_pickle: passed to ``modelyard.models.load`` for pickle-flavoured packages.
+        version: the version label the workers report and log (default: the model's own;
+            a registry version overrides what its package's manifest says).
     """
 
     kind: str
     target: str
     python_path: tuple[str, ...] = ()
     trust_pickle: bool = False
+    version: str | None = None
+
+    def with_version(self, version: str | None) -> ModelSpec:
+        """This spec, labelled ``version``."""
+        return replace(self, version=version)
 
     @classmethod
     def for_class(cls, target: str, python_path: tuple[str, ...] = ()) -> ModelSpec:
@@ -83,6 +90,7 @@ class ModelSpec:
             "target": self.target,
             "python_path": list(self.python_path),
             "trust_pickle": self.trust_pickle,
+            "version": self.version,
         }
 
     @classmethod
@@ -92,6 +100,7 @@ class ModelSpec:
             str(data["target"]),
             tuple(data.get("python_path", ())),
             bool(data.get("trust_pickle", False)),
+            None if data.get("version") is None else str(data["version"]),
         )
 
 
@@ -147,6 +156,8 @@ def load_model(spec: ModelSpec) -> tuple[Any, dict[str, Any]]:
             "postprocess": callable(getattr(model, "postprocess", None)),
             "platform": "python",
         }
+        if spec.version is not None:
+            desc["version"] = spec.version
         return model, desc
     if spec.kind == "package":
         from modelyard import models
@@ -161,6 +172,8 @@ def load_model(spec: ModelSpec) -> tuple[Any, dict[str, Any]]:
             "postprocess": False,
             "platform": str(manifest.get("flavor") or "modelyard"),
         }
+        if spec.version is not None:
+            desc["version"] = spec.version
         return loaded, desc
     raise ConfigError(f"unknown model spec kind {spec.kind!r}", value=spec.kind)
 

@@ -1,5 +1,10 @@
 """A lean HTTP/1.1 keep-alive server: an asyncio Protocol around httptools' parser.
 
+Public so that another front (a router, a management endpoint) reuses it: an
+``asyncio.loop.create_server`` factory returns :class:`HttpProtocol` with a handler
+``(Request) -> None`` that answers each :class:`Request` once with :meth:`Request.respond`
+(now or later, from any callback on the loop); answers go out in request order.
+
 Chosen by measurement over uvicorn + Starlette: per request it saves the ASGI scope dict, the
 receive/send coroutines and one task, which is most of the front's budget at 10k req/s on a
 shared core. What it does: keep-alive, pipelined requests answered in order, chunked and sized
@@ -17,7 +22,7 @@ from http import HTTPStatus
 
 import httptools
 
-__all__ = ["HttpProtocol", "Request", "build_response"]
+__all__ = ["BodyBudget", "Handler", "HttpProtocol", "Request", "build_response"]
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _STATUS_LINES = {

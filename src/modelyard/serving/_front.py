@@ -1,0 +1,440 @@
+"""The front's request plumbing: versions, routes, request ids, answers and errors.
+
+A :class:`Front` is what the handlers share: the versions served (one :class:`VersionPool`
+each), the stable one, the router choosing a version per request, the route table, and the
+functions that answer a request (adding ``x-request-id``, ``x-model-version`` and the metrics
+of the version that answered). The lifecycle around it (listening, signals, drain) is
+:class:`modelyard.serving.Server`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from modelyard.config import ServingSettings
+from modelyard.errors import (
+    ConflictError,
+    InvalidInputError,
+    ModelyardError,
+    NotFoundError,
+    Overloaded,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unauthorized,
+)
+from modelyard.logs import get_logger
+from modelyard.serving._batcher import Item
+from modelyard.serving._metrics import ServingMetrics
+from modelyard.serving._model import ModelSpec
+from modelyard.serving._pool import VersionPool
+from modelyard.serving._reqlog import NamedWriter
+from modelyard.serving.http import BodyBudget, Handler, HttpProtocol, Request
+from modelyard.serving.routing import Router, StableRouter
+
+__all__ = ["Front", "loads"]
+
+log = get_logger("modelyard.serving")
+
+JSON = b"application/json"
+_RID = b"x-request-id"
+_VERSION = b"x-model-version"
+
+
+class Front:
+    """The versions a server hosts and the plumbing every handler uses.
+
+    Args:
+        settings: ``[tool.modelyard.serving]`` values.
+        name: the model name in URLs (default: the first version's own name).
+        router: chooses the version of each inference request (default: the stable one).
+        log_store: where the versions' request/feedback logs go; ``None`` turns them off.
+        log_level: level for the worker loggers.
+        load_timeout_s: how long a worker may take to load the model.
+    """
+
+    def __init__(
+        self,
+        settings: ServingSettings,
+        *,
+        name: str | None = None,
+        router: Router | None = None,
+        log_store: NamedWriter | None = None,
+        log_level: str = "INFO",
+        load_timeout_s: float = 300.0,
+    ) -> None:
+        self.settings = settings
+        self.name = name
+        self.router: Router = router or StableRouter()
+        self.log_store = log_store
+        self.log_level = log_level
+        self.load_timeout_s = load_timeout_s
+        self.pools: dict[str, VersionPool] = {}
+        self.stable = ""
+        self.routes: dict[str, Handler] = {}
+        self.labels: dict[str, str] = {}
+        self.connections: set[HttpProtocol] = set()
+        self.inflight = 0
+        self.draining = False
+        self.access_log = False
+        self.on_versions_changed: list[Callable[[], None]] = []
+        self.boot_metrics = ServingMetrics()  # counts requests before any version has loaded
+        self.admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+        # bodies being received on all connections together: 8 bodies of the maximum size
+        self.budget = BodyBudget(8 * settings.max_body_bytes)
+        self._rid_prefix = uuid.uuid4().hex[:12]
+        self._rid_next = 0
+        self.dynamic: Handler = _no_route
+        self.refuse_when_draining = True
+
+    # ------------------------------------------------------------------ versions
+    async def add_version(
+        self,
+        spec: ModelSpec,
+        *,
+        version: str | None = None,
+        workers: int | None = None,
+        stable: bool = False,
+        stop: Any = None,
+    ) -> VersionPool:
+        """Start a worker pool for another version and serve it once its workers have loaded.
+
+        Args:
+            spec: where the new version's workers get the model.
+            version: its label (default: the version the model states).
+            workers: its worker processes (default: as the serving settings say).
+            stable: make it the stable version (the first version always is).
+            stop: an ``asyncio.Event`` that aborts the start when set.
+
+        Returns:
+            The running :class:`VersionPool`.
+
+        Raises:
+            ConflictError: that version is served here already.
+        """
+        pool = VersionPool(
+            spec,
+            self.settings,
+            name=self.name,
+            version=version,
+            workers=workers,
+            log_store=self.log_store,
+            log_level=self.log_level,
+            load_timeout_s=self.load_timeout_s,
+        )
+        if version is not None and version in self.pools:
+            raise ConflictError(f"version {version!r} of {self.name!r} is served here already")
+        await pool.start(stop)
+        if pool.version in self.pools:
+            await pool.stop(0.0)
+            raise ConflictError(
+                f"version {pool.version!r} of {pool.name!r} is served here already",
+                hint="remove it first, or give the new one another version label",
+            )
+        self.name = pool.name
+        self.pools[pool.version] = pool
+        if stable or not self.stable:
+            self.stable = pool.version
+        self._versions_changed()
+        log.info(
+            "version ready",
+            extra={"model": pool.name, "version": pool.version, "stable": self.stable},
+        )
+        return pool
+
+    async def remove_version(self, version: str, grace_s: float | None = None) -> None:
+        """Stop serving ``version``: route nothing more to it, finish its requests, stop it.
+
+        Raises:
+            NotFoundError: the version is not served here.
+            ConflictError: it is the stable version (make another one stable first).
+        """
+        pool = self.pools.get(version)
+        if pool is None:
+            raise NotFoundError(
+                f"version {version!r} is not served here; served: {sorted(self.pools)}",
+                version=version,
+            )
+        if version == self.stable:
+            raise ConflictError(
+                f"version {version!r} is the stable version and cannot be removed",
+                hint="make another version stable first (set_stable)",
+                version=version,
+            )
+        del self.pools[version]
+        self._versions_changed()
+        await pool.stop(self.settings.grace_s if grace_s is None else grace_s)
+        log.info("version removed", extra={"model": pool.name, "version": version})
+
+    def set_stable(self, version: str) -> None:
+        """Make ``version`` the one the default router (and a failed route) sends traffic to."""
+        if version not in self.pools:
+            raise NotFoundError(
+                f"version {version!r} is not served here; served: {sorted(self.pools)}",
+                version=version,
+            )
+        self.stable = version
+        self._versions_changed()
+
+    def pool_for(self, version: str) -> VersionPool:
+        """The pool of ``version``, or the stable one when it is gone (a stale route)."""
+        pool = self.pools.get(version)
+        if pool is None:
+            pool = self.pools[self.stable]
+        return pool
+
+    def metrics_of_front(self) -> ServingMetrics:
+        """Where requests not answered by a version are counted: the stable version's metrics."""
+        pool = self.pools.get(self.stable)
+        return pool.metrics if pool is not None else self.boot_metrics
+
+    def all_metrics(self) -> list[ServingMetrics]:
+        """The metrics of every version served (those before any had loaded, until then)."""
+        if not self.pools:
+            return [self.boot_metrics]
+        return [p.metrics for p in self.pools.values()]
+
+    def ready(self) -> bool:
+        """Ready for traffic: not draining and the stable version loaded with all its workers."""
+        pool = self.pools.get(self.stable)
+        return not self.draining and pool is not None and pool.ready()
+
+    def accepted(self) -> int:
+        """Requests queued or inside a worker, over all versions."""
+        return sum(p.accepted() for p in self.pools.values())
+
+    def submit(self, pool: VersionPool, item: Item) -> None:
+        """Queue a decoded request on ``pool``'s batcher."""
+        if self.draining and self.refuse_when_draining:
+            raise ServiceUnavailable(
+                "the server is shutting down; retry on another replica",
+                hint="this is expected during a rolling update",
+            )
+        pool.submit(item)
+
+    def _versions_changed(self) -> None:
+        for pool in self.pools.values():
+            if pool.version == self.stable:
+                pool.metrics.inflight = self._stable_inflight
+            else:
+                pool.metrics.inflight = pool.accepted
+        for hook in self.on_versions_changed:
+            hook()
+
+    def _stable_inflight(self) -> int:
+        """Requests in the front not queued on another version (health checks included)."""
+        return self.inflight - sum(p.accepted() for v, p in self.pools.items() if v != self.stable)
+
+    # ------------------------------------------------------------------ routes
+    def add_route(self, path: str, handler: Handler, label: str | None = None) -> None:
+        """Answer ``path`` (exact match) with ``handler``; ``label`` names it in the metrics."""
+        self.routes[path] = handler
+        self.labels[path] = label or path
+
+    def remove_route(self, path: str) -> None:
+        self.routes.pop(path, None)
+        self.labels.pop(path, None)
+
+    def label(self, req: Request) -> str:
+        return self.labels.get(req.path, "other")
+
+    def check_admin(self, req: Request, token: str | None = None) -> None:
+        """Refuse (401) unless the request carries ``token`` (default: the admin token)."""
+        want_token = self.admin_token if token is None else token
+        if want_token is None:
+            return
+        got = req.headers.get(b"authorization", b"")
+        if not hmac.compare_digest(got, b"Bearer " + want_token.encode()):
+            raise Unauthorized(
+                "this endpoint needs a bearer token",
+                hint="send 'Authorization: Bearer <token>' (serving.admin_token)",
+            )
+
+    # ------------------------------------------------------------------ HTTP plumbing
+    def protocol(self) -> HttpProtocol:
+        """A protocol for a new connection (the ``create_server`` factory)."""
+        conn = HttpProtocol(
+            self.handle,
+            self.settings.max_body_bytes,
+            self.connections.discard,
+            time.monotonic,
+            self.too_large,
+            budget=self.budget,
+        )
+        self.connections.add(conn)
+        if self.draining:
+            conn.closing = True
+        return conn
+
+    def request_id(self, req: Request) -> str:
+        given = req.headers.get(_RID)
+        if given is not None and 0 < len(given) <= 200:
+            try:
+                return given.decode("ascii")
+            except UnicodeDecodeError:
+                pass
+        self._rid_next += 1
+        return f"{self._rid_prefix}{self._rid_next:x}"
+
+    def handle(self, req: Request) -> None:
+        """Dispatch one request to its handler; any error becomes an answer."""
+        self.inflight += 1
+        req.request_id = self.request_id(req)
+        route = self.routes.get(req.path)
+        try:
+            if route is None:
+                self.dynamic(req)
+            else:
+                route(req)
+        except ModelyardError as exc:
+            self.error(req, exc)
+        except Exception as exc:  # a bug of ours: still an answer, and a log line to fix it
+            log.exception(
+                "unexpected error", extra={"request_id": req.request_id, "path": req.path}
+            )
+            self.error(req, ModelyardError(f"internal error: {type(exc).__name__}"))
+
+    def answer(
+        self,
+        req: Request,
+        status: int,
+        body: bytes,
+        route: str,
+        *,
+        pool: VersionPool | None = None,
+        content_type: bytes = JSON,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        """Answer once (later calls are ignored) and count it for the version that answered."""
+        if req.response is not None:
+            return
+        hdrs = [(_RID, req.request_id.encode("ascii", "replace"))]
+        if pool is not None:
+            hdrs.append((_VERSION, pool.version.encode()))
+            metrics = pool.metrics
+        else:
+            metrics = self.metrics_of_front()
+        if headers:
+            hdrs += headers
+        req.respond(status, body, content_type, hdrs)
+        self.inflight -= 1
+        seconds = time.monotonic() - req.t0
+        metrics.observe_request(route, status, seconds, req.size)
+        if pool is not None:
+            metrics.observe_inference(status, seconds)
+        if self.access_log:
+            log.debug(
+                "request",
+                extra={
+                    "request_id": req.request_id,
+                    "method": req.method,
+                    "route": route,
+                    "status": status,
+                    "latency_ms": round(seconds * 1000, 3),
+                    "model": metrics.model,
+                    "version": metrics.version,
+                },
+            )
+
+    def error(
+        self,
+        req: Request,
+        exc: ModelyardError,
+        route: str | None = None,
+        *,
+        pool: VersionPool | None = None,
+    ) -> None:
+        """Answer ``exc`` as its HTTP status with its JSON body."""
+        body = exc.to_dict()
+        body["request_id"] = req.request_id
+        headers = [(b"retry-after", b"1")] if exc.http_status == 503 else None
+        if exc.http_status == 401:
+            headers = [(b"www-authenticate", b"Bearer")]
+        if isinstance(exc, Overloaded):
+            (pool.metrics if pool is not None else self.metrics_of_front()).rejected_overload += 1
+        if exc.http_status >= 500:
+            log.warning(
+                "request failed",
+                extra={
+                    "request_id": req.request_id,
+                    "status": exc.http_status,
+                    "error": exc.message,
+                    "version": pool.version if pool is not None else self.stable,
+                },
+            )
+        self.answer(
+            req,
+            exc.http_status,
+            orjson.dumps(body, default=str),
+            route or self.label(req),
+            pool=pool,
+            headers=headers,
+        )
+
+    def too_large(self, req: Request, size: int, overloaded: bool) -> None:
+        """The HTTP layer refused a body: 413, or 503 past the memory budget of all bodies."""
+        self.inflight += 1
+        req.request_id = self.request_id(req)
+        if overloaded:
+            exc: ModelyardError = Overloaded(
+                f"the server is receiving more than {self.budget.limit} bytes of request "
+                "bodies at once; retry shortly",
+                hint="send smaller requests or fewer at once, or add replicas",
+            )
+        else:
+            limit = self.settings.max_body_bytes
+            exc = PayloadTooLarge(
+                f"the body has {size} bytes; this server takes at most {limit}",
+                hint="send smaller requests, or raise serving.max_body_bytes",
+                size_bytes=size,
+                max_body_bytes=limit,
+            )
+        self.error(req, exc, route="other")
+
+    def method(self, req: Request, *allowed: str) -> bool:
+        """True when the method is allowed; else answer 405 and return False."""
+        if req.method in allowed:
+            return True
+        exc = InvalidInputError(
+            f"method {req.method} is not allowed on {req.path}; use {' or '.join(allowed)}"
+        )
+        self.answer(
+            req,
+            405,
+            orjson.dumps(exc.to_dict()),
+            self.label(req),
+            headers=[(b"allow", ", ".join(allowed).encode())],
+        )
+        return False
+
+    def loading_error(self) -> ServiceUnavailable:
+        return ServiceUnavailable("the model is still loading; retry shortly")
+
+
+def _no_route(req: Request) -> None:
+    raise NotFoundError(
+        f"no route {req.method} {req.path}"[:300],
+        hint="see GET /openapi.json for the routes of this server",
+    )
+
+
+def loads(body: bytes) -> Any:
+    """Parse a JSON body, or raise a 400 naming the JSON error."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(
+            f"the body is not valid JSON: {exc}"[:300], hint="send a JSON document"
+        ) from None
+
+
+def enabled_debug() -> bool:
+    """One line per request only at DEBUG: at 10k req/s an access log costs more than the
+    request itself."""
+    return log.isEnabledFor(logging.DEBUG)

@@ -1,0 +1,245 @@
+"""The inference handlers: decode a request, route it to a version, batch it, answer it.
+
+The version-less routes ask the front's router for a :class:`~modelyard.serving.routing.Route`;
+the request is decoded by that version's codec and queued on its batcher. A mirrored copy is
+decoded and queued on the mirror version after the handler returns (its answer is counted and
+logged, never sent). When the answering version fails and the route names a fallback, the
+request is decoded again by the fallback's codec and answered from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+
+from modelyard.errors import InvalidInputError, ModelyardError, TimeoutExceeded
+from modelyard.logs import get_logger
+from modelyard.serving._batcher import Item
+from modelyard.serving._front import Front, loads
+from modelyard.serving._pool import VersionPool
+from modelyard.serving.http import Handler, Request
+
+__all__ = ["Inference"]
+
+log = get_logger("modelyard.serving")
+
+_BINARY = b"application/octet-stream"
+_HEAD_LEN = b"inference-header-content-length"
+
+
+class _Call:
+    """One request on its way through a version (the ``ctx`` of its batch item)."""
+
+    __slots__ = ("binary", "doc", "fallback", "instances", "mirror", "pool", "req", "v2")
+
+    def __init__(  # noqa: PLR0917  (one per request: positional arguments are cheaper)
+        self,
+        req: Request,
+        pool: VersionPool,
+        v2: Any,
+        doc: Any,
+        binary: bytes | None,
+        fallback: str | None,
+        mirror: bool,
+    ) -> None:
+        self.req = req
+        self.pool = pool
+        self.v2 = v2  # None for v1, else (v2 request id, binary answer wanted)
+        self.doc = doc  # kept only while a fallback may need to decode it again
+        self.binary = binary
+        self.fallback = fallback
+        self.mirror = mirror
+        self.instances: Any = None
+
+
+class Inference:
+    """``POST /v1/models/NAME:predict`` and ``POST /v2/models/NAME[/versions/V]/infer``."""
+
+    def __init__(self, front: Front) -> None:
+        self.front = front
+
+    # --- handlers
+    def predict(self, req: Request) -> None:
+        f = self.front
+        if not f.method(req, "POST"):
+            return
+        self._routed(req, None, loads(req.body), None)
+
+    def infer(self, req: Request) -> None:
+        if not self.front.method(req, "POST"):
+            return
+        doc, binary = _v2_doc(req)
+        self._routed(req, True, doc, binary)
+
+    def infer_on(self, pool: VersionPool) -> Handler:
+        """The handler of a route naming a version: no router, no mirror, no fallback."""
+
+        def handler(req: Request) -> None:
+            if not self.front.method(req, "POST"):
+                return
+            doc, binary = _v2_doc(req)
+            self._run(_Call(req, pool, True, doc, binary, None, False))
+
+        return handler
+
+    def _routed(self, req: Request, v2: Any, doc: Any, binary: bytes | None) -> None:
+        f = self.front
+        if not f.pools:
+            raise f.loading_error()
+        route = f.router.route(req, f.stable)
+        pool = f.pool_for(route.version)
+        self._run(_Call(req, pool, v2, doc, binary, route.fallback, False))
+        mirror = route.mirror
+        if mirror is not None and mirror != pool.version and mirror in f.pools:
+            shadow = _Call(req, f.pools[mirror], v2, doc, binary, None, True)
+            asyncio.get_running_loop().call_soon(self._run, shadow)
+
+    # --- one request on one version
+    def _run(self, call: _Call) -> None:
+        req = call.req
+        pool = call.pool
+        codec = pool.codec
+        try:
+            if codec is None:
+                raise self.front.loading_error()
+            if call.v2 is None:
+                decoded = codec.v1(call.doc)
+            else:
+                decoded, v2_id = codec.v2(call.doc, call.binary)
+                call.v2 = (v2_id, _wants_binary(call.doc))
+            if call.fallback is None:
+                call.doc = call.binary = None
+                if not call.mirror:
+                    req.body = b""  # queued requests hold their packed rows, not their JSON text
+            call.instances = decoded.instances
+            item = Item(
+                decoded.key,
+                decoded.rows,
+                decoded.data,
+                self._done,
+                req.t0 + self.front.settings.timeout_s,
+                req.request_id,
+            )
+            item.ctx = call
+            self.front.submit(pool, item)
+        except ModelyardError as exc:
+            self._failed(call, exc)
+
+    def _done(self, item: Item, result: Any) -> None:
+        """Answer one request from its batch's result (or the error that ended it)."""
+        call: _Call = item.ctx
+        req = call.req
+        pool = call.pool
+        codec = pool.codec
+        assert codec is not None
+        try:
+            if isinstance(result, ModelyardError):
+                raise result
+            outputs = codec.outputs_of(item, result)
+            if call.mirror:
+                self._log(call, item, outputs)
+                return
+            head_len = None
+            if call.v2 is not None:
+                body, head_len = codec.v2_body(outputs, call.v2[0], binary=call.v2[1])
+            else:
+                body = codec.v1_body(outputs)
+        except ModelyardError as exc:
+            self._failed(call, exc)
+            return
+        except Exception as exc:  # a bug of ours or an odd model output: answer, never hang
+            log.exception("could not encode an answer", extra={"request_id": req.request_id})
+            self._failed(call, ModelyardError(f"internal error: {type(exc).__name__}"))
+            return
+        f = self.front
+        label = f.label(req)
+        if head_len is None:
+            f.answer(req, 200, body, label, pool=pool)
+        else:
+            f.answer(
+                req,
+                200,
+                body,
+                label,
+                pool=pool,
+                content_type=_BINARY,
+                headers=[(_HEAD_LEN, str(head_len).encode())],
+            )
+        self._log(call, item, outputs)
+
+    def _log(self, call: _Call, item: Item, outputs: Any) -> None:
+        pool = call.pool
+        if call.mirror:
+            pool.metrics.mirrored += 1
+            pool.metrics.observe_inference(200, time.monotonic() - call.req.t0)
+        reqlog = pool.reqlog
+        if reqlog is None:
+            return
+        instances = call.instances
+        key = item.key
+        if instances is None and key.tensor:
+            instances = np.frombuffer(item.data, dtype=key.dtype).reshape((item.rows, *key.shape))
+        reqlog.add_request(
+            call.req.request_id, instances, outputs, 200, time.monotonic() - call.req.t0
+        )
+
+    def _failed(self, call: _Call, exc: ModelyardError) -> None:
+        f = self.front
+        pool = call.pool
+        req = call.req
+        if call.mirror:
+            pool.metrics.mirrored += 1
+            pool.metrics.observe_inference(exc.http_status, time.monotonic() - req.t0)
+            return
+        fallback = f.pools.get(call.fallback) if call.fallback is not None else None
+        if fallback is not None and fallback is not pool and not isinstance(exc, TimeoutExceeded):
+            pool.metrics.retried += 1
+            pool.metrics.observe_inference(max(exc.http_status, 500), time.monotonic() - req.t0)
+            log.warning(
+                "version failed; answering from the fallback",
+                extra={
+                    "request_id": req.request_id,
+                    "version": pool.version,
+                    "fallback": fallback.version,
+                    "status": exc.http_status,
+                    "error": exc.message,
+                },
+            )
+            v2 = None if call.v2 is None else True
+            self._run(_Call(req, fallback, v2, call.doc, call.binary, None, False))
+            return
+        f.error(req, exc, f.label(req), pool=pool)
+
+
+def _v2_doc(req: Request) -> tuple[Any, bytes | None]:
+    """The JSON header of a v2 request and, with the binary extension, the bytes after it."""
+    body = req.body
+    binary = None
+    head_len = req.headers.get(_HEAD_LEN)
+    if head_len is not None:
+        if not head_len.isdigit() or int(head_len) > len(body):
+            raise InvalidInputError(
+                f"Inference-Header-Content-Length {head_len[:20].decode('latin-1')!r} is not "
+                f"a length within the body ({len(body)} bytes)",
+                field="Inference-Header-Content-Length",
+            )
+        n = int(head_len)
+        body, binary = body[:n], body[n:]
+    return loads(body), binary
+
+
+def _wants_binary(doc: Any) -> bool:
+    """Did a v2 request ask for binary outputs (``binary_data_output`` or per output)?"""
+    params = doc.get("parameters")
+    if type(params) is dict and params.get("binary_data_output") is True:
+        return True
+    outputs = doc.get("outputs")
+    if type(outputs) is list:
+        for out in outputs:
+            p = out.get("parameters") if type(out) is dict else None
+            if type(p) is dict and p.get("binary_data") is True:
+                return True
+    return False

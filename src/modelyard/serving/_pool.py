@@ -1,0 +1,170 @@
+"""One version of the model behind a front: its worker pool, batcher, codec, log and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from modelyard.config import ServingSettings
+from modelyard.errors import ServiceUnavailable
+from modelyard.logs import get_logger
+from modelyard.serving._batcher import Batcher, Item
+from modelyard.serving._codec import Codec
+from modelyard.serving._metrics import ServingMetrics
+from modelyard.serving._model import ModelSpec, import_class
+from modelyard.serving._reqlog import NamedWriter, RecordLog
+
+__all__ = ["VersionPool"]
+
+log = get_logger("modelyard.serving")
+
+
+class VersionPool:
+    """The workers, batcher, codec, request log and counters of one served version.
+
+    Args:
+        spec: where the workers get the model.
+        settings: the serving settings (batch limits, queue size, log sampling...).
+        name: the model name in URLs (default: the model's own name).
+        version: the version label (default: the model's own version).
+        workers: worker processes (default: ``settings.workers``, else one per core).
+        log_store: where the request/feedback logs go; ``None`` turns them off.
+        log_level: level for the worker loggers.
+        load_timeout_s: how long a worker may take to load the model.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        settings: ServingSettings,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        workers: int | None = None,
+        log_store: NamedWriter | None = None,
+        log_level: str = "INFO",
+        load_timeout_s: float = 300.0,
+    ) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.name = name or ""
+        self.version = version or ""
+        self.workers = workers
+        self.log_store = log_store
+        self.log_level = log_level
+        self.load_timeout_s = load_timeout_s
+        self.metrics = ServingMetrics()
+        self.batcher: Batcher | None = None
+        self.codec: Codec | None = None
+        self.reqlog: RecordLog | None = None
+        self.openapi: dict[str, Any] = {}
+
+    async def start(self, stop: asyncio.Event | None = None) -> None:
+        """Start the workers and wait until every one has loaded the model.
+
+        Raises:
+            ServiceUnavailable: ``stop`` was set before the workers had loaded.
+            ConfigError: a worker could not load the model.
+        """
+        s = self.settings
+        workers = self.workers or s.workers or os.cpu_count() or 1
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        spec = self.spec
+        if self.version and spec.version is None:
+            spec = spec.with_version(self.version)
+        b = self.batcher = Batcher(
+            spec,
+            workers=workers,
+            max_batch_size=s.max_batch_size,
+            max_wait_ms=s.max_wait_ms,
+            queue_size=s.queue_size,
+            log_level=self.log_level,
+            load_timeout_s=self.load_timeout_s,
+            threads_per_worker=threads,
+            on_batch=self.metrics.observe_batch,
+            on_restart=self._on_restart,
+        )
+        m = self.metrics
+        m.queue_depth = lambda: b.queued
+        m.workers_alive = b.alive
+        m.ready = self.ready
+        m.inflight = self.accepted
+        start = asyncio.ensure_future(b.start())
+        if stop is None:
+            desc = await start
+        else:
+            halt = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({start, halt}, return_when=asyncio.FIRST_COMPLETED)
+            if not start.done():
+                start.cancel()
+                await b.stop(0.0)
+                raise ServiceUnavailable("stopped before the model workers had loaded")
+            halt.cancel()
+            desc = start.result()
+        self._on_loaded(desc)
+
+    def _on_loaded(self, desc: dict[str, Any]) -> None:
+        b = self.batcher
+        assert b is not None
+        hooks = None
+        if self.spec.kind == "class" and (desc.get("preprocess") or desc.get("postprocess")):
+            hooks = import_class(self.spec)()
+        if self.name:
+            desc["name"] = self.name
+        if self.version:
+            desc["version"] = self.version
+        self.name = str(desc["name"])
+        self.version = str(desc["version"])
+        self.codec = Codec(desc, max_batch_size=self.settings.max_batch_size, hooks=hooks)
+        b.prepare = self.codec.prepare
+        b.decode = self.codec.decode_result
+        self.metrics.model = self.name
+        self.metrics.version = self.version
+        if self.log_store is not None:
+            self.reqlog = RecordLog(
+                self.log_store,
+                self.name,
+                self.version,
+                flush_s=self.settings.request_log_flush_s,
+                sample_rate=self.settings.request_log_sample_rate,
+            )
+            self.reqlog.start()
+
+    def ready(self) -> bool:
+        """Loaded, with every worker alive."""
+        return self.codec is not None and bool(self.batcher and self.batcher.ready)
+
+    def accepted(self) -> int:
+        """Requests queued or inside a worker (the ones a drain waits for)."""
+        b = self.batcher
+        return (b.queued + b.inflight_items()) if b is not None else 0
+
+    def submit(self, item: Item) -> None:
+        """Queue a request for a batch (raises ServiceUnavailable/Overloaded when it cannot)."""
+        b = self.batcher
+        assert b is not None
+        if not b.alive():
+            raise ServiceUnavailable(
+                "no model worker is alive; retry shortly",
+                hint="the workers are being restarted; see the server log",
+                version=self.version,
+            )
+        b.submit(item)
+
+    def sweep(self) -> None:
+        """Periodic upkeep: copy the log's drop count into the metrics."""
+        if self.reqlog is not None:
+            self.metrics.dropped_log_records = self.reqlog.dropped
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop the workers (after ``grace_s`` for the batches in flight), then the log."""
+        if self.batcher is not None:
+            await self.batcher.stop(grace_s)
+        if self.reqlog is not None:
+            reqlog, self.reqlog = self.reqlog, None
+            await asyncio.get_running_loop().run_in_executor(None, reqlog.stop)
+            self.metrics.dropped_log_records = reqlog.dropped
+
+    def _on_restart(self) -> None:
+        self.metrics.worker_restarts += 1
