@@ -523,3 +523,86 @@ def test_a_write_lock_held_past_the_busy_timeout_is_service_unavailable(
     run.end()  # the buffered records and the final status are written once the lock is free
     assert tc.get_run(run.id).metrics == {"m": 1.0}
     assert tc.get_run(run.id).status == "FINISHED"
+
+
+TERMINATE_FLOW = """
+import os
+import modelyard
+import sqlalchemy as sa
+
+@modelyard.step
+def first() -> int:
+    return 1
+
+@modelyard.step
+def failover(x: int) -> int:
+    # what a PostgreSQL failover or an admin's pg_terminate_backend does to the run's pool
+    admin = sa.create_engine(os.environ["ADMIN_URL"], isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        killed = conn.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :db AND pid <> pg_backend_pid()"
+            ),
+            {"db": os.environ["DB_NAME"]},
+        ).scalar()
+    admin.dispose()
+    assert killed, "the run held no connection to terminate"
+    return x + 1
+
+@modelyard.pipeline
+def flow():
+    return failover(first())
+"""
+
+
+@pytest.mark.postgres
+def test_a_run_survives_postgres_dropping_its_connections(db_url: str, tmp_path: Path) -> None:
+    """pg_terminate_backend mid-run: the next writes reconnect instead of failing."""
+    import os
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL drops connections; SQLite has none to drop")
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(f'[tool.modelyard]\ndb_url = "{db_url}"\n')
+    (project / "flows.py").write_text(TERMINATE_FLOW)
+    url = sa.engine.make_url(db_url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
+    env |= {
+        "CI": "true",
+        "DB_NAME": str(url.database),
+        "ADMIN_URL": url.set(database="postgres").render_as_string(hide_password=False),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "modelyard.cli", "run", "flows:flow", "--max-parallel", "1"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "steps: 2 ran, 0 cached, 0 failed" in done.stdout
+
+
+@pytest.mark.postgres
+def test_a_connection_dropped_inside_a_transaction_is_service_unavailable(db_url: str) -> None:
+    from modelyard.errors import ServiceUnavailable
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL drops connections; SQLite has none to drop")
+    store = MetadataStore.open(db_url)
+    admin = sa.create_engine(db_url, isolation_level="AUTOCOMMIT")
+    try:
+        with pytest.raises(ServiceUnavailable, match="refused a write: terminating connection"):
+            with store.begin() as conn:
+                pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+                with admin.connect() as other:
+                    other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+                conn.execute(sa.text("SELECT 1"))
+        with store.begin() as conn:  # and the next transaction gets a live connection
+            assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+    finally:
+        admin.dispose()

@@ -338,7 +338,9 @@ def _create_engine(url: str, *, create: bool) -> Engine:
             _make_sqlite_folder(url, database)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
     elif backend == "postgresql":
-        kwargs.update(pool_size=5, max_overflow=10, pool_recycle=3600)
+        # pre-ping: a pooled connection the server dropped (a failover, pg_terminate_backend,
+        # an idle timeout) is replaced at checkout instead of failing the next statement
+        kwargs.update(pool_size=5, max_overflow=10, pool_recycle=3600, pool_pre_ping=True)
     try:
         engine = sa.create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ModuleNotFoundError) as exc:
@@ -485,12 +487,13 @@ class MetadataStore:
     def begin(self) -> Iterator[Connection]:
         """A write transaction, committed on success and rolled back on error.
 
-        On SQLite it starts with ``BEGIN IMMEDIATE``: the write lock is taken up front, so
+        A refusal by the database (unreachable, a connection dropped mid-transaction, locked
+        past the busy timeout) raises :class:`ServiceUnavailable`. On SQLite it starts with ``BEGIN IMMEDIATE``: the write lock is taken up front, so
         concurrent writers wait (up to the busy timeout) instead of failing mid-transaction.
         Do not open a second write transaction while one is open in the same thread: on SQLite
         it would wait for the first one's lock until the busy timeout.
         """
-        with self.engine.connect() as conn:
+        with self._refusals("write"), self.engine.connect() as conn:
             if self.dialect == "sqlite":
                 conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
             with conn.begin():
@@ -499,7 +502,7 @@ class MetadataStore:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction: one consistent snapshot; never blocks writers on SQLite/WAL."""
-        with self.engine.connect() as conn, conn.begin():
+        with self._refusals("read"), self.engine.connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
