@@ -587,6 +587,14 @@ def test_a_run_survives_postgres_dropping_its_connections(db_url: str, tmp_path:
     assert "steps: 2 ran, 0 cached, 0 failed" in done.stdout
 
 
+def _drop_the_connection_inside_a_transaction(store: MetadataStore, admin: sa.Engine) -> None:
+    with store.begin() as conn:
+        pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        with admin.connect() as other:
+            other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        conn.execute(sa.text("SELECT 1"))
+
+
 @pytest.mark.postgres
 def test_a_connection_dropped_inside_a_transaction_is_service_unavailable(db_url: str) -> None:
     from modelyard.errors import ServiceUnavailable
@@ -597,11 +605,7 @@ def test_a_connection_dropped_inside_a_transaction_is_service_unavailable(db_url
     admin = sa.create_engine(db_url, isolation_level="AUTOCOMMIT")
     try:
         with pytest.raises(ServiceUnavailable, match="refused a write: terminating connection"):
-            with store.begin() as conn:
-                pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
-                with admin.connect() as other:
-                    other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-                conn.execute(sa.text("SELECT 1"))
+            _drop_the_connection_inside_a_transaction(store, admin)
         with store.begin() as conn:  # and the next transaction gets a live connection
             assert conn.execute(sa.text("SELECT 1")).scalar() == 1
     finally:

@@ -488,7 +488,9 @@ class MetadataStore:
         """A write transaction, committed on success and rolled back on error.
 
         A refusal by the database (unreachable, a connection dropped mid-transaction, locked
-        past the busy timeout) raises :class:`ServiceUnavailable`. On SQLite it starts with ``BEGIN IMMEDIATE``: the write lock is taken up front, so
+        past the busy timeout) raises :class:`ServiceUnavailable`.
+
+        On SQLite it starts with ``BEGIN IMMEDIATE``: the write lock is taken up front, so
         concurrent writers wait (up to the busy timeout) instead of failing mid-transaction.
         Do not open a second write transaction while one is open in the same thread: on SQLite
         it would wait for the first one's lock until the busy timeout.
