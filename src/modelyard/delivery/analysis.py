@@ -40,8 +40,10 @@ __all__ = [
     "Outcome",
     "Thresholds",
     "analyze",
+    "combine",
     "confidence_halfwidth",
     "decide",
+    "load_test_verdict",
 ]
 
 #: latency histogram bounds in milliseconds (the serving metrics' buckets)
@@ -107,6 +109,24 @@ class ArmStats:
             quality_sum=self.quality_sum + other.quality_sum,
             quality_sumsq=self.quality_sumsq + other.quality_sumsq,
             predicted=predicted,
+        )
+
+    def __sub__(self, earlier: ArmStats) -> ArmStats:
+        """The counters since ``earlier`` was read (all of ``self`` if they were reset since,
+        as when the version's pool restarted)."""
+        if self.requests < earlier.requests:
+            return self
+        return ArmStats(
+            requests=self.requests - earlier.requests,
+            errors=self.errors - earlier.errors,
+            invalid=self.invalid - earlier.invalid,
+            latency_counts=tuple(
+                a - b for a, b in zip(self.latency_counts, earlier.latency_counts, strict=True)
+            ),
+            quality_n=self.quality_n - earlier.quality_n,
+            quality_sum=self.quality_sum - earlier.quality_sum,
+            quality_sumsq=self.quality_sumsq - earlier.quality_sumsq,
+            predicted={k: n - earlier.predicted.get(k, 0) for k, n in self.predicted.items()},
         )
 
     @classmethod
@@ -514,10 +534,12 @@ def analyze(
     quality = _quality_check(candidate, stable, t, alpha)
     if quality is not None:
         checks.append(quality)
-    return _verdict(checks, candidate, stable)
+    return combine(checks, candidate, stable)
 
 
-def _verdict(checks: Sequence[Check], candidate: ArmStats, stable: ArmStats) -> Analysis:
+def combine(checks: Sequence[Check], candidate: ArmStats, stable: ArmStats) -> Analysis:
+    """One verdict from ``checks``: the worst outcome (fail > insufficient_data > inconclusive
+    > pass); ``insufficient_data`` at best when an arm saw no request."""
     worst = max((c.outcome for c in checks), key=_SEVERITY.__getitem__, default=Outcome.PASS)
     if candidate.requests == 0 or stable.requests == 0:
         worst = Outcome.FAIL if worst is Outcome.FAIL else Outcome.INSUFFICIENT
@@ -561,3 +583,53 @@ def decide(outcome: Outcome, elapsed_s: float, deadline_s: float, on_insufficien
     if elapsed_s < deadline_s:
         return Decision.WAIT
     return Decision.ROLLBACK if on_insufficient == "rollback" else Decision.HOLD
+
+
+def load_test_verdict(candidate: ArmStats, stable: ArmStats, t: Thresholds) -> Analysis:
+    """The pre-production load test's verdict on the candidate's own figures.
+
+    The candidate must answer ``min_samples`` requests with an error rate of at most
+    ``max_error_rate`` and a p99 under ``max_p99_ms`` and, when ``stable`` has served
+    ``min_samples`` requests, under ``max_latency_ratio`` times stable's p99.
+    """
+    checks: list[Check] = []
+    n = candidate.answered
+    if n < t.min_samples:
+        checks.append(_too_few("load_requests", n, stable.answered, t.min_samples))
+        return combine(checks, candidate, stable)
+    rate = candidate.errors / n
+    ok = rate <= t.max_error_rate
+    checks.append(
+        Check(
+            "error_rate",
+            Outcome.PASS if ok else Outcome.FAIL,
+            rate,
+            None,
+            tolerance=t.max_error_rate,
+            n_candidate=n,
+        )
+    )
+    p99 = candidate.latency_quantile_ms(0.99) or 0.0
+    stable_p99 = stable.latency_quantile_ms(0.99)
+    limits: list[tuple[str, float]] = []
+    if t.max_p99_ms is not None:
+        limits.append(("p99_ms", t.max_p99_ms))
+    if t.max_latency_ratio is not None and stable_p99 and stable.answered >= t.min_samples:
+        limits.append(("latency_ratio", t.max_latency_ratio * stable_p99))
+    for name, limit in limits:
+        checks.append(
+            Check(
+                name,
+                Outcome.PASS if p99 <= limit else Outcome.FAIL,
+                p99,
+                stable_p99,
+                tolerance=round(limit, 3),
+                n_candidate=n,
+                n_stable=stable.answered,
+                detail=f"p99 {p99:.2f} ms against a limit of {limit:.2f} ms",
+            )
+        )
+    worst = max((c.outcome for c in checks), key=_SEVERITY.__getitem__)
+    named = [c.name for c in checks if c.outcome is worst]
+    reason = "every check passed" if worst is Outcome.PASS else f"{worst}: {', '.join(named)}"
+    return Analysis(worst, tuple(checks), candidate.summary(), stable.summary(), reason)

@@ -252,3 +252,63 @@ step_cache = Table(
     Column("run_id", String(32), ForeignKey("runs.id"), nullable=True),  # producing step run
     Column("created_at", Float, nullable=False),
 )
+
+# ---------------------------------------------------------------- delivery
+# A progressive rollout of a candidate version beside the stable one (modelyard.delivery).
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("model", String(NAME), nullable=False),
+    # the model's name while the rollout is not finished: one active rollout per model
+    Column("active_model", String(NAME), nullable=True, unique=True),
+    Column("stable_version", Integer, nullable=False),
+    Column("candidate_version", Integer, nullable=False),
+    Column("strategy", String(32), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("step_index", Integer, nullable=False),
+    Column("step_started_at", Float, nullable=True),
+    Column("config", JSON, nullable=False),  # thresholds, interval, manual, key, ...
+    Column("command", String(16), nullable=True),  # a steering request not yet applied
+    Column("reason", Text, nullable=True),
+    Column("evidence", JSON, nullable=True),  # the last analysis
+    Column("generation", Integer, nullable=False),  # bumped by every change (compare-and-set)
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("created_by", String(NAME), nullable=True),
+    Index("ix_rollouts_model_created_at", "model", "created_at"),
+)
+
+rollout_steps = Table(
+    "rollout_steps",
+    metadata,
+    Column(
+        "rollout_id", String(32), ForeignKey("rollouts.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("idx", Integer, primary_key=True),
+    Column("weight", Float, nullable=False),  # the candidate's share of traffic, percent
+    Column("mode", String(16), nullable=False),  # split | sticky | mirror | preview | switched
+    Column("pause_s", Float, nullable=False),
+    Column("approval", Boolean, nullable=False),
+    Column("analysis", Boolean, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("outcome", String(32), nullable=True),
+)
+
+# Every transition, analysis and steering command of a rollout, in order.
+rollout_events = Table(
+    "rollout_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rollout_id", String(32), ForeignKey("rollouts.id", ondelete="CASCADE"), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("kind", String(16), nullable=False),  # transition | analysis | command | load_test
+    Column("from_state", String(32), nullable=True),
+    Column("to_state", String(32), nullable=True),
+    Column("step_index", Integer, nullable=True),
+    Column("outcome", String(32), nullable=True),
+    Column("actor", String(NAME), nullable=True),
+    Column("detail", JSON, nullable=True),
+    Index("ix_rollout_events_rollout_id_id", "rollout_id", "id"),
+)

@@ -1,4 +1,4 @@
--- revision 0003
+-- revision 0004
 -- The head schema of a SQLite store, to create a new store without Alembic (MetadataStore.open).
 -- Generated from what the Alembic migrations build on an empty SQLite file (sqlite_master, in
 -- creation order). tests/store/test_sqlite_head.py checks that it still matches, and rewrites
@@ -200,3 +200,59 @@ CREATE TABLE model_version_tags (
 );
 
 CREATE INDEX ix_runs_status ON runs (status);
+
+CREATE TABLE rollouts (
+	id VARCHAR(32) NOT NULL, 
+	model VARCHAR(255) NOT NULL, 
+	active_model VARCHAR(255), 
+	stable_version INTEGER NOT NULL, 
+	candidate_version INTEGER NOT NULL, 
+	strategy VARCHAR(32) NOT NULL, 
+	state VARCHAR(32) NOT NULL, 
+	step_index INTEGER NOT NULL, 
+	step_started_at FLOAT, 
+	config JSON NOT NULL, 
+	command VARCHAR(16), 
+	reason TEXT, 
+	evidence JSON, 
+	generation INTEGER NOT NULL, 
+	created_at FLOAT NOT NULL, 
+	updated_at FLOAT NOT NULL, 
+	created_by VARCHAR(255), 
+	CONSTRAINT pk_rollouts PRIMARY KEY (id), 
+	CONSTRAINT uq_rollouts_active_model UNIQUE (active_model)
+);
+
+CREATE INDEX ix_rollouts_model_created_at ON rollouts (model, created_at);
+
+CREATE TABLE rollout_steps (
+	rollout_id VARCHAR(32) NOT NULL, 
+	idx INTEGER NOT NULL, 
+	weight FLOAT NOT NULL, 
+	mode VARCHAR(16) NOT NULL, 
+	pause_s FLOAT NOT NULL, 
+	approval BOOLEAN NOT NULL, 
+	analysis BOOLEAN NOT NULL, 
+	started_at FLOAT, 
+	finished_at FLOAT, 
+	outcome VARCHAR(32), 
+	CONSTRAINT pk_rollout_steps PRIMARY KEY (rollout_id, idx), 
+	CONSTRAINT fk_rollout_steps_rollout_id_rollouts FOREIGN KEY(rollout_id) REFERENCES rollouts (id) ON DELETE CASCADE
+);
+
+CREATE TABLE rollout_events (
+	id INTEGER NOT NULL, 
+	rollout_id VARCHAR(32) NOT NULL, 
+	at FLOAT NOT NULL, 
+	kind VARCHAR(16) NOT NULL, 
+	from_state VARCHAR(32), 
+	to_state VARCHAR(32), 
+	step_index INTEGER, 
+	outcome VARCHAR(32), 
+	actor VARCHAR(255), 
+	detail JSON, 
+	CONSTRAINT pk_rollout_events PRIMARY KEY (id), 
+	CONSTRAINT fk_rollout_events_rollout_id_rollouts FOREIGN KEY(rollout_id) REFERENCES rollouts (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_rollout_events_rollout_id_id ON rollout_events (rollout_id, id);
