@@ -59,7 +59,6 @@ __all__ = [
     "RolloutRequest",
     "RolloutRouter",
     "RolloutStore",
-    "Route",
     "RoutePlan",
     "Shadow",
     "Step",

@@ -15,22 +15,14 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from modelyard.delivery.strategies import Mode
+from modelyard.serving.routing import Route
 
 __all__ = ["RolloutRouter", "RoutePlan", "key_of", "sticky_share"]
 
 _MAX = float(1 << 64)
-
-
-class Route(NamedTuple):
-    """Where one request goes: ``version`` answers, ``mirror`` gets a copy off the user's
-    path, ``fallback`` answers when ``version`` fails."""
-
-    version: str
-    mirror: str | None = None
-    fallback: str | None = None
 
 
 @dataclass(frozen=True)
