@@ -27,7 +27,7 @@ from modelyard.delivery.analysis import (
     load_test_verdict,
 )
 from modelyard.delivery.rollout import DeliveryFront, RolloutController, RolloutRequest
-from modelyard.delivery.router import RolloutRouter, Route, RoutePlan
+from modelyard.delivery.router import RolloutRouter, RoutePlan
 from modelyard.delivery.store import Rollout, RolloutEvent, RolloutStore
 from modelyard.delivery.strategies import (
     STRATEGIES,
