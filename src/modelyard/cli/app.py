@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from modelyard.cli import build as build_cmd
 from modelyard.cli import check as check_cmd
 from modelyard.cli import config as config_cmd
 from modelyard.cli import db as db_cmd
 from modelyard.cli import demo as demo_cmd
 from modelyard.cli import init as init_cmd
+from modelyard.cli import k8s as k8s_cmd
 from modelyard.cli import models as models_cmd
 from modelyard.cli import pipeline as pipeline_cmd
 from modelyard.cli import runs as runs_cmd
@@ -71,6 +73,8 @@ pipeline_cmd.register(app)
 serve_cmd.register(app)
 demo_cmd.register(app)
 init_cmd.register(app)
+k8s_cmd.register(app)
+build_cmd.register(app)
 
 
 def _usage_error_type() -> type[ClickException]:

@@ -20,14 +20,17 @@ def _check_relative(name: str) -> None:
         raise InvalidNameError(f"generated file name {name!r} escapes its folder")
 
 
-def write_folder(folder: Path, files: Mapping[str, str | bytes]) -> Path:
+def write_folder(
+    folder: Path, files: Mapping[str, str | bytes], *, replace_own: bool = False
+) -> Path:
     """Write ``files`` (relative name -> content) as the new folder ``folder``.
 
     Everything is written into a temporary folder beside ``folder`` and renamed into place, so a
-    failure leaves nothing behind. ``folder`` may exist only if it is empty.
+    failure leaves nothing behind. ``folder`` may exist only if it is empty, or, with
+    ``replace_own``, if it holds nothing but files of the same names (an earlier generation).
 
     Raises:
-        ConflictError: ``folder`` exists and holds files.
+        ConflictError: ``folder`` exists and holds other files.
         InvalidInputError: ``folder`` is a file.
     """
     folder = folder.resolve()
@@ -35,9 +38,12 @@ def write_folder(folder: Path, files: Mapping[str, str | bytes]) -> Path:
         raise InvalidInputError(
             f"{folder} is a file, not a folder", hint="pick a folder name that does not exist"
         )
+    previous = None
     if folder.is_dir():
         present = sorted(p.name for p in folder.iterdir())
-        if present:
+        if present and replace_own and set(present) <= {Path(n).parts[0] for n in files}:
+            previous = folder
+        elif present:
             shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
             raise ConflictError(
                 f"folder {folder} is not empty (it holds {shown}); nothing was written",
@@ -55,9 +61,15 @@ def write_folder(folder: Path, files: Mapping[str, str | bytes]) -> Path:
             data = content.encode() if isinstance(content, str) else content
             target.write_bytes(data)
         staging.chmod(0o755)
-        if folder.is_dir():
-            folder.rmdir()  # empty, checked above; os.rename would replace it but not on all OSes
-        staging.rename(folder)
+        if previous is not None:  # swap: the old generation goes aside, then away
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
+            folder.rename(old / "previous")
+            staging.rename(folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            if folder.is_dir():
+                folder.rmdir()  # empty, checked above
+            staging.rename(folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
