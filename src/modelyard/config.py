@@ -135,6 +135,8 @@ class DeliverySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     shadow_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1.0
     ab_key: str = "header:x-modelyard-key"  # or cookie:NAME or field:NAME
     scale_down_delay_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0  # blue-green's old pool
+
+
 class PackagingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``[tool.modelyard.packaging]``: images, Kubernetes manifests and CI workflows
     (``modelyard build``, ``modelyard k8s``, ``modelyard ci``)."""
