@@ -32,6 +32,7 @@ from modelyard.errors import ConfigError
 
 __all__ = [
     "DeliverySettings",
+    "MonitorSettings",
     "PackagingSettings",
     "PipelineSettings",
     "SecretStr",
@@ -162,6 +163,39 @@ class PackagingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     monitor_schedule: str = "0 * * * *"  # cron of `modelyard monitor --act` in CI
 
 
+class MonitorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[tool.modelyard.monitor]``: the monitoring policy of ``modelyard monitor``.
+
+    ``signals`` name what counts when deciding whether a window crossed the policy:
+    ``data_drift`` (the importance-weighted share of drifted features reaches ``drift_share``),
+    ``prediction_drift``, ``data_quality`` (a column's contract-violation rate above
+    ``max_violation_rate``) and ``live_quality`` (a metric below ``quality_min`` or above
+    ``quality_max``, e.g. ``{accuracy = 0.8}``, ``{rmse = 3.0}``). A window with fewer than
+    ``min_samples`` rows gives no verdict. ``--act``/``--watch`` start the training pipeline
+    when ``consecutive`` windows in a row crossed, at most once per ``cooldown_s``.
+    """
+
+    window: str = "1h"  # window length: 30m, 1h, 1d
+    signals: list[Literal["data_drift", "prediction_drift", "data_quality", "live_quality"]] = (
+        msgspec.field(default_factory=lambda: ["data_drift", "prediction_drift", "data_quality"])
+    )
+    min_samples: Annotated[int, msgspec.Meta(ge=1)] = 500
+    alpha: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.05  # false discovery rate (BH)
+    psi: Annotated[float, msgspec.Meta(gt=0)] = 0.1
+    jensen_shannon: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.1
+    wasserstein: Annotated[float, msgspec.Meta(gt=0)] = 0.1  # / reference standard deviation
+    drift_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.1
+    max_violation_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.01
+    quality_min: dict[str, float] = msgspec.field(default_factory=dict)
+    quality_max: dict[str, float] = msgspec.field(default_factory=dict)
+    task: Literal["auto", "classification", "regression"] = "auto"
+    consecutive: Annotated[int, msgspec.Meta(ge=1)] = 1
+    cooldown_s: Annotated[float, msgspec.Meta(ge=0)] = 6 * 3600.0
+    interval_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0  # how often --watch looks
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] | None = None  # --watch gauges
+    feature_importance: dict[str, float] = msgspec.field(default_factory=dict)
+
+
 _NO_SOURCES: Mapping[str, str] = types.MappingProxyType({})
 
 
@@ -183,6 +217,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=Tr
     pipeline: PipelineSettings = msgspec.field(default_factory=PipelineSettings)
     delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
     packaging: PackagingSettings = msgspec.field(default_factory=PackagingSettings)
+    monitor: MonitorSettings = msgspec.field(default_factory=MonitorSettings)
 
     # field name, or ``table.field``, -> where its value came from; set by load_settings
     _sources = _NO_SOURCES

@@ -21,7 +21,17 @@ from modelyard.monitoring._drift import (
     normalised_wasserstein,
     score_counts,
 )
+from modelyard.monitoring._monitor import (
+    LogReader,
+    References,
+    Window,
+    WindowResult,
+    monitor_window,
+    windows,
+)
+from modelyard.monitoring._policy import MonitorPolicy, parse_duration_s
 from modelyard.monitoring._quality import Estimate, LiveQuality, estimated_quality, live_quality
+from modelyard.monitoring._results import MonitorStore, StoredResult, Trigger
 
 __all__ = [
     "Binner",
@@ -30,11 +40,22 @@ __all__ = [
     "Estimate",
     "FeatureDrift",
     "LiveQuality",
+    "LogReader",
+    "MonitorPolicy",
+    "MonitorStore",
+    "References",
+    "StoredResult",
+    "Trigger",
+    "Window",
     "WindowCounts",
+    "WindowResult",
     "benjamini_hochberg",
     "estimated_quality",
     "jensen_shannon",
     "live_quality",
+    "monitor_window",
     "normalised_wasserstein",
+    "parse_duration_s",
     "score_counts",
+    "windows",
 ]

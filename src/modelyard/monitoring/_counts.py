@@ -44,6 +44,7 @@ class WindowCounts:
         predictions: output name -> count vector in the prediction profile's bins.
         ranges: numeric feature or output -> [min, max] of its finite values.
         violations: ``column/rule`` -> rows breaking the contract's rule.
+        outputs: the output columns (``out__...``) the log has.
     """
 
     rows: int = 0
@@ -51,6 +52,7 @@ class WindowCounts:
     predictions: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
     ranges: dict[str, list[float]] = field(default_factory=dict)
     violations: dict[str, int] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
 
     def merge(self, other: WindowCounts) -> WindowCounts:
         """Add ``other`` (a disjoint part of the same window) into this one; returns self."""
@@ -69,6 +71,7 @@ class WindowCounts:
                 self.ranges[key] = [lo, hi]
         for key, n in other.violations.items():
             self.violations[key] = self.violations.get(key, 0) + n
+        self.outputs = list(dict.fromkeys([*self.outputs, *other.outputs]))
         return self
 
     def range_of(self, name: str) -> tuple[float | None, float | None]:
@@ -84,6 +87,7 @@ class WindowCounts:
             "predictions": {k: v.tolist() for k, v in self.predictions.items()},
             "ranges": self.ranges,
             "violations": self.violations,
+            "outputs": self.outputs,
         }
 
     @classmethod
@@ -97,6 +101,7 @@ class WindowCounts:
             predictions={k: np.asarray(v, dtype=np.int64) for k, v in data["predictions"].items()},
             ranges={k: [float(a), float(b)] for k, (a, b) in data["ranges"].items()},
             violations={k: int(v) for k, v in data["violations"].items()},
+            outputs=[str(o) for o in data.get("outputs", ())],
         )
 
 
@@ -138,7 +143,9 @@ class Binner:
 
         table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
         self.check_columns(table.column_names)
-        out = WindowCounts(rows=table.num_rows)
+        out = WindowCounts(
+            rows=table.num_rows, outputs=[c for c in table.column_names if c.startswith(OUT)]
+        )
         if table.num_rows == 0:
             return out
         inputs = pl.DataFrame(

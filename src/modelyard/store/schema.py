@@ -312,3 +312,45 @@ rollout_events = Table(
     Column("detail", JSON, nullable=True),
     Index("ix_rollout_events_rollout_id_id", "rollout_id", "id"),
 )
+
+# ---------------------------------------------------------------- monitoring
+# One row per (version, window) that `modelyard monitor` scored: the verdict and its evidence
+# (per-feature scores, quality, violations: counts and statistics only, never rows).
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(NAME), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("window_start", Float, nullable=False),
+    Column("window_end", Float, nullable=False),
+    # ok | crossed | insufficient_data | no_verdict
+    Column("verdict", String(32), nullable=False),
+    Column("n_rows", BigInteger, nullable=False),
+    Column("drift_score", Float, nullable=True),
+    Column("signals", JSON, nullable=False),  # the crossed signals, naming features
+    Column("summary", JSON, nullable=False),
+    Column("error", Text, nullable=True),  # why there is no verdict
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("model", "version", "window_start", "window_end"),
+    Index("ix_monitor_results_model_version_window_end", "model", "version", "window_end"),
+)
+
+# Every retraining the policy started: which window and drift, which run, which new version.
+monitor_triggers = Table(
+    "monitor_triggers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(NAME), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("result_id", Integer, ForeignKey("monitor_results.id"), nullable=True),
+    Column("window_start", Float, nullable=False),
+    Column("window_end", Float, nullable=False),
+    Column("status", String(32), nullable=False),  # started | succeeded | failed
+    Column("run_id", String(32), nullable=True),  # the pipeline run
+    Column("new_version", Integer, nullable=True),  # what the gate registered, if anything
+    Column("evidence", JSON, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("at", Float, nullable=False),
+    Index("ix_monitor_triggers_model_at", "model", "at"),
+)

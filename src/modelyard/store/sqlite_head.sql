@@ -1,4 +1,4 @@
--- revision 0004
+-- revision 0005
 -- The head schema of a SQLite store, to create a new store without Alembic (MetadataStore.open).
 -- Generated from what the Alembic migrations build on an empty SQLite file (sqlite_master, in
 -- creation order). tests/store/test_sqlite_head.py checks that it still matches, and rewrites
@@ -256,3 +256,41 @@ CREATE TABLE rollout_events (
 );
 
 CREATE INDEX ix_rollout_events_rollout_id_id ON rollout_events (rollout_id, id);
+
+CREATE TABLE monitor_results (
+	id INTEGER NOT NULL, 
+	model VARCHAR(255) NOT NULL, 
+	version INTEGER NOT NULL, 
+	window_start FLOAT NOT NULL, 
+	window_end FLOAT NOT NULL, 
+	verdict VARCHAR(32) NOT NULL, 
+	n_rows BIGINT NOT NULL, 
+	drift_score FLOAT, 
+	signals JSON NOT NULL, 
+	summary JSON NOT NULL, 
+	error TEXT, 
+	created_at FLOAT NOT NULL, 
+	CONSTRAINT pk_monitor_results PRIMARY KEY (id), 
+	CONSTRAINT uq_monitor_results_model_version_window_start_window_end UNIQUE (model, version, window_start, window_end)
+);
+
+CREATE INDEX ix_monitor_results_model_version_window_end ON monitor_results (model, version, window_end);
+
+CREATE TABLE monitor_triggers (
+	id INTEGER NOT NULL, 
+	model VARCHAR(255) NOT NULL, 
+	version INTEGER NOT NULL, 
+	result_id INTEGER, 
+	window_start FLOAT NOT NULL, 
+	window_end FLOAT NOT NULL, 
+	status VARCHAR(32) NOT NULL, 
+	run_id VARCHAR(32), 
+	new_version INTEGER, 
+	evidence JSON NOT NULL, 
+	error TEXT, 
+	at FLOAT NOT NULL, 
+	CONSTRAINT pk_monitor_triggers PRIMARY KEY (id), 
+	CONSTRAINT fk_monitor_triggers_result_id_monitor_results FOREIGN KEY(result_id) REFERENCES monitor_results (id)
+);
+
+CREATE INDEX ix_monitor_triggers_model_at ON monitor_triggers (model, at);

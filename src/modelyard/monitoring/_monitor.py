@@ -1,0 +1,404 @@
+"""Score one window of a served version's request log against its references and the policy.
+
+:func:`monitor_window` never raises for bad input it can name: a version without a reference
+profile, a window without requests, a log whose columns do not fit the profile or contract are
+each a ``no_verdict`` result with a message (corrupt Parquet files are skipped and counted by
+the reader). A window with fewer rows than the policy's minimum is ``insufficient_data``,
+never "no drift". Only a result whose verdict is ``crossed`` can start a retraining.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from modelyard.errors import InvalidInputError, ModelyardError
+from modelyard.logs import get_logger
+from modelyard.monitoring._counts import OUT, Binner, WindowCounts
+from modelyard.monitoring._drift import DRIFT, DatasetDrift, score_counts
+from modelyard.monitoring._quality import LiveQuality, live_quality
+
+if TYPE_CHECKING:
+    from modelyard.data.contract import Contract
+    from modelyard.data.profile import Profile
+    from modelyard.monitoring._policy import MonitorPolicy
+    from modelyard.monitoring._results import MonitorStore, StoredResult
+
+__all__ = [
+    "LogReader",
+    "References",
+    "Window",
+    "WindowResult",
+    "monitor_window",
+    "windows",
+]
+
+log = get_logger("modelyard.monitoring")
+
+OK = "ok"
+CROSSED = "crossed"
+INSUFFICIENT = "insufficient_data"
+NO_VERDICT = "no_verdict"
+
+
+class LogReader(Protocol):
+    """What monitoring reads from a request log (:class:`modelyard.requestlog.RequestLog`)."""
+
+    skipped_files: int
+
+    def iter_request_batches(
+        self,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        *,
+        columns: list[str] | None = None,
+        batch_rows: int = ...,
+    ) -> Iterator[Any]: ...
+
+    def joined(
+        self,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        *,
+        columns: list[str] | None = None,
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class References:
+    """What a version is compared with.
+
+    Attributes:
+        profile: the reference profile of the inputs (None: no drift can be measured).
+        predictions: the reference profile of the outputs (names without ``out__``), e.g.
+            the predictions on the evaluation set.
+        contract: the inputs' data contract.
+        importances: feature -> weight in the dataset verdict.
+    """
+
+    profile: Profile | None
+    predictions: Profile | None = None
+    contract: Contract | None = None
+    importances: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of_version(cls, version: Any) -> References:
+        """The references registered with a model version.
+
+        The input profile and contract come from ``version.reference_profile`` and
+        ``version.contract``; the predictions' profile from ``extra["prediction_profile"]``
+        (a :meth:`Profile.to_dict` document) and the importances from
+        ``extra["feature_importance"]``, when the version has them.
+        """
+        from modelyard.data.profile import Profile
+
+        extra = version.extra or {}
+        pred = extra.get("prediction_profile")
+        importances = extra.get("feature_importance") or {}
+        return cls(
+            profile=version.reference_profile,
+            predictions=Profile.from_dict(pred) if isinstance(pred, Mapping) else None,
+            contract=version.contract,
+            importances={str(k): float(v) for k, v in dict(importances).items()},
+        )
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open time window ``[start, end)`` in UTC."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+    @property
+    def start_s(self) -> float:
+        """Start as UNIX seconds."""
+        return self.start.timestamp()
+
+    @property
+    def end_s(self) -> float:
+        """End as UNIX seconds."""
+        return self.end.timestamp()
+
+    def __str__(self) -> str:
+        return f"[{self.start.isoformat()}, {self.end.isoformat()})"
+
+
+def windows(
+    window_s: float,
+    *,
+    now: float | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    last: int = 1,
+) -> list[Window]:
+    """The windows to score.
+
+    With ``since``: consecutive windows of ``window_s`` from ``since`` until ``until`` (default
+    now), the last one cut at ``until``. Without: the ``last`` windows aligned to multiples of
+    ``window_s`` (UTC), the newest being the current, still filling one, so scoring again
+    later replaces its stored result.
+    """
+    end_s = (until.timestamp() if until else None) or (time.time() if now is None else now)
+    out: list[Window] = []
+    if since is not None:
+        start = since.timestamp()
+        if start >= end_s:
+            raise InvalidInputError(
+                f"--since {since.isoformat()} is not before the end of the window "
+                f"({dt.datetime.fromtimestamp(end_s, dt.UTC).isoformat()})",
+                hint="pass an ISO time in the past, e.g. --since 2026-01-01T00:00:00Z",
+            )
+        while start < end_s:
+            out.append(_window(start, min(start + window_s, end_s)))
+            start += window_s
+        return out
+    if last < 1:
+        raise InvalidInputError(f"--last must be at least 1, got {last}")
+    current = math.floor(end_s / window_s) * window_s
+    for i in range(last - 1, -1, -1):
+        start = current - i * window_s
+        out.append(_window(start, start + window_s))
+    return out
+
+
+def _window(start_s: float, end_s: float) -> Window:
+    return Window(
+        dt.datetime.fromtimestamp(start_s, dt.UTC), dt.datetime.fromtimestamp(end_s, dt.UTC)
+    )
+
+
+@dataclass
+class WindowResult:
+    """The outcome of one window.
+
+    Attributes:
+        model: the model name.
+        version: the version number.
+        window: the window.
+        verdict: ``ok``, ``crossed``, ``insufficient_data`` or ``no_verdict``.
+        rows: request-log rows in the window.
+        signals: the crossed signals: ``{"signal", "features"/"columns"/"metrics", ...}``.
+        drift: the input drift, when scored.
+        prediction_drift: the output drift, when there is a reference for the outputs.
+        quality: live (and estimated) quality, when the log has predictions.
+        violations: ``column/rule`` -> rows breaking the contract.
+        error: why there is no verdict.
+        skipped_files: corrupt Parquet files the reader skipped.
+        counts: the window's counts (for reports; never rows).
+        stored: the stored row, once recorded.
+    """
+
+    model: str
+    version: int
+    window: Window
+    verdict: str
+    rows: int = 0
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    drift: DatasetDrift | None = None
+    prediction_drift: DatasetDrift | None = None
+    quality: LiveQuality | None = None
+    violations: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    skipped_files: int = 0
+    counts: WindowCounts | None = None
+    stored: StoredResult | None = None
+
+    @property
+    def crossed(self) -> bool:
+        """Whether the window crossed the policy."""
+        return self.verdict == CROSSED
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-able result (what ``--json`` prints and the store keeps)."""
+        return {
+            "model": self.model,
+            "version": self.version,
+            "window_start": self.window.start.isoformat(),
+            "window_end": self.window.end.isoformat(),
+            "verdict": self.verdict,
+            "rows": self.rows,
+            "signals": self.signals,
+            "error": self.error,
+            "skipped_files": self.skipped_files,
+            "drift": self.drift.to_dict() if self.drift else None,
+            "prediction_drift": self.prediction_drift.to_dict() if self.prediction_drift else None,
+            "quality": self.quality.to_dict() if self.quality else None,
+            "violations": self.violations,
+        }
+
+    def record(self, store: MonitorStore) -> StoredResult:
+        """Store this result (replacing an earlier one for the same window)."""
+        self.stored = store.record(
+            model=self.model,
+            version=self.version,
+            window_start=self.window.start_s,
+            window_end=self.window.end_s,
+            verdict=self.verdict,
+            rows=self.rows,
+            drift_score=self.drift.drift_score if self.drift else None,
+            signals=self.signals,
+            summary=self.summary(),
+            error=self.error,
+        )
+        return self.stored
+
+
+def monitor_window(
+    reader: LogReader,
+    refs: References,
+    policy: MonitorPolicy,
+    *,
+    model: str,
+    version: int,
+    window: Window,
+    batch_rows: int = 262_144,
+) -> WindowResult:
+    """Score one window of the request log (see the module docstring for the verdicts).
+
+    Args:
+        reader: the version's request log.
+        refs: the version's references.
+        policy: the monitoring policy.
+        model: the model name.
+        version: the version number.
+        window: the window.
+        batch_rows: rows read per batch (memory is bounded by a batch, not the window).
+    """
+    result = WindowResult(model=model, version=version, window=window, verdict=NO_VERDICT)
+    if refs.profile is None:
+        result.error = (
+            f"model {model!r} version {version} has no reference profile, so drift cannot be "
+            "measured; register versions with profile=build_profile(training_frame)"
+        )
+        return _logged(result)
+    binner = Binner(profile=refs.profile, predictions=refs.predictions, contract=refs.contract)
+    try:
+        # every column: the output columns (probabilities per class) are not known in advance
+        counts = binner.count_all(
+            reader.iter_request_batches(window.start, window.end, batch_rows=batch_rows)
+        )
+    except ModelyardError as exc:
+        result.error = exc.message + (f" ({exc.hint})" if exc.hint else "")
+        result.skipped_files = reader.skipped_files
+        return _logged(result)
+    result.skipped_files = reader.skipped_files
+    result.counts = counts
+    result.rows = counts.rows
+    if counts.rows == 0:
+        skipped = (
+            f"; {result.skipped_files} corrupt file(s) skipped" if result.skipped_files else ""
+        )
+        result.error = f"no requests of {model}:{version} were logged in {window}{skipped}"
+        return _logged(result)
+    importances = dict(refs.importances) | dict(policy.feature_importance)
+    result.drift = score_counts(
+        refs.profile,
+        counts.features,
+        ranges={k: counts.range_of(k) for k in counts.features},
+        importances=importances or None,
+        thresholds=policy.thresholds,
+        rows=counts.rows,
+    )
+    if refs.predictions is not None and counts.predictions:
+        result.prediction_drift = score_counts(
+            refs.predictions,
+            counts.predictions,
+            ranges={k: counts.range_of(k) for k in counts.predictions},
+            thresholds=policy.thresholds,
+            rows=counts.rows,
+        )
+    result.violations = counts.violations
+    result.quality = _quality(reader, window, policy, counts.outputs)
+    if counts.rows < policy.min_samples:
+        result.verdict = INSUFFICIENT
+        result.error = (
+            f"{counts.rows} rows in {window}, fewer than min_samples={policy.min_samples}"
+        )
+        return _logged(result)
+    result.signals = _crossed(result, policy)
+    result.verdict = CROSSED if result.signals else OK
+    return _logged(result)
+
+
+def _quality(
+    reader: LogReader, window: Window, policy: MonitorPolicy, outputs: list[str]
+) -> LiveQuality | None:
+    if OUT + "prediction" not in outputs:
+        return None
+    try:
+        table = reader.joined(window.start, window.end, columns=outputs)
+    except ModelyardError as exc:
+        log.warning("live quality not measured", extra={"error": exc.message})
+        return None
+    keep = [c for c in table.column_names if c.startswith(OUT) or c == "label"]
+    return live_quality(table.select(keep), task=policy.task)
+
+
+def _crossed(result: WindowResult, policy: MonitorPolicy) -> list[dict[str, Any]]:
+    signals: list[dict[str, Any]] = []
+    drift = result.drift
+    if "data_drift" in policy.signals and drift is not None and drift.verdict == DRIFT:
+        signals.append(
+            {"signal": "data_drift", "score": drift.drift_score, "features": drift.drifted}
+        )
+    pred = result.prediction_drift
+    if "prediction_drift" in policy.signals and pred is not None and pred.verdict == DRIFT:
+        signals.append(
+            {"signal": "prediction_drift", "score": pred.drift_score, "outputs": pred.drifted}
+        )
+    if "data_quality" in policy.signals and result.rows:
+        rates = {k: n / result.rows for k, n in result.violations.items()}
+        bad = sorted(k for k, r in rates.items() if r > policy.max_violation_rate)
+        if bad:
+            signals.append(
+                {
+                    "signal": "data_quality",
+                    "columns": bad,
+                    "rates": {k: rates[k] for k in bad},
+                    "max_rate": policy.max_violation_rate,
+                }
+            )
+    q = result.quality
+    if "live_quality" in policy.signals and q is not None:
+        measured = q.labelled >= policy.min_samples
+        metrics = q.metrics if measured else q.estimated
+        bad_metrics = {}
+        for name, floor in policy.quality_min.items():
+            est = metrics.get(name)
+            if est is not None and est.n >= policy.min_samples and est.value < floor:
+                bad_metrics[name] = {"value": est.value, "min": floor}
+        for name, ceiling in policy.quality_max.items():
+            est = metrics.get(name)
+            if est is not None and est.n >= policy.min_samples and est.value > ceiling:
+                bad_metrics[name] = {"value": est.value, "max": ceiling}
+        if bad_metrics:
+            signals.append(
+                {
+                    "signal": "live_quality",
+                    "metrics": bad_metrics,
+                    "source": "labels" if measured else "estimated",
+                }
+            )
+    return signals
+
+
+def _logged(result: WindowResult) -> WindowResult:
+    fields = {
+        "model": result.model,
+        "version": result.version,
+        "window_start": result.window.start.isoformat(),
+        "verdict": result.verdict,
+        "rows": result.rows,
+    }
+    if result.error:
+        fields["error"] = result.error
+    if result.verdict == NO_VERDICT:
+        log.warning("no verdict for the window", extra=fields)
+    else:
+        log.info("window scored", extra=fields)
+    return result
