@@ -193,6 +193,11 @@ def test_search_pagination_covers_everything_once(populated: TrackingClient) -> 
     assert pages == 4
     assert len(seen) == 14
     assert len(set(seen)) == 14
+    # pages cross from the runs having auc to those lacking it in the order of one long page
+    whole = populated.search_runs(
+        experiment=["exp", "other"], order_by=["metrics.auc DESC", "name"], max_results=100
+    )
+    assert seen == [r.id for r in whole]
 
 
 def test_search_page_token_errors(populated: TrackingClient) -> None:
@@ -246,9 +251,13 @@ def test_search_is_one_query_plus_three_batched_reads(populated: TrackingClient)
     finally:
         event.remove(engine, "before_cursor_execute", record)
     assert len(page) == 3
-    assert len(statements) == 4
-    assert "EXISTS" in statements[0]
-    for stmt, table in zip(statements[1:], ["params", "run_tags", "latest_metrics"], strict=True):
+    # ordered by a metric: the runs having it (through the (key, value) index), and, as this
+    # page reaches their end, the runs lacking it; then the page's params, tags and metrics
+    assert len(statements) == 5
+    assert "FROM latest_metrics AS o0 JOIN runs" in statements[0]
+    assert "NOT (EXISTS" in statements[1]
+    assert all("EXISTS" in stmt for stmt in statements[:2])
+    for stmt, table in zip(statements[2:], ["params", "run_tags", "latest_metrics"], strict=True):
         assert f"FROM {table}" in stmt
 
 

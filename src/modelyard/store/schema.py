@@ -73,6 +73,8 @@ runs = Table(
     Index("ix_runs_experiment_start", "experiment_id", "start_time"),
     # finding RUNNING runs whose process died (tracking.liveness) on every new top-level run
     Index("ix_runs_status", "status"),
+    # runs lists are newest first: the first page reads the index, not a sort of every run
+    Index("ix_runs_start_time", "start_time"),
 )
 
 params = Table(

@@ -1,4 +1,4 @@
--- revision 0005
+-- revision 0006
 -- The head schema of a SQLite store, to create a new store without Alembic (MetadataStore.open).
 -- Generated from what the Alembic migrations build on an empty SQLite file (sqlite_master, in
 -- creation order). tests/store/test_sqlite_head.py checks that it still matches, and rewrites
@@ -294,3 +294,5 @@ CREATE TABLE monitor_triggers (
 );
 
 CREATE INDEX ix_monitor_triggers_model_at ON monitor_triggers (model, at);
+
+CREATE INDEX ix_runs_start_time ON runs (start_time);

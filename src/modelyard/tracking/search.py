@@ -132,11 +132,25 @@ class SearchQuery:
         return cls(experiments, conditions, order, max_results, offset, qhash)
 
     def select(self, dialect: str = "postgresql") -> Select[Any]:
-        """The one SQL statement: matching runs (with their experiment name), page-limited.
+        """The SQL statement of the whole result in order, page-limited (one statement).
+
+        :meth:`execute` runs the faster two-part form when the first order key is a metric;
+        this form reads every run and sorts, which is what ordering by a param or tag costs.
 
         Args:
             dialect: the database's dialect name; on SQLite, LIKE is made case-sensitive as it
                 is on PostgreSQL (ILIKE stays case-insensitive on both).
+        """
+        stmt = self._statement(dialect, lead=None)
+        return stmt.limit(self.max_results + 1).offset(self.offset)
+
+    def _statement(self, dialect: str, *, lead: bool | None) -> Select[Any]:
+        """The ordered statement over ``runs`` (no limit).
+
+        ``lead=None``: all runs, the first order key outer-joined (runs lacking it come last).
+        ``lead=True``: only runs that have the first order key (a metric), driven by the
+        ``latest_metrics (key, value)`` index so the first page needs no sort of all runs.
+        ``lead=False``: only runs lacking it, in the order of the remaining keys.
         """
         import sqlalchemy as sa
 
@@ -165,10 +179,43 @@ class SearchQuery:
             runs.c.git_diff_sha256,
             exp_name,
         ]
-        from_ = runs.join(experiments, experiments.c.id == runs.c.experiment_id)
+        order = list(self.order)
         where: list[Any] = []
+        order_cols: list[Any] = []
+        # "+ 0" keeps SQLite from driving the join through ix_runs_experiment_start when the
+        # order comes from another index (it would then sort every run of the experiment);
+        # PostgreSQL plans well without it, and its row estimates suffer from it
+        run_experiment = (
+            runs.c.experiment_id + 0 if lead and dialect == "sqlite" else runs.c.experiment_id
+        )
+        if lead:
+            first = order.pop(0)
+            o0 = latest_metrics.alias("o0")
+            from_ = o0.join(runs, runs.c.id == o0.c.run_id).join(
+                experiments, experiments.c.id == run_experiment
+            )
+            where.append(o0.c.key == first.key)
+            # no NULLS LAST: values are never NULL, and the clause would stop the index use
+            order_cols.append(o0.c.value.desc() if first.descending else o0.c.value.asc())
+        else:
+            from_ = runs.join(experiments, experiments.c.id == run_experiment)
+            if lead is False:
+                first = order.pop(0)
+                has = sa.select(sa.literal(1)).where(
+                    latest_metrics.c.run_id == runs.c.id, latest_metrics.c.key == first.key
+                )
+                where.append(~sa.exists(has))
         if self.experiments is not None:
-            where.append(experiments.c.name.in_(self.experiments))
+            if len(self.experiments) == 1:
+                # equality on one id lets ix_runs_experiment_start hand runs out in order
+                exp_id = (
+                    sa.select(experiments.c.id)
+                    .where(experiments.c.name == self.experiments[0])
+                    .scalar_subquery()
+                )
+                where.append(run_experiment == exp_id)
+            else:
+                where.append(experiments.c.name.in_(self.experiments))
 
         def attr_col(name: str) -> Any:
             col = ATTRIBUTES[name][0]
@@ -190,8 +237,7 @@ class SearchQuery:
             )
             where.append(sa.exists(sub))
 
-        order_cols: list[Any] = []
-        for i, key in enumerate(self.order):
+        for i, key in enumerate(order, start=1):
             if key.kind == "attribute":
                 expr = attr_col(key.key)
             else:
@@ -207,18 +253,46 @@ class SearchQuery:
         stmt = sa.select(*cols).select_from(from_)
         if where:
             stmt = stmt.where(*where)
-        return stmt.order_by(*order_cols).limit(self.max_results + 1).offset(self.offset)
+        return stmt.order_by(*order_cols)
 
     def execute(self, conn: Connection) -> tuple[list[dict[str, Any]], str | None]:
-        """Run the query: the page's run rows and the token of the next page (or None)."""
-        result = conn.execute(self.select(conn.dialect.name))
-        keys = list(result.keys())
-        rows = [dict(zip(keys, r, strict=True)) for r in result.all()]
+        """Run the query: the page's run rows and the token of the next page (or None).
+
+        Ordered by a metric first, the runs that have the metric are read through the
+        ``(key, value)`` index, then (past their end) those that lack it: two short indexed
+        reads instead of one sort of every run, so a page costs the same at any run count.
+        """
+        import sqlalchemy as sa
+
+        want = self.max_results + 1
+        if not self.order or self.order[0].kind != "metric":
+            rows = self._rows(conn, self.select(conn.dialect.name))
+        else:
+            dialect = conn.dialect.name
+            having = self._statement(dialect, lead=True)
+            rows = self._rows(conn, having.limit(want).offset(self.offset))
+            if len(rows) < want:
+                if rows:
+                    n_having = self.offset + len(rows)
+                else:
+                    count = sa.select(sa.func.count()).select_from(having.order_by(None).subquery())
+                    n_having = int(conn.execute(count).scalar_one())
+                lacking = self._statement(dialect, lead=False)
+                rows += self._rows(
+                    conn,
+                    lacking.limit(want - len(rows)).offset(max(0, self.offset - n_having)),
+                )
         next_token = None
         if len(rows) > self.max_results:
             rows = rows[: self.max_results]
             next_token = encode_page_token(self.offset + self.max_results, self.query_hash)
         return rows, next_token
+
+    @staticmethod
+    def _rows(conn: Connection, stmt: Select[Any]) -> list[dict[str, Any]]:
+        result = conn.execute(stmt)
+        keys = list(result.keys())
+        return [dict(zip(keys, r, strict=True)) for r in result.all()]
 
 
 def like_to_glob(pattern: str) -> str:
