@@ -210,6 +210,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=Tr
     artifact_url: str | None = None  # fsspec URL; default a folder in home
     storage_options: dict[str, Any] = msgspec.field(default_factory=dict)  # fsspec options
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # auto: short text lines (warnings and errors) on a terminal, JSON lines elsewhere
+    log_format: Literal["auto", "json", "text"] = "auto"
     user: str | None = None  # who moves aliases; default the OS user
     git_tags: bool = False  # mirror registered versions as git tags
     experiment: str = "default"
@@ -253,10 +255,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=Tr
         return dict(self._sources)
 
     def source_of(self, key: str) -> str:
-        """Where ``key`` (``log_level`` or ``serving.port``) came from."""
-        if key in self._sources:
-            return self._sources[key]
-        return self._sources.get(key.split(".", 1)[0], "default")
+        """Where ``key`` (``log_level``, ``serving.port``, ``pipeline.params.C``) came from."""
+        parts = key.split(".")
+        for depth in range(len(parts), 0, -1):  # a key inside a dict setting: the dict's source
+            found = self._sources.get(".".join(parts[:depth]))
+            if found is not None:
+                return found
+        return "default"
 
 
 def _read_project_table(path: Path) -> dict[str, Any] | None:

@@ -341,4 +341,4 @@ def test_the_lean_front_knows_every_global_option() -> None:
     from modelyard.cli.app import app
 
     names = {p.name for p in typer.main.get_command(app).params}
-    assert names == {"debug", "home", "log_level"}
+    assert names == {"debug", "home", "log_level", "log_format"}

@@ -8,6 +8,7 @@ through a lean argparse front that imports neither Typer nor Click; everything e
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 __all__ = ["main"]
 
@@ -33,8 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     return run(argv)
 
 
+# global options taking a value: option -> (settings override, how Typer's callback converts it)
+_GLOBAL_VALUES: dict[str, tuple[str, Callable[[str], str]]] = {
+    "--home": ("home", str),
+    "--log-level": ("log_level", str.upper),
+    "--log-format": ("log_format", str.lower),
+}
+
+
 def _leading_globals(args: list[str]) -> tuple[bool, dict[str, str], list[str]] | None:
-    """For ``[--debug] [--home H] [--log-level L] run ...``: the global options and run's args.
+    """For ``[--debug] [--home H] [--log-level L] [--log-format F] run ...``: the global options
+    and run's args.
 
     None for anything else (another command, ``--home=H``, an unknown option): Typer parses it.
     What this takes is what the Typer root callback in ``cli.app`` does with the same options.
@@ -47,14 +57,12 @@ def _leading_globals(args: list[str]) -> tuple[bool, dict[str, str], list[str]] 
         if token == "--debug":
             debug = True
             i += 1
-        elif token in ("--home", "--log-level") and i + 1 < len(args):
+        elif token in _GLOBAL_VALUES and i + 1 < len(args):
             value = args[i + 1]
             if value.startswith("-") or not value:
                 return None
-            if token == "--home":
-                overrides["home"] = value
-            else:
-                overrides["log_level"] = value.upper()
+            name, convert = _GLOBAL_VALUES[token]
+            overrides[name] = convert(value)
             i += 2
         else:
             return None

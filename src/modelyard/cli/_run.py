@@ -49,6 +49,8 @@ def execute_run(
     resume: str | None = None,
     project: str | None = None,
     as_json: bool = False,
+    log_level: str | None = None,
+    log_format: str | None = None,
 ) -> None:
     """Run a pipeline and print its summary on stdout (JSON with ``as_json``).
 
@@ -64,6 +66,14 @@ def execute_run(
     from modelyard.pipeline.progress import LiveProgress, LogProgress, summary_text
     from modelyard.pipeline.runner import run_pipeline
 
+    given = {
+        "log_level": log_level and log_level.upper(),
+        "log_format": log_format and log_format.lower(),
+    }
+    for name, value in given.items():
+        if value is not None and state.overrides.get(name) != value:
+            state.overrides[name] = value  # as the global option before `run` would
+            state._settings = None
     if project is not None:
         from pathlib import Path
 
@@ -143,6 +153,8 @@ def build_run_parser() -> RunParser:
     parser.add_argument("--resume")
     parser.add_argument("--project")
     parser.add_argument("--json", dest="as_json", action="store_true")
+    parser.add_argument("--log-level", dest="log_level")
+    parser.add_argument("--log-format", dest="log_format")
     return parser
 
 

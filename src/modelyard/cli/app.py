@@ -48,12 +48,18 @@ def _root(
     log_level: Annotated[
         str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR")
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option("--log-format", help="json, text or auto (text in a terminal, else json)"),
+    ] = None,
 ) -> None:
     state.debug = debug
     if home is not None:
         state.overrides["home"] = home
     if log_level is not None:
         state.overrides["log_level"] = log_level.upper()
+    if log_format is not None:
+        state.overrides["log_format"] = log_format.lower()
 
 
 @app.command("version")

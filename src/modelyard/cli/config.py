@@ -13,7 +13,7 @@ app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, dict):
+    if isinstance(value, dict) and value:
         for k, v in value.items():
             _flatten(f"{prefix}.{k}" if prefix else k, v, out)
     else:
@@ -25,8 +25,11 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Print every setting, its value and where it came from."""
+    from modelyard.logs import mask_secrets
+
     s = state.settings()
     dumped = msgspec.to_builtins(s, enc_hook=str)  # str: Path as text, SecretStr as **********
+    dumped["storage_options"] = mask_secrets(dumped["storage_options"])  # keys, secrets, tokens
     rows: dict[str, Any] = {}
     _flatten("", dumped, rows)
     derived = {

@@ -51,6 +51,13 @@ def run_command(
         typer.Option("--project", help="the project folder (default: found from the cwd)"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option("--log-format", help="json, text or auto (text in a terminal, else json)"),
+    ] = None,
 ) -> None:
     """Run a pipeline: cached steps are reused, every run is tracked."""
     execute_run(
@@ -64,6 +71,8 @@ def run_command(
         resume=resume,
         project=project,
         as_json=as_json,
+        log_level=log_level,
+        log_format=log_format,
     )
 
 

@@ -18,11 +18,10 @@ class _State:
     def settings(self, **extra: Any) -> Settings:
         """Settings for this invocation (global options > env > project file > defaults)."""
         from modelyard.config import load_settings
-        from modelyard.logs import configure_logging
 
         if self._settings is None or extra:
             s = load_settings(**{**self.overrides, **extra})
-            configure_logging(s.log_level)
+            configure_cli_logging(s)
             if extra:
                 return s
             self._settings = s
@@ -30,6 +29,28 @@ class _State:
 
 
 state = _State()
+
+
+def configure_cli_logging(settings: Settings) -> None:
+    """Logging for a command: short text lines in a terminal, JSON lines elsewhere.
+
+    ``log_format = "auto"`` (the default) writes text when stderr is a terminal and JSON lines
+    when it is not (CI, a pipe, a log collector). In a terminal, and unless a log level was set
+    (``--log-level``, ``MODELYARD_LOG_LEVEL``, ``log_level`` in the project file), only warnings
+    and errors are written: the command's own output says what happened.
+    """
+    import sys
+
+    from modelyard.logs import configure_logging
+
+    log_format = settings.log_format
+    terminal = sys.stderr.isatty()
+    if log_format == "auto":
+        log_format = "text" if terminal else "json"
+    level: str = settings.log_level
+    if log_format == "text" and terminal and settings.source_of("log_level") == "default":
+        level = "WARNING"
+    configure_logging(level, log_format=log_format)
 
 
 def emit_json(data: Any) -> None:
