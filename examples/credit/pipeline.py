@@ -127,11 +127,11 @@ def register(
 ) -> Any:
     """Gate the model against production on the same test rows; register it if it passes.
 
-    The version carries the gate verdict (``extra["gate"]``), the test metrics, and in its
-    package the data contract (``extra/contract.toml``) and the reference profile of the
-    training data (``extra/profile.json``) that monitoring compares live traffic with.
-    The registry is the one of the pipeline run (``modelyard --home X run`` or
-    ``credit_training.run(settings=...)``), and the version points at the pipeline's run.
+    The version carries the gate verdict (``extra["gate"]``), the test metrics, the data
+    contract (``version.contract``) and the reference profile of the training data
+    (``version.reference_profile``) that serving checks requests with and monitoring compares
+    live traffic with. The workspace is the one of the pipeline run (``modelyard --home X run``
+    or ``credit_training.run(settings=...)``), and the version points at the pipeline's run.
 
     Raises:
         GateFailed: the candidate did not pass; nothing is registered and no alias moves.
@@ -140,50 +140,39 @@ def register(
     import tomllib
 
     from modelyard import models
+    from modelyard.data.contract import Contract
     from modelyard.data.profile import build_profile
-    from modelyard.evaluate.gate import evaluate_and_register
     from modelyard.evaluate.policy import GatePolicy
     from modelyard.pipeline import current_run_id, current_settings
-    from modelyard.registry.registry import Registry
+    from modelyard.workspace import Workspace
 
-    registry = Registry.from_settings(current_settings())
+    workspace = Workspace.open(current_settings())
     policy = GatePolicy.from_mapping(tomllib.loads(gate_toml), source=str(GATE_FILE))
     features = list(model.feature_names_in_)
-    profile = build_profile(train_frame[features])
     with tempfile.TemporaryDirectory(prefix="credit-") as tmp:
-        profile_file = Path(tmp) / "profile.json"
-        profile_file.write_bytes(profile.to_bytes())
-        contract_file = Path(tmp) / "contract.toml"
-        contract_file.write_text(contract_toml)
-
-        def save(candidate: Any, folder: Path) -> Path:
-            path: Path = models.save(
-                candidate,
-                folder,
-                name=model_name,
-                signature=package_signature(),
-                extra_files={"contract.toml": contract_file, "profile.json": profile_file},
-                flavor_options={"method": "predict_proba"},
-            )
-            return path
-
-        outcome = evaluate_and_register(
-            registry,
+        package = models.save(
+            model,
+            Path(tmp) / "package",
+            name=model_name,
+            signature=package_signature(),
+            flavor_options={"method": "predict_proba"},
+        )
+        outcome = workspace.gate_and_register(
             model_name,
             model,
             test_frame[[*data.FEATURES, data.TARGET]],
             target=data.TARGET,
             policy=policy,
+            package=package,
             run_id=current_run_id(),
+            contract=Contract.from_toml(contract_toml, source=str(CONTRACT_FILE)),
+            profile=build_profile(train_frame[features]),
             extra={
                 "metrics": metrics,
                 "features": features,
                 "train_rows": len(train_frame),
                 "test_rows": len(test_frame),
-                "reference_profile": "extra/profile.json",
-                "contract": "extra/contract.toml",
             },
-            save=save,
         )
     return outcome.version
 

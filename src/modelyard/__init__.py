@@ -33,6 +33,9 @@ _LAZY: dict[str, str] = {
     "step": "modelyard.pipeline.step",
     "pipeline": "modelyard.pipeline.graph",
     "Pipeline": "modelyard.pipeline.graph",
+    # the composition root and the registry
+    "Workspace": "modelyard.workspace",
+    "Registry": "modelyard.registry.registry",
     # config
     "Settings": "modelyard.config",
     "load_settings": "modelyard.config",
@@ -50,6 +53,7 @@ _SUBMODULES = frozenset(
         "pipeline",
         "evaluate",
         "serving",
+        "workspace",
         "delivery",
         "monitoring",
         "packaging",
@@ -73,6 +77,7 @@ __all__ = [  # noqa: RUF022  (grouped as in _LAZY; a test checks it matches)
     "models",
     "pipeline",
     "Pipeline",
+    "Registry",
     "Run",
     "search_runs",
     "set_tag",
@@ -80,6 +85,7 @@ __all__ = [  # noqa: RUF022  (grouped as in _LAZY; a test checks it matches)
     "Settings",
     "start_run",
     "step",
+    "Workspace",
 ]
 
 
@@ -104,6 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from modelyard.pipeline.graph import Pipeline as Pipeline
     from modelyard.pipeline.graph import pipeline as pipeline
     from modelyard.pipeline.step import step as step
+    from modelyard.registry.registry import Registry as Registry
     from modelyard.tracking.fluent import (
         active_run as active_run,
     )
@@ -147,3 +154,4 @@ if TYPE_CHECKING:  # pragma: no cover
         start_run as start_run,
     )
     from modelyard.tracking.run import Run as Run
+    from modelyard.workspace import Workspace as Workspace

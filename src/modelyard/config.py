@@ -33,6 +33,7 @@ from modelyard.errors import ConfigError
 __all__ = [
     "DeliverySettings",
     "MonitorSettings",
+    "GateSettings",
     "PackagingSettings",
     "PipelineSettings",
     "SecretStr",
@@ -196,6 +197,27 @@ class MonitorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     feature_importance: dict[str, float] = msgspec.field(default_factory=dict)
 
 
+class GateSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[tool.modelyard.gate]``: the gate policy (see :class:`modelyard.evaluate.GatePolicy`,
+    built from this table with ``GatePolicy.from_settings``; values are checked there)."""
+
+    thresholds: dict[str, list[Any] | str] = msgspec.field(default_factory=dict)
+    margin: dict[str, Any] | None = None  # {metric, min_delta, significance, test, ...}
+    slices: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    slice_tolerance: float = 0.02
+    slice_metric: str | None = None
+    min_slice_rows: int = 30
+    latency_budget_ms: float | None = None
+    min_throughput_rows_s: float | None = None
+    batch_size: int = 64
+    latency_calls: int = 5
+    output_schema: dict[str, Any] | None = None  # {kind, n_columns, dtype}
+    task: Literal["classification", "regression"] = "classification"
+    positive_label: int | str | bool = 1
+    allow_first_production: bool = True
+    alias: str = "candidate"
+
+
 _NO_SOURCES: Mapping[str, str] = types.MappingProxyType({})
 
 
@@ -220,6 +242,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=Tr
     delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
     packaging: PackagingSettings = msgspec.field(default_factory=PackagingSettings)
     monitor: MonitorSettings = msgspec.field(default_factory=MonitorSettings)
+    gate: GateSettings = msgspec.field(default_factory=GateSettings)
 
     # field name, or ``table.field``, -> where its value came from; set by load_settings
     _sources = _NO_SOURCES

@@ -26,9 +26,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import MissingExtraError, ModelyardError, PipelineError
+
+if TYPE_CHECKING:
+    from modelyard.workspace import Workspace
 
 __all__ = ["DemoReport", "find_example", "run_demo"]
 
@@ -143,12 +146,12 @@ def _store_settings(home: Path) -> Any:
     )
 
 
-def _run(pipeline: Any, settings: Any, **params: Any) -> Any:
-    return pipeline.run(settings=settings, progress=_QuietProgress(), **params)
+def _run(pipeline: Any, workspace: Workspace, **params: Any) -> Any:
+    return workspace.run_pipeline(pipeline, params, progress=_QuietProgress())
 
 
 def _verdict_of(version: Any) -> Any:
-    from modelyard.evaluate.gate import GateVerdict
+    from modelyard.evaluate.verdict import GateVerdict
 
     gate = (version.extra or {}).get("gate")
     return GateVerdict.from_dict(gate) if gate else None
@@ -185,7 +188,7 @@ def run_demo(
 
 
 def _demo(home: Path, echo: Callable[[str], None], serve: bool, rows: int) -> DemoReport:
-    from modelyard.registry.registry import Registry
+    from modelyard.workspace import Workspace
 
     report = DemoReport(home=str(home))
     story = _Story(echo, report)
@@ -194,13 +197,14 @@ def _demo(home: Path, echo: Callable[[str], None], serve: bool, rows: int) -> De
     data_mod = _submodule(example, "data")
     pipeline = pipe_mod.credit_training
     settings = _store_settings(home)
-    registry = Registry.from_settings(settings)
+    workspace = Workspace.open(settings)
+    registry = workspace.registry
     echo(f"modelyard demo: continuous training on a synthetic credit-risk data set (home {home})")
 
     # 1 ------------------------------------------------------------------------------------
     facts = story.chapter(1, "train and register the first model")
     t0 = time.perf_counter()
-    result = _run(pipeline, settings, rows=rows, seed=0, scenario="baseline")
+    result = _run(pipeline, workspace, rows=rows, seed=0, scenario="baseline")
     took = time.perf_counter() - t0
     v1 = registry.resolve(f"{MODEL}@production")
     story.say(f"pipeline ran {len(result.ran)} steps in {took:.1f} s: {' > '.join(result.ran)}")
@@ -224,7 +228,7 @@ def _demo(home: Path, echo: Callable[[str], None], serve: bool, rows: int) -> De
     # 2 ------------------------------------------------------------------------------------
     facts = story.chapter(2, "run again with nothing changed")
     t0 = time.perf_counter()
-    again = _run(pipeline, settings, rows=rows, seed=0, scenario="baseline")
+    again = _run(pipeline, workspace, rows=rows, seed=0, scenario="baseline")
     took_again = time.perf_counter() - t0
     story.say(
         f"{len(again.cached)} of {len(again.steps)} steps cached, {len(again.ran)} ran: "
@@ -239,11 +243,11 @@ def _demo(home: Path, echo: Callable[[str], None], serve: bool, rows: int) -> De
 
     # 3 ------------------------------------------------------------------------------------
     facts = story.chapter(3, "new data arrives (drifted)")
-    drift_lines = _drift(registry, v1, data_mod, rows)
+    drift_lines = _drift(v1, data_mod, rows)
     for line in drift_lines:
         story.say(line)
     t0 = time.perf_counter()
-    drifted = _run(pipeline, settings, rows=rows, seed=1, scenario="drifted")
+    drifted = _run(pipeline, workspace, rows=rows, seed=1, scenario="drifted")
     took = time.perf_counter() - t0
     v2 = registry.get_version(MODEL, drifted.registered[-1]["version"])
     story.say(f"retrained: {len(drifted.ran)} steps ran in {took:.1f} s")
@@ -274,7 +278,7 @@ def _demo(home: Path, echo: Callable[[str], None], serve: bool, rows: int) -> De
     try:
         _run(
             pipeline,
-            settings,
+            workspace,
             rows=rows,
             seed=1,
             scenario="drifted",
@@ -288,7 +292,7 @@ def _demo(home: Path, echo: Callable[[str], None], serve: bool, rows: int) -> De
         for reason in _reasons(exc.message):
             story.say(f"  - {reason}")
     if refused:
-        from modelyard.evaluate.gate import REFUSALS_PREFIX, refusals
+        from modelyard.evaluate.register import REFUSALS_PREFIX, refusals
 
         kept = refusals(registry, MODEL)
         story.say(
@@ -318,16 +322,12 @@ def _demo(home: Path, echo: Callable[[str], None], serve: bool, rows: int) -> De
     return report
 
 
-def _drift(registry: Any, version: Any, data_mod: Any, rows: int) -> list[str]:
-    """Score a new batch against v1's reference profile (stored in its package)."""
-    from modelyard.data.profile import Profile
-
+def _drift(version: Any, data_mod: Any, rows: int) -> list[str]:
+    """Score a new batch against v1's reference profile (stored with the version)."""
     try:
-        ref = "extra/profile.json"
-        sha = version.files.get(ref)
-        if sha is None:
+        profile = version.reference_profile
+        if profile is None:
             return ["(no reference profile stored with the version)"]
-        profile = Profile.from_bytes(registry.artifact_store.get_bytes(sha))
         batch = data_mod.generate(rows, seed=1, **data_mod.SCENARIOS["drifted"])
         drift = profile.score(batch)
     except (AttributeError, ModelyardError) as exc:

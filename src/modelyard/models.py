@@ -1,21 +1,29 @@
-"""Save and load model packages: ``modelyard.models.save`` / ``modelyard.models.load``.
+"""Save, register and load model packages: ``modelyard.models``.
 
 ::
 
     import modelyard.models
 
-    modelyard.models.save(clf, "pkg/", input_example=X[:5])     # a folder with modelyard.json
+    modelyard.models.save(clf, "pkg/", input_example=X[:5])     # -> Path of the package folder
     model = modelyard.models.load("pkg/")                        # every file hash-checked
     model.predict(X)
 
-    modelyard.models.save(clf, registry, name="churn", aliases=["candidate"])
-    model = modelyard.models.load("models:/churn@production", registry=registry)
+    version = modelyard.models.register(clf, registry, name="churn", aliases=["candidate"])
+    model = modelyard.models.load("models:/churn@production")   # the project's registry
 
-Implemented in :mod:`modelyard.registry.packages`; flavors in :mod:`modelyard.registry.flavors`.
+:func:`save` always returns the package folder and :func:`register` always returns the
+:class:`~modelyard.registry.registry.ModelVersion`. Implemented in
+:mod:`modelyard.registry.packages`; flavors in :mod:`modelyard.registry.flavors`. The project's
+registry and package cache (for ``registry=None``) come from
+:class:`~modelyard.workspace.Workspace`.
 """
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING, Any
+
+from modelyard.registry import packages
 from modelyard.registry.flavors import FLAVOR_NAMES
 from modelyard.registry.flavors.python import PythonModel
 from modelyard.registry.packages import (
@@ -25,11 +33,15 @@ from modelyard.registry.packages import (
     LoadedModel,
     ModelyardWarning,
     infer_signature,
-    load,
     read_manifest,
     save,
     verify_package,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from modelyard.registry.registry import ModelVersion, Registry
 
 __all__ = [
     "FLAVOR_NAMES",
@@ -42,6 +54,60 @@ __all__ = [
     "infer_signature",
     "load",
     "read_manifest",
+    "register",
     "save",
     "verify_package",
 ]
+
+
+def register(
+    model: Any, registry: Registry | None = None, *, name: str, **options: Any
+) -> ModelVersion:
+    """Package ``model`` and register it as a new version of ``name``.
+
+    Args:
+        model: the fitted model.
+        registry: the registry (default: the current project's, from its settings).
+        name: the model name.
+        **options: as :func:`modelyard.registry.packages.register` (``input_example``,
+            ``signature``, ``flavor``, ``run_id``, ``aliases``, ``extra``, ``contract``,
+            ``profile``, ``description``, ``tags``, ...).
+
+    Returns:
+        The registered :class:`~modelyard.registry.registry.ModelVersion`.
+    """
+    if registry is None:
+        from modelyard.workspace import Workspace
+
+        registry = Workspace.open().registry
+    return packages.register(model, registry, name=name, **options)
+
+
+def load(
+    path_or_uri: str | os.PathLike[str],
+    *,
+    registry: Registry | None = None,
+    trust_pickle: bool = False,
+    trusted: bool | Sequence[str] = (),
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> LoadedModel:
+    """Load a model package, verifying every file; see :func:`modelyard.registry.packages.load`.
+
+    A registry reference (``models:/NAME@alias``, ``models:/NAME/3``, ``NAME@alias``,
+    ``NAME:3``) is fetched through the project's package cache, with the project's registry
+    unless ``registry`` is given.
+    """
+    is_ref = isinstance(path_or_uri, str) and packages.is_registry_ref(path_or_uri, registry)
+    if is_ref and (registry is None or cache_dir is None):
+        from modelyard.workspace import Workspace
+
+        ws = Workspace.open()
+        registry = registry or ws.registry
+        cache_dir = cache_dir or ws.package_cache.root
+    return packages.load(
+        path_or_uri,
+        registry=registry,
+        trust_pickle=trust_pickle,
+        trusted=trusted,
+        cache_dir=cache_dir,
+    )

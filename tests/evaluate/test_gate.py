@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelyard.evaluate.gate import Gate, GateVerdict
+from modelyard.evaluate.gate import Gate
 from modelyard.evaluate.policy import GatePolicy
+from modelyard.evaluate.verdict import GateVerdict
 from tests.evaluate._models import FakeClock, RawModel, TableModel, frame_and_scores
 
 

@@ -12,8 +12,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from modelyard.errors import GateFailed, InvalidNameError, NotFoundError
-from modelyard.evaluate.gate import GateVerdict, evaluate_and_register, refusals
 from modelyard.evaluate.policy import GatePolicy
+from modelyard.evaluate.register import evaluate_and_register, refusals
+from modelyard.evaluate.verdict import GateVerdict
 from modelyard.registry.registry import Registry
 
 

@@ -14,8 +14,8 @@ from examples.credit.serve import CreditModel, package_signature
 
 from modelyard.data.contract import Contract
 from modelyard.errors import PipelineError
-from modelyard.evaluate.gate import GateVerdict
 from modelyard.evaluate.policy import GatePolicy
+from modelyard.evaluate.verdict import GateVerdict
 
 
 def test_generator_is_seeded_and_has_the_documented_columns() -> None:
@@ -152,7 +152,11 @@ def test_pipeline_registers_v1_as_production(trained: dict[str, Any]) -> None:
         "slice",
         "latency",
     }
-    assert {"extra/contract.toml", "extra/profile.json", "modelyard.json"} <= set(v1.files)
+    assert "modelyard.json" in v1.files
+    assert v1.contract is not None
+    assert v1.contract.to_dict() == Contract.from_file(CONTRACT_FILE).to_dict()
+    assert v1.contract_sha256 is not None
+    assert v1.profile_sha256 is not None
     assert v1.extra["features"] == data.FEATURES
     assert v1.flavor == "sklearn"
     assert [i["name"] for i in v1.signature["inputs"]] == data.FEATURES
@@ -174,12 +178,11 @@ def test_worse_model_is_refused_and_no_alias_moves(trained: dict[str, Any]) -> N
     assert trained["before"] == trained["after"] == [(1, ("production",))]
 
 
-def test_reference_profile_in_the_package_scores_drift(trained: dict[str, Any]) -> None:
-    from modelyard.data.profile import Profile
-
+def test_reference_profile_of_the_version_scores_drift(trained: dict[str, Any]) -> None:
     registry = trained["registry"]
     v1 = registry.resolve(f"{MODEL_NAME}@production")
-    profile = Profile.from_bytes(registry.artifact_store.get_bytes(v1.files["extra/profile.json"]))
+    profile = v1.reference_profile
+    assert profile is not None
     same = profile.score(data.generate(3000, seed=9))
     drifted = profile.score(data.generate(3000, seed=9, **data.SCENARIOS["drifted"]))
     assert "income" in drifted.drifted

@@ -552,7 +552,7 @@ def register(model: Any, db_url: str, artifact_url: str) -> Any:
     from modelyard.store.db import MetadataStore
 
     reg = Registry(MetadataStore.open(db_url), ArtifactStore.open(artifact_url))
-    return models.save(model, reg, name="clf")
+    return models.register(model, reg, name="clf")
 
 
 @modelyard.step

@@ -197,7 +197,7 @@ def test_save_to_registry_and_load_by_alias(registry: Any, tmp_path: Path) -> No
 
     x = np.arange(20, dtype=float).reshape(10, 2)
     reg = LinearRegression().fit(x, x[:, 0] * 3)
-    version = mm.save(
+    version = mm.register(
         reg, registry, name="lin", input_example=x[:2], aliases=["production"], extra={"r2": 1.0}
     )
     assert version.name == "lin"
@@ -218,7 +218,7 @@ def test_save_to_registry_and_load_by_alias(registry: Any, tmp_path: Path) -> No
     assert model.path == cache / version.manifest_sha256
 
     # a second version moves the alias; the cache keeps both packages side by side
-    v2 = mm.save(Scaler(2.0), registry, name="lin")
+    v2 = mm.register(Scaler(2.0), registry, name="lin")
     registry.set_alias("lin", "production", 2)
     model = mm.load("lin@production", registry=registry, cache_dir=cache)
     assert model.flavor == "python"
@@ -229,7 +229,7 @@ def test_save_to_registry_and_load_by_alias(registry: Any, tmp_path: Path) -> No
 def test_registry_cache_is_verified_and_healed(
     registry: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    version = mm.save(Scaler(3.0), registry, name="scaler")
+    version = mm.register(Scaler(3.0), registry, name="scaler")
     cache = tmp_path / "cache"
     model = mm.load("scaler:1", registry=registry, cache_dir=cache)
     params = model.path / "model" / "params.json"
@@ -253,9 +253,11 @@ def test_registry_cache_is_verified_and_healed(
         mm.load("scaler:1", registry=registry, cache_dir=cache)
 
 
-def test_registry_save_needs_a_name_and_missing_refs(registry: Any, tmp_path: Path) -> None:
-    with pytest.raises(InvalidInputError, match="name="):
+def test_save_writes_folders_and_points_at_register(registry: Any, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match=r"modelyard\.models\.register\(model, registry"):
         mm.save(Scaler(1.0), registry)
+    with pytest.raises(InvalidInputError, match="not a folder path"):
+        mm.save(Scaler(1.0), "registry:scaler")
     with pytest.raises(NotFoundError):
         mm.load("nope@production", registry=registry, cache_dir=tmp_path / "cache")
 
@@ -265,7 +267,7 @@ def test_registry_target_from_settings(tmp_path: Path, monkeypatch: pytest.Monke
     project.mkdir()
     (project / "pyproject.toml").write_text('[tool.modelyard]\nhome = ".my"\n')
     monkeypatch.chdir(project)
-    version = mm.save(Scaler(1.5), "registry:scaler")
+    version = mm.register(Scaler(1.5), name="scaler")
     assert version.version == 1
     model = mm.load("models:/scaler/1")
     assert model.path.is_relative_to(project / ".my" / "cache" / "packages")

@@ -64,7 +64,7 @@ def test_serve_a_registered_model_by_alias(
     home = tmp_path / "home"
     settings = load_settings(start=project, home=str(home))
     reg = Registry.from_settings(settings)
-    mv = modelyard.models.save(
+    mv = modelyard.models.register(
         model, reg, name="churn", input_example=x[:5], aliases=["production"]
     )
     with (tmp_path / "err.log").open("wb") as err:
@@ -79,6 +79,40 @@ def test_serve_a_registered_model_by_alias(
         assert r.json()["outputs"][0]["data"] == model.predict(x[:2]).tolist()  # type: ignore[attr-defined]
     finally:
         assert h.stop() == 0
+
+
+def test_serve_never_serves_a_tampered_cached_package(tmp_path: Path, project: Path) -> None:
+    """Issue 9 item 9: replacing the cached model file and its hash in the cached manifest used
+    to make `modelyard serve NAME:VERSION` serve other bytes as that version."""
+    import json
+
+    from sklearn.dummy import DummyClassifier
+
+    import modelyard.models
+    from modelyard.config import load_settings
+    from modelyard.workspace import Workspace
+
+    x = np.zeros((4, 2))
+    zero = DummyClassifier(strategy="constant", constant=0).fit(x, [0, 1, 0, 1])
+    one = DummyClassifier(strategy="constant", constant=1).fit(x, [0, 1, 0, 1])
+    home = tmp_path / "home"
+    ws = Workspace.open(load_settings(start=project, home=str(home)))
+    modelyard.models.register(zero, ws.registry, name="churn", input_example=x[:2])
+    cached = ws.fetch("churn:1")
+    other = modelyard.models.save(one, tmp_path / "other", name="churn", input_example=x[:2])
+    for rel in json.loads((other / "modelyard.json").read_text())["files"]:
+        (cached / rel).write_bytes((other / rel).read_bytes())
+    (cached / "modelyard.json").write_bytes((other / "modelyard.json").read_bytes())
+
+    with (tmp_path / "err.log").open("wb") as err:
+        h = launch("churn:1", home=home, workers=1, cwd=project, stderr=err, request_log=False)
+    try:
+        r = httpx.post(f"{h.url}/v1/models/churn:predict", json={"instances": x[:2].tolist()})
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"] == [0, 0]
+    finally:
+        assert h.stop() == 0
+    assert "failed verification" in (tmp_path / "err.log").read_text()
 
 
 def test_serve_needs_exactly_one_model(tmp_path: Path) -> None:

@@ -155,7 +155,7 @@ def test_model_package_through_an_s3_registry(
     registry = Registry(MetadataStore.open(f"sqlite:///{tmp_path / 'meta.db'}"), store, user="t")
     x = np.arange(12, dtype=float).reshape(6, 2)
     reg = LinearRegression().fit(x, x[:, 1])
-    version = mm.save(reg, registry, name="lin", input_example=x[:2], aliases=["production"])
+    version = mm.register(reg, registry, name="lin", input_example=x[:2], aliases=["production"])
     assert version.artifact_uri.startswith(f"s3://{store.root}/objects/")
     model = mm.load("models:/lin@production", registry=registry, cache_dir=tmp_path / "cache")
     np.testing.assert_allclose(model.predict(x), reg.predict(x))

@@ -120,14 +120,16 @@ def serve(  # noqa: PLR0917  (a Typer command: one parameter per flag)
 
 
 def _from_registry(settings: Any, ref: str, trust_pickle: bool) -> tuple[Any, str, str]:
-    """Resolve ``ref`` once (all workers serve the same version) and fetch its package."""
-    from modelyard.registry.registry import Registry
-    from modelyard.serving._model import ModelSpec
+    """Resolve ``ref`` once (all workers serve the same version) and fetch its package.
 
-    reg = Registry.from_settings(settings)
-    mv = reg.resolve(ref)
-    folder = settings.resolved_home / "cache" / "serving" / mv.manifest_sha256
-    if not (folder / "modelyard.json").is_file():
-        reg.download(mv, folder)
+    The package comes from the Workspace's cache, every file checked against the sha256 the
+    metadata store records for the version (a changed cached copy is downloaded again).
+    """
+    from modelyard.serving._model import ModelSpec
+    from modelyard.workspace import Workspace
+
+    ws = Workspace.open(settings)
+    mv = ws.resolve(ref)
+    folder = ws.fetch(mv)
     spec = ModelSpec.for_package(folder, trust_pickle=trust_pickle).with_version(str(mv.version))
     return spec, mv.name, str(mv.version)

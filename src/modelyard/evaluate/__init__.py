@@ -6,8 +6,10 @@
 - :mod:`~modelyard.evaluate.slices`: named slices of a test frame.
 - :mod:`~modelyard.evaluate.stats`: the paired bootstrap and McNemar's test.
 - :mod:`~modelyard.evaluate.policy`: :class:`GatePolicy`, in Python or TOML.
-- :mod:`~modelyard.evaluate.gate`: :class:`Gate`, :class:`GateVerdict` and
-  :func:`evaluate_and_register`, which the pipeline's register step calls.
+- :mod:`~modelyard.evaluate.gate`: :class:`Gate`, which judges a candidate.
+- :mod:`~modelyard.evaluate.verdict`: :class:`GateVerdict` and :class:`RuleResult`.
+- :mod:`~modelyard.evaluate.register`: :func:`evaluate_and_register`, which
+  :meth:`Workspace.gate_and_register <modelyard.workspace.Workspace.gate_and_register>` runs.
 
 Public API::
 
@@ -54,10 +56,10 @@ _LAZY: dict[str, str] = {
     "Margin": "modelyard.evaluate.policy",
     "OutputSchema": "modelyard.evaluate.policy",
     "Gate": "modelyard.evaluate.gate",
-    "GateOutcome": "modelyard.evaluate.gate",
-    "GateVerdict": "modelyard.evaluate.gate",
-    "RuleResult": "modelyard.evaluate.gate",
-    "evaluate_and_register": "modelyard.evaluate.gate",
+    "GateOutcome": "modelyard.evaluate.register",
+    "GateVerdict": "modelyard.evaluate.verdict",
+    "RuleResult": "modelyard.evaluate.verdict",
+    "evaluate_and_register": "modelyard.evaluate.register",
 }
 
 __all__ = [
@@ -93,10 +95,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from modelyard.evaluate.gate import Gate as Gate
-    from modelyard.evaluate.gate import GateOutcome as GateOutcome
-    from modelyard.evaluate.gate import GateVerdict as GateVerdict
-    from modelyard.evaluate.gate import RuleResult as RuleResult
-    from modelyard.evaluate.gate import evaluate_and_register as evaluate_and_register
     from modelyard.evaluate.metrics import METRICS as METRICS
     from modelyard.evaluate.metrics import Predictions as Predictions
     from modelyard.evaluate.metrics import compute_metrics as compute_metrics
@@ -104,6 +102,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from modelyard.evaluate.policy import GatePolicy as GatePolicy
     from modelyard.evaluate.policy import Margin as Margin
     from modelyard.evaluate.policy import OutputSchema as OutputSchema
+    from modelyard.evaluate.register import GateOutcome as GateOutcome
+    from modelyard.evaluate.register import evaluate_and_register as evaluate_and_register
     from modelyard.evaluate.slices import Slice as Slice
     from modelyard.evaluate.stats import mcnemar as mcnemar
     from modelyard.evaluate.stats import paired_bootstrap as paired_bootstrap
+    from modelyard.evaluate.verdict import GateVerdict as GateVerdict
+    from modelyard.evaluate.verdict import RuleResult as RuleResult

@@ -34,11 +34,14 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from modelyard.errors import ConfigError, InvalidInputError
 from modelyard.evaluate.metrics import METRICS, Task, metric_spec
 from modelyard.evaluate.slices import Slice, parse_slices
+
+if TYPE_CHECKING:
+    from modelyard.config import GateSettings
 
 __all__ = ["COMPARATORS", "GatePolicy", "Margin", "OutputSchema"]
 
@@ -309,6 +312,18 @@ class GatePolicy:
             raise ConfigError(f"{source}: {exc.message}", hint=exc.hint, source=source) from exc
         except TypeError as exc:
             raise ConfigError(f"{source}: {exc}", source=source) from exc
+
+    @classmethod
+    def from_settings(cls, gate: GateSettings) -> GatePolicy:
+        """Build the policy of ``[tool.modelyard.gate]`` (``Settings.gate``).
+
+        Raises:
+            ConfigError: bad values, naming ``[tool.modelyard.gate]`` and the key.
+        """
+        import msgspec
+
+        data = {k: v for k, v in msgspec.structs.asdict(gate).items() if v is not None}
+        return cls.from_mapping(data, source="[tool.modelyard.gate]")
 
     @classmethod
     def from_file(cls, path: str | Path) -> GatePolicy:

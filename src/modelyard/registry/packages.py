@@ -8,7 +8,7 @@
       model.skops        # the model, in its flavor's safe format
       extra/...          # extra_files given to save()
 
-:func:`save` writes a package (into a folder, or straight into a :class:`Registry`);
+:func:`save` writes a package into a folder, :func:`register` into a :class:`Registry`;
 :func:`load` verifies every file against the manifest's sha256 before the flavor reads it,
 warns (a :class:`LibraryVersionWarning` and a log record) when the installed library versions
 differ from the recorded ones, and returns a :class:`LoadedModel` with ``predict(batch)``.
@@ -18,8 +18,6 @@ Pickle is used only when the caller passes ``trust_pickle=True``, both to save a
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
 import platform
@@ -41,10 +39,13 @@ from modelyard.errors import (
     UnsafeArtifactError,
 )
 from modelyard.logs import get_logger
+from modelyard.registry.cache import PackageCache, sha256_file
 from modelyard.registry.flavors import FLAVOR_NAMES, Flavor, Trust, detect_flavor, get_flavor
 from modelyard.store.artifacts import validate_relative_name
 
 if TYPE_CHECKING:
+    from modelyard.data.contract import Contract
+    from modelyard.data.profile import Profile
     from modelyard.registry.registry import ModelVersion, Registry
 
 __all__ = [
@@ -54,9 +55,11 @@ __all__ = [
     "LoadedModel",
     "ModelyardWarning",
     "infer_signature",
+    "is_registry_ref",
     "library_versions",
     "load",
     "read_manifest",
+    "register",
     "save",
     "verify_package",
 ]
@@ -64,7 +67,6 @@ __all__ = [
 MANIFEST_NAME = "modelyard.json"
 FORMAT_VERSION = 1
 _log = get_logger("registry.packages")
-_CHUNK = 1024 * 1024
 
 
 class ModelyardWarning(UserWarning):
@@ -207,19 +209,22 @@ def _check_versions(manifest: Mapping[str, Any], where: Path) -> None:
             warnings.warn(
                 f"{message}; install {dist}=={saved} to match",
                 LibraryVersionWarning,
-                stacklevel=3,
+                stacklevel=_caller_depth(),
             )
 
 
+def _caller_depth() -> int:
+    """The ``stacklevel`` of the first frame outside modelyard: warnings point at user code."""
+    import sys
+
+    package = str(Path(__file__).resolve().parents[1])
+    frame, depth = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, depth = frame.f_back, depth + 1  # type: ignore[assignment]
+    return depth
+
+
 # ---------------------------------------------------------------------- hashing and manifest
-def _sha256_file(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest()
-
-
 def _hash_folder(folder: Path) -> dict[str, str]:
     files: dict[str, str] = {}
     for dirpath, _dirs, names in os.walk(folder):
@@ -228,7 +233,7 @@ def _hash_folder(folder: Path) -> dict[str, str]:
             rel = path.relative_to(folder).as_posix()
             if rel == MANIFEST_NAME:
                 continue
-            files[validate_relative_name(rel, what="package file path")] = _sha256_file(path)
+            files[validate_relative_name(rel, what="package file path")] = sha256_file(path)
     return dict(sorted(files.items()))
 
 
@@ -291,7 +296,7 @@ def verify_package(folder: str | os.PathLike[str]) -> dict[str, Any]:
                 hint="the package is incomplete; download or save it again",
                 path=rel,
             )
-        actual = _sha256_file(path)
+        actual = sha256_file(path)
         if actual != expected:
             raise IntegrityError(
                 f"model package {root}: file {rel!r} has sha256 {actual}, "
@@ -385,7 +390,7 @@ def _length(value: Any) -> int | None:
 # ---------------------------------------------------------------------- save
 def save(
     model: Any,
-    path_or_registry: str | os.PathLike[str] | Registry,
+    path: str | os.PathLike[str],
     *,
     name: str | None = None,
     flavor: str | None = None,
@@ -395,21 +400,15 @@ def save(
     | Sequence[str | os.PathLike[str]]
     | None = None,
     trust_pickle: bool = False,
-    run_id: str | None = None,
-    aliases: Iterable[str] = (),
     extra: Mapping[str, Any] | None = None,
     flavor_options: Mapping[str, Any] | None = None,
-    description: str | None = None,
-    tags: Mapping[str, str] | None = None,
-) -> Any:
-    """Write ``model`` as a package into a folder, or register it in a registry.
+) -> Path:
+    """Write ``model`` as a package into the folder ``path``; see :func:`register` for a registry.
 
     Args:
         model: the fitted model.
-        path_or_registry: a folder that does not exist yet (or is empty); a
-            :class:`~modelyard.registry.registry.Registry`; or ``"registry:"`` /
-            ``"registry:NAME"`` for the registry of the current project's settings.
-        name: the model name (required for a registry; default the folder name).
+        path: a folder that does not exist yet (or is empty).
+        name: the model name recorded in the manifest (default the folder name).
         flavor: one of ``sklearn, onnx, torch, xgboost, lightgbm, python, pickle``; default
             detected from the model's type.
         signature: ``{"inputs": [...], "outputs": [...]}``; default inferred from
@@ -418,58 +417,28 @@ def save(
         extra_files: files to ship with the model, as ``{name in package: path}`` or paths;
             stored under ``extra/``.
         trust_pickle: allow the pickle flavor (anything loading it can run arbitrary code).
-        run_id: the tracking run that produced the model (registry only).
-        aliases: aliases to point at the new version (registry only).
-        extra: JSON-able data stored in the manifest (and with the registry version).
+        extra: JSON-able data stored in the manifest.
         flavor_options: flavor settings, e.g. ``{"method": "predict_proba"}`` (sklearn),
             ``{"init_kwargs": {...}}`` (torch modules), ``{"output": "probabilities"}`` (onnx).
-        description: version description (registry only).
-        tags: version tags (registry only).
 
     Returns:
-        The package folder (a :class:`~pathlib.Path`), or the registered ``ModelVersion``.
+        The package folder.
 
     Raises:
         UnsafeArtifactError: the model needs pickle and ``trust_pickle`` is False.
         ConflictError: the target folder exists and is not empty.
-        InvalidInputError: unknown flavor, bad signature or extra file name.
+        InvalidInputError: unknown flavor, bad signature or extra file name, or ``path`` is a
+            registry (use :func:`register`).
     """
     if isinstance(model, LoadedModel):  # re-saving a loaded package: save what it wraps
         model = model.raw
-    registry, target_name = _registry_target(path_or_registry)
-    if registry is not None:
-        model_name = name or target_name
-        if not model_name:
-            raise InvalidInputError(
-                "saving to a registry needs a model name",
-                hint="pass name='my-model' to modelyard.models.save",
-            )
-        with tempfile.TemporaryDirectory(prefix="modelyard-package-") as tmp:
-            folder = Path(tmp) / "package"
-            manifest = _write_package(
-                model,
-                folder,
-                name=model_name,
-                flavor_name=flavor,
-                signature=signature,
-                input_example=input_example,
-                extra_files=extra_files,
-                trust_pickle=trust_pickle,
-                extra=extra,
-                flavor_options=flavor_options,
-            )
-            return registry.register_version(
-                model_name,
-                folder,
-                run_id=run_id,
-                flavor=manifest["flavor"],
-                signature=manifest.get("signature"),
-                extra=dict(extra) if extra is not None else None,
-                description=description,
-                tags=tags,
-                aliases=tuple(aliases),
-            )
-    dest = Path(os.fspath(path_or_registry))  # type: ignore[arg-type]
+    if not isinstance(path, str | os.PathLike) or os.fspath(path).startswith("registry:"):
+        raise InvalidInputError(
+            f"modelyard.models.save writes a package folder; {path!r} is not a folder path",
+            hint="to register the model, call modelyard.models.register(model, registry, "
+            "name='my-model'), which returns the ModelVersion",
+        )
+    dest = Path(os.fspath(path))
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ConflictError(
             f"cannot save the model package to {dest}: it exists and is not an empty folder",
@@ -501,21 +470,70 @@ def save(
     return dest
 
 
-def _registry_target(target: Any) -> tuple[Registry | None, str | None]:
-    if isinstance(target, str | os.PathLike):
-        text = os.fspath(target)
-        if isinstance(text, str) and text.startswith("registry:"):
-            from modelyard.config import load_settings
-            from modelyard.registry.registry import Registry
+def register(
+    model: Any,
+    registry: Registry,
+    *,
+    name: str,
+    flavor: str | None = None,
+    signature: Mapping[str, Any] | None = None,
+    input_example: Any = None,
+    extra_files: Mapping[str, str | os.PathLike[str]]
+    | Sequence[str | os.PathLike[str]]
+    | None = None,
+    trust_pickle: bool = False,
+    run_id: str | None = None,
+    aliases: Iterable[str] = (),
+    alias_reason: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    flavor_options: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    contract: Contract | None = None,
+    profile: Profile | None = None,
+) -> ModelVersion:
+    """Package ``model`` and register it as a new version of ``name`` in ``registry``.
 
-            return Registry.from_settings(load_settings()), text[len("registry:") :] or None
-        return None, None
-    if hasattr(target, "register_version"):
-        return target, None
-    raise InvalidInputError(
-        f"cannot save a model to a {type(target).__name__}",
-        hint="pass a folder path, a Registry, or 'registry:NAME'",
-    )
+    The arguments shared with :func:`save` mean the same; the rest are those of
+    :meth:`~modelyard.registry.registry.Registry.register_version`.
+
+    Returns:
+        The registered :class:`~modelyard.registry.registry.ModelVersion`.
+
+    Raises:
+        UnsafeArtifactError: the model needs pickle and ``trust_pickle`` is False.
+        InvalidNameError: an illegal model name, alias or tag key.
+    """
+    if isinstance(model, LoadedModel):
+        model = model.raw
+    with tempfile.TemporaryDirectory(prefix="modelyard-package-") as tmp:
+        folder = save(
+            model,
+            Path(tmp) / "package",
+            name=name,
+            flavor=flavor,
+            signature=signature,
+            input_example=input_example,
+            extra_files=extra_files,
+            trust_pickle=trust_pickle,
+            extra=extra,
+            flavor_options=flavor_options,
+        )
+        manifest = read_manifest(folder)
+        return registry.register_version(
+            name,
+            folder,
+            run_id=run_id,
+            flavor=manifest["flavor"],
+            signature=manifest.get("signature"),
+            extra=dict(extra) if extra is not None else None,
+            description=description,
+            tags=tags,
+            aliases=tuple(aliases),
+            alias_reason=alias_reason,
+            contract=contract,
+            profile=profile,
+        )
 
 
 def _write_package(
@@ -646,14 +664,14 @@ def load(
     Args:
         path_or_uri: a package folder; or a registry reference: ``models:/NAME@alias``,
             ``models:/NAME/3``, ``NAME@alias``, ``NAME:3``.
-        registry: the registry for references (default: the current project's).
+        registry: the registry for references.
         trust_pickle: allow loading a pickled model (it can run arbitrary code); it implies
             ``trusted=True``.
         trusted: skops types to trust beyond skops' defaults, or ``True`` for all. Tree
             models (``sklearn.tree._tree.Tree``) need it: skops does not trust their node
             arrays, which a malicious file can point out of bounds.
-        cache_dir: where registry packages are cached, by manifest sha256 (default
-            ``<home>/cache/packages``).
+        cache_dir: where registry packages are cached, by manifest sha256
+            (:class:`~modelyard.registry.cache.PackageCache`).
 
     Raises:
         IntegrityError: a file does not match the manifest.
@@ -666,22 +684,18 @@ def load(
         types = tuple(trusted or ())
     trust = Trust(pickle=trust_pickle, types=types)
     version = None
-    if isinstance(path_or_uri, str) and _is_registry_ref(path_or_uri, registry):
-        folder, version = _fetch_from_registry(path_or_uri, registry, cache_dir)
-        try:
-            manifest = verify_package(folder)
-        except IntegrityError:
-            # the cached copy was changed or partly deleted: the registry is the source of truth
-            _log.warning(
-                "cached model package failed verification; downloading it again",
-                extra={"model": version.name, "version": version.version, "path": str(folder)},
+    if isinstance(path_or_uri, str) and is_registry_ref(path_or_uri, registry):
+        if registry is None or cache_dir is None:
+            raise InvalidInputError(
+                f"loading the registry reference {path_or_uri!r} needs registry= and cache_dir=",
+                hint="modelyard.models.load fills them from the project's settings, or use "
+                "Workspace.open(settings).fetch(ref)",
             )
-            shutil.rmtree(folder, ignore_errors=True)
-            folder, version = _fetch_from_registry(path_or_uri, registry, cache_dir)
-            manifest = verify_package(folder)
+        version = registry.resolve(_parse_models_uri(path_or_uri))
+        folder = PackageCache(cache_dir).fetch(registry, version)
     else:
         folder = Path(path_or_uri)
-        manifest = verify_package(folder)
+    manifest = verify_package(folder)
     flavor = get_flavor(str(manifest.get("flavor")))
     _check_versions(manifest, folder)
     raw = flavor.load(folder, dict(manifest.get("flavor_options") or {}), manifest["files"], trust)
@@ -689,7 +703,9 @@ def load(
     return LoadedModel(manifest, raw, flavor, folder, version)
 
 
-def _is_registry_ref(text: str, registry: Any) -> bool:
+def is_registry_ref(text: str, registry: Any = None) -> bool:
+    """Whether ``text`` names a registry version (``models:/...``, ``NAME@alias``, ``NAME:3``)
+    rather than a package folder."""
     if text.startswith("models:/"):
         return True
     if Path(text).exists():
@@ -703,45 +719,3 @@ def _parse_models_uri(text: str) -> str:
     if sep:  # models:/NAME/3 (MLflow's form)
         return f"{name}:{rest}"
     return ref
-
-
-def _fetch_from_registry(
-    text: str, registry: Registry | None, cache_dir: str | os.PathLike[str] | None
-) -> tuple[Path, ModelVersion]:
-    from modelyard.config import load_settings
-
-    if registry is None or cache_dir is None:
-        settings = load_settings()
-        if registry is None:
-            from modelyard.registry.registry import Registry
-
-            registry = Registry.from_settings(settings)
-        if cache_dir is None:
-            cache_dir = settings.resolved_home / "cache" / "packages"
-    version = registry.resolve(_parse_models_uri(text))
-    cache = Path(cache_dir) / version.manifest_sha256
-    manifest_path = cache / MANIFEST_NAME
-    if manifest_path.is_file() and _sha256_file(manifest_path) == version.manifest_sha256:
-        return cache, version
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    staging = cache.parent / f".{cache.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        registry.download(version, staging)
-        got = _sha256_file(staging / MANIFEST_NAME) if (staging / MANIFEST_NAME).is_file() else None
-        if got != version.manifest_sha256:
-            raise IntegrityError(
-                f"model {version.name} version {version.version}: the downloaded manifest has "
-                f"sha256 {got}, the registry records {version.manifest_sha256}",
-                hint="the artifact store holds other bytes than were registered; check it",
-                model=version.name,
-            )
-        if manifest_path.is_file() and _sha256_file(manifest_path) == version.manifest_sha256:
-            return cache, version  # another process filled the cache meanwhile
-        if cache.exists():  # a stale or partial cache entry: replace it
-            shutil.rmtree(cache, ignore_errors=True)
-        with contextlib.suppress(OSError):  # another process won the race: use its copy
-            os.replace(staging, cache)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return cache, version

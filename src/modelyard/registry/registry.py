@@ -20,9 +20,9 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from modelyard.config import Settings
+    from modelyard.data.contract import Contract
+    from modelyard.data.profile import Profile
     from modelyard.registry.gittags import SyncReport
     from modelyard.store.artifacts import ArtifactRef, ArtifactStore
     from modelyard.store.db import MetadataStore
@@ -67,6 +69,14 @@ _MAX_VALUE = t.VALUE
 
 
 # --------------------------------------------------------------------------- value objects
+class BytesReader(Protocol):
+    """What a version reads its contract and profile with: an artifact store."""
+
+    def get_bytes(self, sha256: str) -> bytes:
+        """The verified bytes of object ``sha256``."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ModelVersion:
     """One immutable registered version of a model.
@@ -87,6 +97,8 @@ class ModelVersion:
         created_at: UNIX seconds.
         created_by: who registered it.
         description: free text.
+        contract_sha256: sha256 of the version's data contract in the artifact store, if any.
+        profile_sha256: sha256 of the version's reference profile in the artifact store, if any.
     """
 
     name: str
@@ -104,16 +116,59 @@ class ModelVersion:
     created_at: float
     created_by: str | None
     description: str | None = None
+    contract_sha256: str | None = None
+    profile_sha256: str | None = None
+    # reads the contract and profile back (the registry's artifact store); not part of the value
+    store: BytesReader | None = field(default=None, repr=False, compare=False)
 
     @property
     def ref(self) -> str:
         """``name:version``, accepted by :meth:`Registry.resolve`."""
         return f"{self.name}:{self.version}"
 
+    @property
+    def contract(self) -> Contract | None:
+        """The data contract registered with this version (read and hash-checked), or None.
+
+        Raises:
+            IntegrityError: the stored bytes do not match ``contract_sha256``.
+        """
+        if self.contract_sha256 is None:
+            return None
+        from modelyard.data.contract import Contract
+
+        raw = self._read(self.contract_sha256, "contract")
+        return Contract.from_dict(_json(raw, {}), source=f"{self.ref} contract")
+
+    @property
+    def reference_profile(self) -> Profile | None:
+        """The reference profile registered with this version (read and hash-checked), or None.
+
+        Raises:
+            IntegrityError: the stored bytes do not match ``profile_sha256``.
+        """
+        if self.profile_sha256 is None:
+            return None
+        from modelyard.data.profile import Profile
+
+        return Profile.from_bytes(self._read(self.profile_sha256, "reference profile"))
+
+    def _read(self, sha256: str, what: str) -> bytes:
+        if self.store is None:
+            raise NotFoundError(
+                f"model {self.name!r} version {self.version}: its {what} cannot be read "
+                "without the registry's artifact store",
+                hint="get the version from Registry.resolve() or Registry.get_version()",
+                model=self.name,
+            )
+        return self.store.get_bytes(sha256)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (for ``--json`` and HTTP answers)."""
-        body = asdict(self)
+        body = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "store"}
         body["aliases"] = list(self.aliases)
+        body["files"] = dict(self.files)
+        body["tags"] = dict(self.tags)
         return body
 
 
@@ -342,6 +397,8 @@ def _statements(dialect: str) -> _Statements:
         mv.c.created_at,
         mv.c.created_by,
         mv.c.description,
+        mv.c.contract_sha256,
+        mv.c.profile_sha256,
     )
     by_model = m.join(mv, mv.c.model_id == m.c.id)
     name_is = m.c.name == sa.bindparam("name")
@@ -381,7 +438,7 @@ def _json(value: Any, empty: Any) -> Any:
     return value
 
 
-def _version_from_row(row: Any, *, json_text: bool) -> ModelVersion:
+def _version_from_row(row: Any, *, json_text: bool, store: BytesReader | None) -> ModelVersion:
     """Build a version from a raw driver row (JSON columns arrive as text on SQLite)."""
     signature, extra = row[8], row[9]
     if json_text:
@@ -402,6 +459,9 @@ def _version_from_row(row: Any, *, json_text: bool) -> ModelVersion:
         created_at=row[12],
         created_by=row[13],
         description=row[14],
+        contract_sha256=row[15],
+        profile_sha256=row[16],
+        store=store,
     )
 
 
@@ -513,7 +573,8 @@ class Registry:
     def _fetch_versions(self, stmt: sa.Select[Any], params: dict[str, Any]) -> list[ModelVersion]:
         rows = self.metadata_store.fetch(stmt, params)
         json_text = self.metadata_store.dialect == "sqlite"
-        return [_version_from_row(r, json_text=json_text) for r in rows]
+        store = self.artifact_store
+        return [_version_from_row(r, json_text=json_text, store=store) for r in rows]
 
     @contextmanager
     def _locked_model(self, name: str) -> Iterator[tuple[Connection, int]]:
@@ -633,6 +694,8 @@ class Registry:
         tags: Mapping[str, str] | None = None,
         aliases: Iterable[str] = (),
         alias_reason: str | None = None,
+        contract: Contract | None = None,
+        profile: Profile | None = None,
     ) -> ModelVersion:
         """Register a new immutable version of ``name`` (created if it does not exist).
 
@@ -653,6 +716,10 @@ class Registry:
             tags: initial version tags.
             aliases: aliases to point at the new version (recorded in the alias history).
             alias_reason: why the aliases move, recorded with each alias history event.
+            contract: the data contract of the model's input; stored content-addressed with
+                the version (``ModelVersion.contract``), checked on every serving request.
+            profile: the reference profile of the training data
+                (``ModelVersion.reference_profile``), what monitoring measures drift against.
 
         Raises:
             InvalidNameError: an illegal model name, alias or tag key.
@@ -665,6 +732,8 @@ class Registry:
         extra_dict = _jsonable(dict(extra), "extra") if extra is not None else None
         signature = _jsonable(signature, "signature")
         files = self._upload(package_dir_or_files)
+        contract_sha = self._put_contract(contract)
+        profile_sha = self._put_profile(profile)
         manifest = MANIFEST_NAME if MANIFEST_NAME in files else next(iter(files))
         manifest_ref = files[manifest]
         # this store's URI, even when the caller's refs were made by another handle on it
@@ -709,6 +778,8 @@ class Registry:
                     "description": description,
                     "created_at": now,
                     "created_by": actor,
+                    "contract_sha256": contract_sha,
+                    "profile_sha256": profile_sha,
                 },
             ).scalar_one()
             conn.execute(
@@ -760,10 +831,42 @@ class Registry:
             created_at=now,
             created_by=actor,
             description=description,
+            contract_sha256=contract_sha,
+            profile_sha256=profile_sha,
+            store=self.artifact_store,
         )
         if self.git_tags:
             self._mirror_tag(version)
         return version
+
+    def _put_contract(self, contract: Contract | None) -> str | None:
+        if contract is None:
+            return None
+        from modelyard.data.contract import Contract
+
+        if not isinstance(contract, Contract):
+            raise InvalidInputError(
+                f"contract= is a {type(contract).__name__}, not a modelyard.data.Contract",
+                hint="pass Contract.from_file('contract.toml') or infer_contract(frame)",
+                field="contract",
+            )
+        import orjson
+
+        body = orjson.dumps(contract.to_dict(), option=orjson.OPT_SORT_KEYS)
+        return self.artifact_store.put_bytes(body).sha256
+
+    def _put_profile(self, profile: Profile | None) -> str | None:
+        if profile is None:
+            return None
+        from modelyard.data.profile import Profile
+
+        if not isinstance(profile, Profile):
+            raise InvalidInputError(
+                f"profile= is a {type(profile).__name__}, not a modelyard.data.Profile",
+                hint="pass build_profile(training_frame)",
+                field="profile",
+            )
+        return self.artifact_store.put_bytes(profile.to_bytes()).sha256
 
     def _upload(
         self, package: str | os.PathLike[str] | Mapping[str, ArtifactRef]

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["HEAD_REVISION", "MIGRATIONS_DIR", "REVISIONS", "MetadataStore", "SqlTx"]
 
 #: Revisions in order; the last is what this code writes and expects.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 HEAD_REVISION = REVISIONS[-1]
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: The head schema as SQLite DDL: a new SQLite store is created from it without Alembic.

@@ -177,11 +177,14 @@ model_versions = Table(
     Column("artifact_uri", String(2048), nullable=False),
     Column("manifest_sha256", String(64), nullable=False),
     Column("signature", JSON, nullable=True),
-    # free structured data: gate verdict, contract and reference-profile artifact refs, metrics
+    # free structured data: gate verdict, metrics, refs
     Column("extra", JSON, nullable=True),
     Column("description", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("created_by", String(NAME), nullable=True),
+    # the version's data contract and reference profile: sha256 of artifact store objects
+    Column("contract_sha256", String(64), nullable=True),
+    Column("profile_sha256", String(64), nullable=True),
     UniqueConstraint("model_id", "version"),
 )
 
@@ -240,6 +243,15 @@ alias_events = Table(
     # set | delete | rollback: rollback pops the history, so repeated rollbacks walk back in time
     Column("action", String(16), nullable=False, server_default="set"),
     Index("ix_alias_events_model_alias_at", "model_id", "alias", "at"),
+)
+
+# ---------------------------------------------------------------- the store itself
+# facts about the store as key/value rows, e.g. ``registry_id`` (written in mirrored git tags)
+store_info = Table(
+    "store_info",
+    metadata,
+    Column("key", String(NAME), primary_key=True),
+    Column("value", String(VALUE), nullable=False),
 )
 
 # ---------------------------------------------------------------- pipelines

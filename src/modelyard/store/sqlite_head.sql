@@ -1,4 +1,4 @@
--- revision 0006
+-- revision 0007
 -- The head schema of a SQLite store, to create a new store without Alembic (MetadataStore.open).
 -- Generated from what the Alembic migrations build on an empty SQLite file (sqlite_master, in
 -- creation order). tests/store/test_sqlite_head.py checks that it still matches, and rewrites
@@ -128,7 +128,7 @@ CREATE TABLE model_versions (
 	extra JSON, 
 	description TEXT, 
 	created_at FLOAT NOT NULL, 
-	created_by VARCHAR(255), 
+	created_by VARCHAR(255), contract_sha256 VARCHAR(64), profile_sha256 VARCHAR(64), 
 	CONSTRAINT pk_model_versions PRIMARY KEY (id), 
 	CONSTRAINT fk_model_versions_model_id_models FOREIGN KEY(model_id) REFERENCES models (id) ON DELETE CASCADE, 
 	CONSTRAINT fk_model_versions_run_id_runs FOREIGN KEY(run_id) REFERENCES runs (id), 
@@ -296,3 +296,9 @@ CREATE TABLE monitor_triggers (
 CREATE INDEX ix_monitor_triggers_model_at ON monitor_triggers (model, at);
 
 CREATE INDEX ix_runs_start_time ON runs (start_time);
+
+CREATE TABLE store_info (
+	"key" VARCHAR(255) NOT NULL, 
+	value VARCHAR(8000) NOT NULL, 
+	CONSTRAINT pk_store_info PRIMARY KEY ("key")
+);
