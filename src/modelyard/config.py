@@ -32,8 +32,8 @@ from modelyard.errors import ConfigError
 
 __all__ = [
     "DeliverySettings",
-    "MonitorSettings",
     "GateSettings",
+    "MonitorSettings",
     "PackagingSettings",
     "PipelineSettings",
     "SecretStr",
