@@ -91,9 +91,14 @@ class ServingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1)] = 8 * 1024 * 1024
     grace_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0  # how long SIGTERM waits for requests
+    # after SIGTERM: not ready at once, but answering normally this long (set it below the
+    # orchestrator's termination grace period, above its endpoint propagation delay)
+    drain_delay_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     request_log_sample_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
     request_log_flush_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     admin_token: SecretStr | None = None  # bearer token for management endpoints
+    # bearer token POST /v1/feedback needs (default: the admin token, when one is set)
+    feedback_token: SecretStr | None = None
 
 
 class PipelineSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -156,3 +156,22 @@ class Orphaner(Linear):
 
         subprocess.run(["sh", "-c", "sleep 0.3 &"], check=True)  # the sleep outlives its parent
         super().load()
+
+
+class LinearV8(Linear):
+    """Version 8 of Linear: the same contract, the second output negated."""
+
+    version = "8"
+
+    def load(self) -> None:
+        super().load()
+        self.w = self.w * np.array([1, -1], dtype=np.float32)
+
+
+class LinearBroken(Linear):
+    """A bad candidate of Linear: every predict fails."""
+
+    version = "9"
+
+    def predict(self, batch: Any) -> Any:
+        raise RuntimeError("the candidate is broken")

@@ -113,10 +113,14 @@ def test_request_and_feedback_logs_are_parquet_on_the_store(
         body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": ROW}]}
         r = c.post("/v2/models/linear/infer", json=body, headers={"x-request-id": "v2-one"})
         ids.append("v2-one")
-        fb = c.post("/v1/feedback", json={"request_id": ids[0], "label": [12, 2], "source": "qa"})
+        fb = c.post(
+            "/v1/feedback",
+            json={"request_id": ids[0], "label": [12, 2], "source": "qa"},
+            headers={"authorization": "Bearer s3cret"},
+        )
         assert fb.status_code == 202
         assert fb.json() == {"request_id": ids[0], "accepted": True, "version": "7"}
-        bad = c.post("/v1/feedback", json={"label": 1})
+        bad = c.post("/v1/feedback", json={"label": 1}, headers={"authorization": "Bearer s3cret"})
         assert bad.status_code == 400
         assert "'request_id'" in bad.json()["message"]
         assert c.post("/v1/admin/flush").status_code == 401

@@ -9,11 +9,12 @@ of the version that answered). The lifecycle around it (listening, signals, drai
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -30,7 +31,6 @@ from modelyard.errors import (
     Unauthorized,
 )
 from modelyard.logs import get_logger
-from modelyard.serving._batcher import Item
 from modelyard.serving._metrics import ServingMetrics
 from modelyard.serving._model import ModelSpec
 from modelyard.serving._pool import VersionPool
@@ -86,12 +86,14 @@ class Front:
         self.on_versions_changed: list[Callable[[], None]] = []
         self.boot_metrics = ServingMetrics()  # counts requests before any version has loaded
         self.admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+        fb = settings.feedback_token
+        self.feedback_token = fb.get_secret_value() if fb is not None else None
         # bodies being received on all connections together: 8 bodies of the maximum size
         self.budget = BodyBudget(8 * settings.max_body_bytes)
         self._rid_prefix = uuid.uuid4().hex[:12]
         self._rid_next = 0
         self.dynamic: Handler = _no_route
-        self.refuse_when_draining = True
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ versions
     async def add_version(
@@ -209,15 +211,6 @@ class Front:
         """Requests queued or inside a worker, over all versions."""
         return sum(p.accepted() for p in self.pools.values())
 
-    def submit(self, pool: VersionPool, item: Item) -> None:
-        """Queue a decoded request on ``pool``'s batcher."""
-        if self.draining and self.refuse_when_draining:
-            raise ServiceUnavailable(
-                "the server is shutting down; retry on another replica",
-                hint="this is expected during a rolling update",
-            )
-        pool.submit(item)
-
     def _versions_changed(self) -> None:
         for pool in self.pools.values():
             if pool.version == self.stable:
@@ -237,6 +230,37 @@ class Front:
         self.routes[path] = handler
         self.labels[path] = label or path
 
+    def add_async_route(
+        self,
+        path: str,
+        handler: Callable[[Request], Coroutine[Any, Any, None]],
+        label: str | None = None,
+    ) -> None:
+        """Answer ``path`` with a coroutine (run as a task; an error it raises is answered)."""
+
+        def run(req: Request) -> None:
+            task = asyncio.get_running_loop().create_task(handler(req))
+            self._tasks.add(task)
+            task.add_done_callback(lambda t: self._finish_task(req, t))
+
+        self.add_route(path, run, label)
+
+    def _finish_task(self, req: Request, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            self.error(req, ServiceUnavailable("the server is shutting down; retry elsewhere"))
+            return
+        exc = task.exception()
+        if isinstance(exc, ModelyardError):
+            self.error(req, exc)
+        elif exc is not None:
+            log.error(
+                "unexpected error",
+                exc_info=exc,
+                extra={"request_id": req.request_id, "path": req.path},
+            )
+            self.error(req, ModelyardError(f"internal error: {type(exc).__name__}"))
+
     def remove_route(self, path: str) -> None:
         self.routes.pop(path, None)
         self.labels.pop(path, None)
@@ -244,16 +268,24 @@ class Front:
     def label(self, req: Request) -> str:
         return self.labels.get(req.path, "other")
 
-    def check_admin(self, req: Request, token: str | None = None) -> None:
-        """Refuse (401) unless the request carries ``token`` (default: the admin token)."""
-        want_token = self.admin_token if token is None else token
-        if want_token is None:
+    def check_admin(self, req: Request, token: str | None = None, setting: str = "") -> None:
+        """Refuse (401) unless the request carries the admin token or ``token``.
+
+        Nothing is checked when neither is set. ``setting`` names where ``token`` is configured
+        (for the error's hint).
+        """
+        wanted = [t for t in (self.admin_token, token) if t is not None]
+        if not wanted:
             return
         got = req.headers.get(b"authorization", b"")
-        if not hmac.compare_digest(got, b"Bearer " + want_token.encode()):
+        ok = False
+        for want in wanted:  # compare with every token: the time taken does not say which
+            ok |= hmac.compare_digest(got, b"Bearer " + want.encode())
+        if not ok:
+            where = " or ".join(x for x in ("serving.admin_token", setting) if x)
             raise Unauthorized(
-                "this endpoint needs a bearer token",
-                hint="send 'Authorization: Bearer <token>' (serving.admin_token)",
+                f"{req.path} needs a bearer token ({where})",
+                hint="send 'Authorization: Bearer <token>'",
             )
 
     # ------------------------------------------------------------------ HTTP plumbing

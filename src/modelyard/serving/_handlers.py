@@ -128,6 +128,8 @@ class Feedback:
         f = self.front
         if not f.method(req, "POST"):
             return
+        # labels steer monitoring and retraining: the same token as management, or its own
+        f.check_admin(req, f.feedback_token, "serving.feedback_token")
         doc = loads(req.body)
         if type(doc) is not dict:
             raise InvalidInputError(

@@ -124,7 +124,7 @@ class Inference:
                 req.request_id,
             )
             item.ctx = call
-            self.front.submit(pool, item)
+            pool.submit(item)
         except ModelyardError as exc:
             self._failed(call, exc)
 

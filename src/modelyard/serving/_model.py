@@ -104,6 +104,20 @@ class ModelSpec:
         )
 
 
+def check_model_name(name: str) -> str:
+    """Return ``name`` if the registry would accept it as a model name, else raise.
+
+    The name becomes a URL segment and a folder of the request log (``model=<name>``), so a
+    name that could escape its root is refused before the server starts.
+
+    Raises:
+        InvalidNameError: the name is not a legal model name.
+    """
+    from modelyard.registry.registry import validate_model_name
+
+    return validate_model_name(name)
+
+
 def import_class(spec: ModelSpec) -> Any:
     """Import the class of a ``class`` spec (its module may live on ``python_path``)."""
     for folder in reversed(spec.python_path):

@@ -12,7 +12,7 @@ from modelyard.logs import get_logger
 from modelyard.serving._batcher import Batcher, Item
 from modelyard.serving._codec import Codec
 from modelyard.serving._metrics import ServingMetrics
-from modelyard.serving._model import ModelSpec, import_class
+from modelyard.serving._model import ModelSpec, check_model_name, import_class
 from modelyard.serving._reqlog import NamedWriter, RecordLog
 
 __all__ = ["VersionPool"]
@@ -114,7 +114,7 @@ class VersionPool:
             desc["name"] = self.name
         if self.version:
             desc["version"] = self.version
-        self.name = str(desc["name"])
+        self.name = check_model_name(str(desc["name"]))
         self.version = str(desc["version"])
         self.codec = Codec(desc, max_batch_size=self.settings.max_batch_size, hooks=hooks)
         b.prepare = self.codec.prepare

@@ -1,9 +1,18 @@
 """The lifecycle of a serving front: listen, start the versions, signals, drain, reap, stop.
 
 Life of a server: it listens at once (liveness is true), starts the stable version's workers
-(readiness turns true when all have loaded), answers until SIGTERM or SIGINT, then turns
-readiness false, stops accepting connections, lets the requests already accepted finish (up to
-``grace_s``), closes the workers, reaps them and exits 0. A second signal skips the wait.
+(readiness turns true when all have loaded) and answers until SIGTERM or SIGINT. Then it drains:
+
+1. readiness turns false at once, while requests are still answered normally for
+   ``drain_delay_s`` (load balancers and Kubernetes take a while to stop sending new
+   connections); every answer from now on says ``connection: close``;
+2. it stops accepting: the loop stops watching the listening socket, the connections already
+   queued in the kernel's listen backlog are accepted (closing a listener with a backlog would
+   reset them), then the listener closes (later connections are refused, not reset);
+3. the requests on the accepted connections are answered (up to ``grace_s``), idle
+   connections are closed, the workers stop, are reaped, and the process exits 0.
+
+A second signal skips the waits.
 The requests themselves are answered by the handlers (``_handlers``, ``_inference``) through
 the :class:`~modelyard.serving._front.Front`, which also holds the versions served.
 """
@@ -11,6 +20,7 @@ the :class:`~modelyard.serving._front.Front`, which also holds the versions serv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -25,7 +35,7 @@ from modelyard.errors import TimeoutExceeded
 from modelyard.logs import get_logger
 from modelyard.serving import _handlers
 from modelyard.serving._front import Front, enabled_debug
-from modelyard.serving._model import ModelSpec
+from modelyard.serving._model import ModelSpec, check_model_name
 from modelyard.serving._reqlog import NamedWriter
 from modelyard.serving.routing import Router
 
@@ -103,6 +113,7 @@ class Server:
         self.on_ready = list(on_ready or [])
         self.port = 0
         self._stop: asyncio.Event | None = None
+        self._hurry: asyncio.Event | None = None
         self._signals = 0
 
     @property
@@ -126,9 +137,12 @@ class Server:
 
     async def serve(self, sock: socket.socket | None = None) -> int:
         """The async body of :meth:`run` (signal handlers need the main thread)."""
+        front = self.front
+        if front.name is not None:
+            check_model_name(front.name)  # it names the request log's folders: refuse it now
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        front = self.front
+        self._hurry = asyncio.Event()
         s = self.settings
         front.access_log = enabled_debug()
         _handlers.install(front)
@@ -142,6 +156,9 @@ class Server:
         else:
             server = await loop.create_server(front.protocol, sock=sock, backlog=2048)
         self.port = server.sockets[0].getsockname()[1]
+        # our own handles on the listening sockets: closing the server then stops the loop's
+        # accepting but not the kernel's listening, so the drain can take the backlog
+        listeners = [socket.socket(fileno=os.dup(ts.fileno())) for ts in server.sockets]
         workers = s.workers or os.cpu_count() or 1
         log.info("listening", extra={"host": s.host, "port": self.port, "workers": workers})
         sweeper = loop.create_task(self._sweep())
@@ -153,6 +170,8 @@ class Server:
                 pool = await front.add_version(self.spec, version=self.version, stop=self._stop)
             except BaseException:
                 server.close()
+                for ls in listeners:
+                    ls.close()
                 raise
             log.info(
                 "ready", extra={"model": pool.name, "version": pool.version, "port": self.port}
@@ -160,7 +179,7 @@ class Server:
             for hook in self.on_ready:
                 await hook(front)
             await self._stop.wait()
-            await self._drain(server)
+            await self._drain(server, listeners)
         finally:
             sweeper.cancel()
             if reaper is not None:
@@ -201,24 +220,64 @@ class Server:
         if self._signals > 1:
             # a second signal: stop waiting for requests
             self.settings = msgspec.structs.replace(self.settings, grace_s=0.0)
+            if self._hurry is not None:
+                self._hurry.set()
         self.stop()
 
-    async def _drain(self, server: asyncio.Server) -> None:
-        """Finish the accepted requests; meanwhile new ones get a fast 503 (not a refused
-        connection), and the probes say not ready."""
+    async def _drain(self, server: asyncio.Server, listeners: list[socket.socket]) -> None:
+        """Not ready at once; answer normally for ``drain_delay_s``; take the listen backlog
+        and stop listening; finish what was accepted (up to ``grace_s``)."""
         front = self.front
         front.draining = True
         for conn in list(front.connections):
-            conn.shutdown()
-        deadline = time.monotonic() + self.settings.grace_s
-        while front.accepted() and time.monotonic() < deadline and self.settings.grace_s > 0:
-            await asyncio.sleep(0.01)
+            conn.closing = True  # the next answer on each says connection: close
+        assert self._hurry is not None
+        delay_s = self.settings.drain_delay_s
+        if delay_s > 0 and not self._hurry.is_set():
+            log.info("not ready; still answering", extra={"drain_delay_s": delay_s})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), delay_s)
         server.close()
+        taken = await self._take_backlog(listeners)
+        log.info("stopped accepting", extra={"backlog_accepted": taken})
+        grace_s = self.settings.grace_s
+        deadline = time.monotonic() + grace_s
+        while self._unfinished() and time.monotonic() < deadline and not self._hurry.is_set():
+            await asyncio.sleep(0.01)
+        for conn in list(front.connections):
+            conn.shutdown()  # idle ones close now, the others after the answers they owe
         if front.accepted():
             log.warning(
                 "grace period over; answering 503 to the rest",
                 extra={"inflight": front.inflight},
             )
+
+    async def _take_backlog(self, listeners: list[socket.socket]) -> int:
+        """Accept every connection queued on the listening sockets, then close them."""
+        loop = asyncio.get_running_loop()
+        taken = 0
+        for ls in listeners:
+            ls.setblocking(False)
+            while True:
+                try:
+                    conn, _ = ls.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:  # the listener is gone: nothing more to take
+                    break
+                taken += 1
+                await loop.connect_accepted_socket(self.front.protocol, conn)
+            ls.close()
+        return taken
+
+    def _unfinished(self) -> bool:
+        """Requests still owed an answer: queued or in a worker, being received, or on a
+        connection just taken from the backlog whose request has not arrived yet."""
+        front = self.front
+        if front.accepted():
+            return True
+        now = time.monotonic()
+        return any(c.busy(now) for c in front.connections)
 
     async def _sweep(self) -> None:
         timeout_s = self.settings.timeout_s

@@ -361,6 +361,16 @@ class HttpProtocol(asyncio.Protocol):
         if not self._writing_paused and len(pending) < MAX_PIPELINED:
             self._resume_reading()
 
+    def busy(self, now: float, first_request_s: float = 1.0) -> bool:
+        """Does the drain wait for this connection? A request is being received or answered,
+        or it was accepted less than ``first_request_s`` ago and its first request has not
+        begun yet (a connection taken from the listen backlog)."""
+        if self.transport is None:
+            return False
+        if self.pending or self._in_message:
+            return True
+        return self._t0 == 0.0 and now - self._last_active < first_request_s
+
     def shutdown(self) -> None:
         """Drain mode: close now if idle, else after the answers already owed."""
         self.closing = True
