@@ -53,6 +53,38 @@ def test_a_step_sees_the_settings_and_runs_of_its_pipeline(settings: Any) -> Non
 def test_outside_a_run_there_is_no_context() -> None:
     assert current_context() is None
     assert current_run_id() is None
+    with pytest.raises(modelyard.errors.PipelineError, match="only known inside a running"):
+        current_settings()  # no settings read deep inside: the caller passes its own
+
+
+def test_stores_tracking_and_executor_are_parameters_of_the_runner(
+    sqlite_settings: Any, tmp_path: Any
+) -> None:
+    """A composition root hands the runner its own stores and executor."""
+    from modelyard.pipeline.executors.local import LocalExecutor
+    from modelyard.store.artifacts import ArtifactStore
+    from modelyard.store.db import MetadataStore
+    from modelyard.tracking.client import TrackingClient
+
+    elsewhere = tmp_path / "elsewhere"
+    metadata = MetadataStore.open(f"sqlite:///{elsewhere / 'meta.db'}")
+    artifacts = ArtifactStore.open(str(elsewhere / "artifacts"))
+    executor = LocalExecutor(artifacts, max_parallel=1)
+    result = locate.run(
+        settings=sqlite_settings,
+        tracking=TrackingClient(metadata, artifacts),
+        executor=executor,
+        tag="wired",
+    )
+    assert executor.inline == 1  # the executor passed in ran the step
+    assert result["where"]["step"] == "where"
+    ref = result.steps["where"].outputs["ref"]  # type: ignore[index]
+    assert artifacts.exists(ref["sha256"])
+    with metadata.query() as q:
+        assert q.execute("SELECT count(*) FROM runs WHERE id = :id", {"id": result.run_id}) == [
+            (1,)
+        ]
+    assert not (sqlite_settings.resolved_home / "modelyard.db").exists()  # settings' own store
 
 
 def test_a_refused_gate_surfaces_as_gate_failed_with_its_exit_code(

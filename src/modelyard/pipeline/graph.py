@@ -22,7 +22,11 @@ from modelyard.pipeline.step import FunctionStep, Step
 
 if TYPE_CHECKING:
     from modelyard.config import Settings
+    from modelyard.pipeline.executors import Executor
     from modelyard.pipeline.runner import PipelineResult
+    from modelyard.store.artifacts import ArtifactStore
+    from modelyard.store.db import MetadataStore
+    from modelyard.tracking.client import TrackingClient
 
 __all__ = [
     "Gathered",
@@ -499,7 +503,10 @@ class Pipeline:
         self,
         *,
         settings: Settings | None = None,
-        executor: str | None = None,
+        executor: str | Executor | None = None,
+        metadata_store: MetadataStore | None = None,
+        artifact_store: ArtifactStore | None = None,
+        tracking: TrackingClient | None = None,
         force: bool = False,
         max_parallel: int | None = None,
         ray_address: str | None = None,
@@ -514,7 +521,11 @@ class Pipeline:
 
         Args:
             settings: where the stores are (default :func:`modelyard.load_settings`).
-            executor: ``"local"`` (default from settings) or ``"ray"``.
+            executor: ``"local"`` (default from settings), ``"ray"``, or an
+                :class:`~modelyard.pipeline.executors.Executor` object.
+            metadata_store: the store for runs and the step cache (default: from settings).
+            artifact_store: the store for step outputs (default: from settings).
+            tracking: the tracking client (default: one over the two stores).
             force: ignore cached results (new results are still cached).
             max_parallel: most steps at once (default: settings, else the number of cores).
             ray_address: connect Ray to this cluster (implies ``executor="ray"``).
@@ -536,10 +547,17 @@ class Pipeline:
         """
         from modelyard.pipeline.runner import run_pipeline
 
+        if settings is None:  # the Python API's edge: the project's settings, read once here
+            from modelyard.config import load_settings
+
+            settings = load_settings()
         return run_pipeline(
             self,
             {**(params or {}), **kwargs},
             settings=settings,
+            metadata_store=metadata_store,
+            artifact_store=artifact_store,
+            tracking=tracking,
             executor=executor,
             force=force,
             max_parallel=max_parallel,

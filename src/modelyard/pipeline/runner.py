@@ -30,10 +30,12 @@ from modelyard.logs import get_logger
 if TYPE_CHECKING:
     from modelyard.config import Settings
     from modelyard.pipeline.datafiles import StepData
-    from modelyard.pipeline.executors import Completed, StepTask
+    from modelyard.pipeline.executors import Completed, Executor, StepTask
     from modelyard.pipeline.graph import Graph, Node, Pipeline, StepOutput
     from modelyard.pipeline.progress import Progress
     from modelyard.store.artifacts import ArtifactStore
+    from modelyard.store.db import MetadataStore
+    from modelyard.tracking.client import TrackingClient
     from modelyard.tracking.run import Run
 
 __all__ = ["PipelineResult", "StepResult", "run_pipeline"]
@@ -212,8 +214,11 @@ def run_pipeline(
     p: Pipeline,
     params: Mapping[str, Any] | None = None,
     *,
-    settings: Settings | None = None,
-    executor: str | None = None,
+    settings: Settings,
+    metadata_store: MetadataStore | None = None,
+    artifact_store: ArtifactStore | None = None,
+    tracking: TrackingClient | None = None,
+    executor: str | Executor | None = None,
     force: bool = False,
     max_parallel: int | None = None,
     ray_address: str | None = None,
@@ -225,11 +230,20 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run ``p``; see :meth:`Pipeline.run <modelyard.pipeline.graph.Pipeline.run>`.
 
+    The stores, the tracking client and the executor are parameters: a composition root (the
+    Workspace, a test) passes its own; whatever is not passed is opened from ``settings``.
+
     Args:
         p: the pipeline.
         params: parameter values (strings from ``-p`` when ``params_are_strings``).
-        settings: stores and pipeline settings (default: :func:`modelyard.load_settings`).
-        executor: ``local`` or ``ray`` (default: ``settings.pipeline.executor``).
+        settings: the pipeline settings (parameters, data sources, executor, experiment) and,
+            for what is not passed, where the stores are.
+        metadata_store: runs, the step cache (default: opened from ``settings``).
+        artifact_store: step outputs (default: opened from ``settings``).
+        tracking: records the runs (default: a client over the two stores).
+        executor: an :class:`~modelyard.pipeline.executors.Executor`, or the name of one:
+            ``local`` or ``ray`` (default: ``settings.pipeline.executor``). An executor
+            passed in is closed when the run ends.
         force: do not reuse cached results.
         max_parallel: most steps at once.
         ray_address: Ray cluster address (implies the Ray executor).
@@ -247,31 +261,18 @@ def run_pipeline(
     from modelyard.pipeline.progress import LogProgress
 
     started = time.perf_counter()
-    if settings is None:
-        from modelyard.config import load_settings
-
-        settings = load_settings()
-    executor_name = executor or ("ray" if ray_address else settings.pipeline.executor)
-    if executor_name not in ("local", "ray"):
+    given_executor: Executor | None = None
+    if executor is None or isinstance(executor, str):
+        executor_name = executor or ("ray" if ray_address else settings.pipeline.executor)
+    else:
+        given_executor, executor_name = executor, type(executor).__name__
+    if given_executor is None and executor_name not in ("local", "ray"):
         raise InvalidInputError(
             f"unknown executor {executor_name!r}", hint="use --executor local or --executor ray"
         )
     max_parallel = max_parallel or settings.pipeline.max_parallel
     progress = progress or LogProgress()
-
-    from modelyard.store.artifacts import ArtifactStore
-    from modelyard.store.db import MetadataStore
-    from modelyard.tracking.client import TrackingClient
-
-    ms = MetadataStore.from_settings(settings)
-    store = ArtifactStore.from_settings(settings)
-    tc = TrackingClient(
-        ms,
-        store,
-        user=settings.resolved_user,
-        project_root=settings.project_root,
-        default_experiment=settings.experiment,
-    )
+    ms, store, tc = _stores(settings, metadata_store, artifact_store, tracking)
 
     given: dict[str, Any] = dict(params or {})
     strings = params_are_strings
@@ -349,7 +350,7 @@ def run_pipeline(
         progress=progress,
         step_data=step_data,
     )
-    exec_obj = _make_executor(
+    exec_obj = given_executor or _make_executor(
         executor_name,
         store=store,
         settings=settings,
@@ -412,6 +413,37 @@ def run_pipeline(
         err.result = result  # type: ignore[attr-defined]
         raise err
     return result
+
+
+def _stores(
+    settings: Settings,
+    metadata_store: MetadataStore | None,
+    artifact_store: ArtifactStore | None,
+    tracking: TrackingClient | None,
+) -> tuple[MetadataStore, ArtifactStore, TrackingClient]:
+    """The stores and tracking client given, the others opened from ``settings``."""
+    if tracking is not None:
+        metadata_store = metadata_store or tracking.metadata_store
+        artifact_store = artifact_store or tracking.artifact_store
+    if metadata_store is None:
+        from modelyard.store.db import MetadataStore
+
+        metadata_store = MetadataStore.from_settings(settings)
+    if artifact_store is None:
+        from modelyard.store.artifacts import ArtifactStore
+
+        artifact_store = ArtifactStore.from_settings(settings)
+    if tracking is None:
+        from modelyard.tracking.client import TrackingClient
+
+        tracking = TrackingClient(
+            metadata_store,
+            artifact_store,
+            user=settings.resolved_user,
+            project_root=settings.project_root,
+            default_experiment=settings.experiment,
+        )
+    return metadata_store, artifact_store, tracking
 
 
 def _step_data(settings: Settings, graph: Graph) -> StepData:
@@ -505,7 +537,7 @@ def _make_executor(
     max_parallel: int | None,
     ray_address: str | None,
     memo: dict[str, Any],
-) -> Any:
+) -> Executor:
     if name == "ray":
         from modelyard.pipeline.executors.ray import RayExecutor
 
@@ -567,7 +599,7 @@ class _Scheduler:
         self._tasks: dict[str, StepTask] = {}
 
     # ------------------------------------------------------------ scheduling
-    def run(self, executor: Any) -> None:
+    def run(self, executor: Executor) -> None:
         while True:
             if self.failed_node is None:
                 self._dispatch_ready(executor)
@@ -585,7 +617,7 @@ class _Scheduler:
                 out.append(n)
         return out
 
-    def _dispatch_ready(self, executor: Any) -> None:
+    def _dispatch_ready(self, executor: Executor) -> None:
         while True:
             ready = self._ready()
             if not ready:
@@ -747,7 +779,7 @@ class _Scheduler:
         self.progress.step_finished(n.id, "cached", 0.0, None)
 
     def _submit(
-        self, n: Node, locators: dict[str, dict[str, Any]], executor: Any, *, attempt: int
+        self, n: Node, locators: dict[str, dict[str, Any]], executor: Executor, *, attempt: int
     ) -> None:
         from modelyard.pipeline.executors import StepTask
         from modelyard.pipeline.step import StepContext
@@ -787,7 +819,7 @@ class _Scheduler:
         executor.submit(task)
         self._tasks[n.id] = task
 
-    def _on_completed(self, done: Completed, executor: Any) -> None:
+    def _on_completed(self, done: Completed, executor: Executor) -> None:
         n = self.graph.node(done.node_id)
         res = self.results[n.id]
         task = self._tasks[n.id]

@@ -348,18 +348,26 @@ def current_context() -> StepContext | None:
 
 
 def current_settings() -> Settings:
-    """The settings of the running pipeline, or the project's settings outside one.
+    """The settings of the running pipeline.
 
     A step that opens the registry or the stores should use this rather than
     :func:`modelyard.config.load_settings`, so that ``modelyard --home X run`` and
     ``Pipeline.run(settings=...)`` reach the step.
+
+    Raises:
+        PipelineError: no pipeline step is running in this context (a step function called
+            directly, in a unit test): pass the settings to it instead.
     """
     ctx = _CONTEXT.get()
     if ctx is not None and ctx.settings is not None:
         return ctx.settings
-    from modelyard.config import load_settings
+    from modelyard.errors import PipelineError
 
-    return load_settings()
+    raise PipelineError(
+        "current_settings() is only known inside a running pipeline step",
+        hint="outside a run, read them once at the edge: modelyard.load_settings(), and pass "
+        "them in",
+    )
 
 
 def current_run_id() -> str | None:
