@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import modelyard
-from modelyard.errors import ConflictError, InvalidInputError
+from modelyard.errors import ConflictError, InvalidInputError, NotFoundError
 from modelyard.tracking import fluent
 from modelyard.tracking.client import TrackingClient
 
@@ -38,7 +38,7 @@ def test_context_manager_and_nesting(fluent_client: TrackingClient, tmp_path: Pa
         ref = modelyard.log_artifact(tmp_path / "a.txt")
         modelyard.log_artifacts(tmp_path, prefix="all")
         fp = modelyard.log_dataset(pd.DataFrame({"a": [1, 2]}), "train", context="train")
-        with modelyard.start_run(run_name="inner") as inner:
+        with modelyard.start_run(run_name="inner", nested=True) as inner:
             assert modelyard.active_run() is inner
             modelyard.log_metric("loss", 0.1)
         assert modelyard.active_run() is outer
@@ -70,7 +70,92 @@ def test_logging_without_a_run_starts_one(fluent_client: TrackingClient) -> None
 
 def test_not_nested_refuses_a_second_run(fluent_client: TrackingClient) -> None:
     with modelyard.start_run(), pytest.raises(InvalidInputError, match="already active"):
-        modelyard.start_run(nested=False)
+        modelyard.start_run()  # nested=False by default, as in MLflow
+
+
+def test_start_run_with_a_run_id_resumes_that_run(fluent_client: TrackingClient) -> None:
+    """MLflow's meaning of the first argument: start_run("abc") used to create a run named abc."""
+    with pytest.raises(NotFoundError, match="run 'abc' not found") as missing:
+        modelyard.start_run("abc")
+    assert "run_name=" in (missing.value.hint or "")
+    assert modelyard.active_run() is None
+
+    with modelyard.start_run(run_name="first", experiment="resume") as run:
+        modelyard.log_param("lr", 0.1)
+        modelyard.log_metric("loss", 0.5, step=0)
+    assert modelyard.get_run(run.id).status == "FINISHED"
+
+    with modelyard.start_run(run.id, tags={"resumed": "yes"}) as again:
+        assert again.id == run.id
+        assert modelyard.active_run() is again
+        assert modelyard.get_run(run.id).status == "RUNNING"
+        modelyard.log_metric("loss", 0.25, step=1)
+        modelyard.log_param("lr", 0.1)  # the same value again is fine
+        with pytest.raises(InvalidInputError, match=r"already '0\.1'"):
+            modelyard.log_param("lr", 0.2)  # params stay immutable across the resume
+    info = modelyard.get_run(run.id)
+    assert info.status == "FINISHED"
+    assert info.name == "first"
+    assert info.tags["resumed"] == "yes"
+    assert info.metrics == {"loss": 0.25}
+    assert [s for s, _, _ in fluent_client.metric_history(run.id, "loss")] == [0, 1]
+
+
+def test_each_thread_has_its_own_active_run(fluent_client: TrackingClient) -> None:
+    import threading
+
+    barrier = threading.Barrier(2, timeout=30)
+    seen: dict[str, tuple[str | None, str | None]] = {}
+    errors: list[BaseException] = []
+
+    def work(label: str) -> None:
+        try:
+            with modelyard.start_run(run_name=label, experiment="threads") as run:
+                barrier.wait()  # both runs are active at once
+                modelyard.log_metric("who", 1.0 if label == "a" else 2.0)
+                active = modelyard.active_run()
+                barrier.wait()
+                seen[label] = (run.id, active.id if active is not None else None)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(x,)) for x in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    assert modelyard.active_run() is None  # the main thread never had one
+    for label, value in (("a", 1.0), ("b", 2.0)):
+        run_id, active_id = seen[label]
+        assert active_id == run_id
+        info = modelyard.get_run(str(run_id))
+        assert info.name == label
+        assert info.parent_run_id is None
+        assert info.metrics == {"who": value}
+
+
+def test_activate_makes_a_run_active_inside_a_block_only(
+    fluent_client: TrackingClient,
+) -> None:
+    """What a pipeline step's executor does around a step: modelyard.log_metric inside the
+    block goes to the step's run, and the run is not ended by the block."""
+    from modelyard import tracking
+
+    step_run = fluent_client.start_run(experiment="steps", name="train", kind="step")
+    with tracking.activate(step_run):
+        assert modelyard.active_run() is step_run
+        modelyard.log_metric("accuracy", 0.9)
+    assert modelyard.active_run() is None
+    assert step_run.status == "RUNNING"
+    other = fluent_client.attach_run(step_run.id)  # the handle another process would use
+    assert other is step_run
+    step_run.end()
+    assert modelyard.get_run(step_run.id).metrics == {"accuracy": 0.9}
+    with pytest.raises(ConflictError, match="has ended"):
+        TrackingClient(fluent_client.metadata_store, fluent_client.artifact_store).attach_run(
+            step_run.id
+        )
 
 
 def test_failure_marks_failed(fluent_client: TrackingClient) -> None:

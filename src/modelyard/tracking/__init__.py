@@ -1,6 +1,7 @@
 """Tracking: runs, params, metrics (with steps), datasets, artifacts, lineage and search.
 
-- :mod:`modelyard.tracking.fluent`: ``modelyard.start_run()``, ``log_metric`` and friends.
+- :mod:`modelyard.tracking.fluent`: ``modelyard.start_run()``, ``log_metric`` and friends;
+  :func:`activate` makes a run active in a block (what a pipeline step's executor calls).
 - :mod:`modelyard.tracking.client`: :class:`TrackingClient` over explicit stores.
 - :mod:`modelyard.tracking.run`: :class:`Run`, the live run with buffered writes.
 - :mod:`modelyard.tracking.grammar`: the search filter grammar (parser with pointed errors).
@@ -16,9 +17,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["Page", "Run", "RunInfo", "TrackingClient", "capture", "fingerprint_frame"]
+__all__ = [
+    "Page",
+    "Run",
+    "RunInfo",
+    "TrackingClient",
+    "activate",
+    "capture",
+    "fingerprint_frame",
+]
 
 _LAZY = {
+    "activate": "modelyard.tracking.fluent",
     "Page": "modelyard.tracking.entities",
     "Run": "modelyard.tracking.run",
     "RunInfo": "modelyard.tracking.entities",
@@ -41,5 +51,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from modelyard.tracking.entities import Page as Page
     from modelyard.tracking.entities import RunInfo as RunInfo
     from modelyard.tracking.fingerprint import fingerprint_frame as fingerprint_frame
+    from modelyard.tracking.fluent import activate as activate
     from modelyard.tracking.lineage import capture as capture
     from modelyard.tracking.run import Run as Run

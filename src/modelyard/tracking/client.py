@@ -27,7 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError
+from modelyard.errors import ConflictError, InvalidInputError, ModelyardError, NotFoundError
+from modelyard.logs import get_logger
 from modelyard.tracking._flusher import flusher
 from modelyard.tracking.entities import RUN_KINDS, Page, RunInfo
 from modelyard.tracking.run import FLUSH_EVERY, MAX_KEY, Run, check_key, check_value
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from modelyard.store.db import MetadataStore
 
 __all__ = ["TrackingClient"]
+
+_log = get_logger("tracking")
 
 # Plain SQL of the hot path (SQLite and PostgreSQL alike), run through MetadataStore.write().
 _INSERT_RUN = (
@@ -237,6 +240,88 @@ class TrackingClient:
         flusher.register(run)
         if capture_lineage:
             run._start_lineage(self.project_root or Path.cwd())
+        return run
+
+    def attach_run(self, run_id: str) -> Run:
+        """A handle on the existing RUNNING run ``run_id``, to log to it from this process.
+
+        What a pipeline step's executor activates (:func:`modelyard.tracking.activate`) in a
+        forked child or on a Ray worker: records go to the step's run; its status stays for
+        the process that started it to set. Flush the handle before the process exits.
+
+        Raises:
+            NotFoundError: no run has this id.
+            ConflictError: the run has ended (resume it with :meth:`resume_run`).
+        """
+        with self._lock:
+            known = self._runs.get(run_id)
+        if known is not None and not known._forked and known.status == "RUNNING":
+            return known
+        row, run_params = self._run_row(run_id)
+        if row["status"] != "RUNNING":
+            raise ConflictError(
+                f"run {run_id} has ended ({row['status']}); it cannot be logged to",
+                hint=f"resume it with modelyard.start_run({run_id!r})",
+                run_id=run_id,
+            )
+        return self._handle(row, run_params)
+
+    def resume_run(self, run_id: str) -> Run:
+        """Set the ended run ``run_id`` RUNNING again and return a handle on it (MLflow's
+        ``start_run(run_id)``); params logged before stay immutable.
+
+        Raises:
+            NotFoundError: no run has this id.
+        """
+        with self._lock:
+            known = self._runs.get(run_id)
+        if known is not None and not known._forked and known.status == "RUNNING":
+            return known
+        row, run_params = self._run_row(run_id)
+        with self.metadata_store.write() as tx:
+            tx.execute(
+                "UPDATE runs SET status = 'RUNNING', end_time = NULL WHERE id = :id",
+                {"id": run_id},
+            )
+        _log.info("run resumed", extra={"run_id": run_id, "from_status": row["status"]})
+        return self._handle(row, run_params)
+
+    def _run_row(self, run_id: str) -> tuple[dict[str, Any], dict[str, str]]:
+        select = (
+            "SELECT r.id, r.name, r.kind, r.status, r.parent_run_id, r.start_time, "
+            "e.name AS experiment FROM runs r JOIN experiments e ON e.id = r.experiment_id "
+            "WHERE r.id = :id"
+        )
+        with self.metadata_store.query() as q:
+            rows = q.execute(select, {"id": run_id})
+            if not rows:
+                raise NotFoundError(
+                    f"run {run_id!r} not found",
+                    hint="start_run(run_id) resumes an existing run; to name a new run, pass "
+                    "run_name=... (`modelyard runs list` shows the runs)",
+                    run_id=run_id,
+                )
+            run_params = q.execute(
+                "SELECT key, value FROM params WHERE run_id = :id", {"id": run_id}
+            )
+        keys = ("id", "name", "kind", "status", "parent_run_id", "start_time", "experiment")
+        return dict(zip(keys, rows[0], strict=True)), {str(k): str(v) for k, v in run_params}
+
+    def _handle(self, row: dict[str, Any], run_params: dict[str, str]) -> Run:
+        run = Run(
+            self,
+            str(row["id"]),
+            experiment=str(row["experiment"]),
+            name=row["name"],
+            kind=str(row["kind"]),
+            parent_run_id=row["parent_run_id"],
+            start_time=float(row["start_time"]),
+            flush_every=self.flush_every,
+        )
+        run._params.update(run_params)
+        with self._lock:
+            self._runs[run.id] = run
+        flusher.register(run)
         return run
 
     def _forget(self, run_id: str) -> None:

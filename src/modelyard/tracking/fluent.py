@@ -9,19 +9,24 @@
         modelyard.log_dataset(train_df, "train", context="train")
 
 The stores come from :func:`modelyard.config.load_settings`, read once per process on first
-use (:func:`set_client` points the API at another client). A run started while another is
-active becomes its child. Logging with no active run starts one, as MLflow does; runs still
-active at interpreter exit are ended ``FINISHED`` (``FAILED`` when the interpreter is exiting
-on an uncaught exception) after their buffered records are written.
+use (:func:`set_client` points the API at another client). As in MLflow, ``start_run(run_id)``
+resumes an existing run, and a run started while another is active needs ``nested=True`` to
+become its child. Each thread (and asyncio task) has its own stack of active runs;
+:func:`activate` makes a run active inside a block (a pipeline step's run, around the step).
+Logging with no active run starts one, as MLflow does; runs still active at interpreter exit
+are ended ``FINISHED`` (``FAILED`` when the interpreter is exiting on an uncaught exception)
+after their buffered records are written.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import contextvars
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import InvalidInputError
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
     from modelyard.tracking.run import Run
 
 __all__ = [
+    "activate",
     "active_run",
     "end_run",
     "get_client",
@@ -53,14 +59,19 @@ __all__ = [
 
 _lock = threading.RLock()
 _client: TrackingClient | None = None
-_stack: list[Run] = []
+# the active runs of this thread / asyncio task, innermost last; a new thread starts with none
+_STACK: contextvars.ContextVar[tuple[Run, ...]] = contextvars.ContextVar(
+    "modelyard_active_runs", default=()
+)
+_started: dict[str, Run] = {}  # runs start_run began and nobody ended yet, for the exit handler
 _atexit_registered = False
 
 
 def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.RLock()
-    _stack.clear()
+    _started.clear()
+    _STACK.set(())  # the forking thread's runs belong to the parent
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -104,9 +115,9 @@ def _end_all_at_exit() -> None:
     status = "FAILED" if getattr(sys, "last_value", None) is not None else "FINISHED"
     while True:
         with _lock:
-            if not _stack:
+            if not _started:
                 return
-            run = _stack.pop()
+            _, run = _started.popitem()
         try:
             run.end(status)
         except Exception:  # keep ending the others; the flusher logs what stays unwritten
@@ -116,87 +127,124 @@ def _end_all_at_exit() -> None:
 
 
 def start_run(
-    name: str | None = None,
+    run_id: str | None = None,
     *,
     experiment: str | None = None,
+    run_name: str | None = None,
+    nested: bool = False,
     tags: dict[str, Any] | None = None,
     parent_run_id: str | None = None,
-    nested: bool = True,
     kind: str = "run",
     source: str | None = None,
     capture_lineage: bool = True,
-    run_name: str | None = None,
+    name: str | None = None,
 ) -> Run:
-    """Start a run and make it the active one; use it as a context manager.
+    """Start a run, or resume run ``run_id``, and make it this thread's active run.
+
+    The arguments mean what they mean in ``mlflow.start_run``; use the run as a context
+    manager to end it. Each thread (and asyncio task) has its own stack of active runs.
 
     Args:
-        name: the run's name (``run_name`` is accepted too, as in MLflow).
+        run_id: an existing run to resume (its status becomes RUNNING again); None starts a
+            new run.
         experiment: the experiment's name (default: the parent's for a nested run, else the
             ``experiment`` setting).
-        tags: initial tags.
-        parent_run_id: the parent run; by default the active run, if any (see ``nested``).
-        nested: make a run started inside another one its child (default True); with False,
-            starting a run while one is active raises.
+        run_name: the new run's name (``name`` is accepted too).
+        nested: with a run already active, start this one as its child; without it, starting
+            a run while one is active raises, as in MLflow.
+        tags: initial tags (set on a resumed run too).
+        parent_run_id: the parent run (default: the active run, with ``nested=True``).
         kind: ``run``, ``pipeline`` or ``step``.
         source: the entry point recorded (default: the running script).
         capture_lineage: record git state and the environment.
-        run_name: MLflow's name for ``name``.
+        name: the same as ``run_name``.
 
     Raises:
+        NotFoundError: ``run_id`` names no run.
         InvalidInputError: a run is active and ``nested`` is False, or a bad argument.
     """
     client = get_client()
-    with _lock:
-        current = _active()
-        if current is not None and parent_run_id is None:
-            if not nested:
-                raise InvalidInputError(
-                    f"run {current.id} is already active",
-                    hint="end it with modelyard.end_run(), or pass nested=True to start a child",
-                    run_id=current.id,
-                )
-            parent_run_id = current.id
-            if experiment is None:
-                experiment = current.experiment
+    current = _active()
+    if current is not None and parent_run_id is None:
+        if not nested:
+            raise InvalidInputError(
+                f"run {current.id} is already active",
+                hint="end it with modelyard.end_run(), or pass nested=True to start a child",
+                run_id=current.id,
+            )
+        parent_run_id = current.id
+        if experiment is None:
+            experiment = current.experiment
+    if run_id is not None:
+        run = client.resume_run(run_id)
+        if tags:
+            run.set_tags(tags)
+    else:
         run = client.start_run(
             experiment=experiment,
-            name=name if name is not None else run_name,
+            name=run_name if run_name is not None else name,
             tags=tags,
             kind=kind,
             parent_run_id=parent_run_id,
             source=source,
             capture_lineage=capture_lineage,
         )
-        _stack.append(run)
+    _STACK.set((*_STACK.get(), run))
+    with _lock:
+        if len(_started) >= 64:  # runs ended through their context manager leave them here
+            for rid in [rid for rid, r in _started.items() if r.status != "RUNNING"]:
+                del _started[rid]
+        _started[run.id] = run
         _register_atexit()
     return run
 
 
+@contextlib.contextmanager
+def activate(run: Run) -> Iterator[Run]:
+    """Make ``run`` the active run of this thread inside the block, without ending it after.
+
+    What a pipeline step's executor wraps a step in, so that ``modelyard.log_metric`` and the
+    other fluent calls inside the step log to the step's run::
+
+        with modelyard.tracking.activate(step_run):
+            result = step_function(**inputs)
+
+    In another process, activate a handle from ``TrackingClient.attach_run(run_id)``.
+    """
+    token = _STACK.set((*_STACK.get(), run))
+    try:
+        yield run
+    finally:
+        _STACK.reset(token)
+
+
 def _active() -> Run | None:
-    while _stack and _stack[-1].status != "RUNNING":
-        _stack.pop()
-    return _stack[-1] if _stack else None
+    stack = _STACK.get()
+    if not stack or stack[-1].status == "RUNNING":
+        return stack[-1] if stack else None
+    alive = tuple(r for r in stack if r.status == "RUNNING")
+    _STACK.set(alive)
+    return alive[-1] if alive else None
 
 
 def active_run() -> Run | None:
-    """The innermost run started by :func:`start_run` that has not ended, or None."""
-    with _lock:
-        return _active()
+    """This thread's innermost active run that has not ended, or None."""
+    return _active()
 
 
 def _run() -> Run:
-    with _lock:
-        run = _active()
+    run = _active()
     return run if run is not None else start_run()
 
 
 def end_run(status: str = "FINISHED") -> None:
-    """End the active run (no-op when none is active)."""
+    """End this thread's active run (no-op when none is active)."""
+    run = _active()
+    if run is None:
+        return
+    _STACK.set(_STACK.get()[:-1])
     with _lock:
-        run = _active()
-        if run is None:
-            return
-        _stack.pop()
+        _started.pop(run.id, None)
     run.end(status)
 
 
@@ -214,10 +262,8 @@ def log_metric(
     key: str, value: float, step: int | None = None, timestamp: float | None = None
 ) -> None:
     """Log a metric value on the active run (buffered; see :meth:`Run.log_metric`)."""
-    try:
-        run = _stack[-1]  # the hot path: no lock, no call
-    except IndexError:
-        run = _run()
+    stack = _STACK.get()  # the hot path: no lock
+    run = stack[-1] if stack else _run()
     if run._ended:
         run = _run()
     run.log_metric(key, value, step, timestamp)
