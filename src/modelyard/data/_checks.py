@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as _dt
 from typing import TYPE_CHECKING, Any
 
-from modelyard.data._frames import RANGED, ColumnView, from_epoch_us, to_epoch_us, view
+from modelyard.data._frames import RANGED, ColumnView, from_epoch_us, to_epoch_us
+from modelyard.data._views import view
 from modelyard.data.report import ValidationReport, Violation
 
 if TYPE_CHECKING:

@@ -11,8 +11,9 @@ between pandas and polars behind :class:`ColumnView`:
 * Datetimes are compared as int64 microseconds since the epoch (UTC for zone-aware columns), so
   that a bound written in a TOML file (microsecond precision) means the same on both sides.
 
-The adapters live in :mod:`modelyard.data._pandas` and :mod:`modelyard.data._polars`; each is
-imported only when a frame of its library arrives.
+The adapters live in :mod:`modelyard.data._pandas` and :mod:`modelyard.data._polars`, built on
+this module; :func:`modelyard.data._views.view` picks one (importing it only when a frame of its
+library arrives), so no module here imports an adapter back.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +45,6 @@ __all__ = [
     "read_table",
     "sort_key",
     "to_epoch_us",
-    "view",
 ]
 
 KINDS = ("int", "float", "bool", "string", "datetime", "date", "duration", "object")
@@ -212,49 +212,6 @@ def sort_key(value: Any) -> tuple[int, Any]:
     if isinstance(value, (int, float)):
         return (1, value)
     return (2, str(value))
-
-
-def view(frame: Any) -> FrameView:
-    """Wrap a pandas DataFrame, a polars DataFrame/LazyFrame or a mapping of columns.
-
-    Raises:
-        InvalidInputError: for anything else, naming the type received.
-    """
-    from modelyard.data._pandas import PandasFrame
-
-    module = type(frame).__module__.split(".", 1)[0]
-    if module == "pandas":
-        import pandas as pd
-
-        if isinstance(frame, pd.DataFrame):
-            return PandasFrame(frame)
-        if isinstance(frame, pd.Series):
-            return PandasFrame(frame.to_frame())
-    if module == "polars":
-        import polars as pl
-
-        from modelyard.data._polars import PolarsFrame
-
-        if isinstance(frame, pl.LazyFrame):
-            frame = frame.collect()
-        if isinstance(frame, pl.Series):
-            frame = frame.to_frame()
-        if isinstance(frame, pl.DataFrame):
-            return PolarsFrame(frame)
-    if module == "pyarrow":
-        import pyarrow as pa
-
-        if isinstance(frame, pa.Table):
-            return PandasFrame(frame.to_pandas())
-    if isinstance(frame, Mapping):
-        import pandas as pd
-
-        return PandasFrame(pd.DataFrame(dict(frame)))
-    raise InvalidInputError(
-        f"cannot validate a {type(frame).__module__}.{type(frame).__name__}",
-        hint="pass a pandas or polars DataFrame (or a dict of equal-length columns)",
-        type=type(frame).__name__,
-    )
 
 
 def read_table(path: str | Path) -> Any:

@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelyard.data import _toml
-from modelyard.data._frames import KINDS, RANGED, ColumnView, from_epoch_us, view
+from modelyard.data._frames import KINDS, RANGED, ColumnView, from_epoch_us
+from modelyard.data._views import view
 from modelyard.data.report import ValidationReport
 from modelyard.errors import ConfigError, InvalidInputError
 

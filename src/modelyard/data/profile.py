@@ -33,7 +33,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from modelyard.data._frames import ColumnView, view
+from modelyard.data._frames import ColumnView
+from modelyard.data._views import view
 from modelyard.data.drift import (
     DEFAULT_ALPHA,
     DEFAULT_PSI_THRESHOLD,

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelyard.data._frames import ColumnView, FrameView, from_epoch_us, view
+from modelyard.data._frames import ColumnView, FrameView, from_epoch_us
+from modelyard.data._views import view
 from modelyard.data.drift import chi2_sf
 from modelyard.data.report import ValidationReport, Violation
 from modelyard.errors import InvalidInputError

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import importlib
 import importlib.util
 import sys
@@ -12,31 +11,18 @@ from pathlib import Path
 
 from modelyard.errors import ConfigError, InvalidInputError, NotFoundError
 from modelyard.pipeline.graph import Pipeline
+from modelyard.pipeline.step import importing_module, importing_module_var
 
 __all__ = ["importing_module", "load_pipeline"]
-
-_IMPORTING: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "modelyard_importing_pipeline_module", default=None
-)
-
-
-def importing_module() -> str | None:
-    """The module :func:`load_pipeline` is importing right now, if any.
-
-    A pipeline run while its module is imported (``tiny.run()`` at module level, without an
-    ``if __name__ == "__main__":`` guard) is not what ``modelyard run`` was asked to run; the
-    runner marks such a run so that ``--if-changed`` does not count it.
-    """
-    return _IMPORTING.get()
 
 
 @contextlib.contextmanager
 def _importing(module_name: str) -> Iterator[None]:
-    token = _IMPORTING.set(module_name)
+    token = importing_module_var().set(module_name)
     try:
         yield
     finally:
-        _IMPORTING.reset(token)
+        importing_module_var().reset(token)
 
 
 def load_pipeline(entrypoint: str | None, project_root: Path) -> Pipeline:

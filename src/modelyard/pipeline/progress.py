@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from modelyard.logs import get_logger
 
 if TYPE_CHECKING:
-    from modelyard.pipeline.runner import PipelineResult
+    from modelyard.pipeline.result import PipelineResult
 
 __all__ = ["LiveProgress", "LogProgress", "Progress", "summary_text"]
 

@@ -15,13 +15,12 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, overload
 
 from modelyard.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from modelyard.config import Settings
-    from modelyard.pipeline.graph import StepOutput
 
 __all__ = ["FunctionStep", "Step", "StepOptions", "current_metrics", "log_metric", "step"]
 
@@ -90,14 +89,13 @@ class _StepBase:
         """Run the work with the inputs and parameters of one call."""
         return self.target()(**kwargs)
 
-    def _trace(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> StepOutput | None:
-        from modelyard.pipeline.graph import current_builder
-
-        builder = current_builder()
-        if builder is None:
+    def _trace(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The step output handle when a pipeline is being built, else None."""
+        tracer = _TRACER.get()
+        if tracer is None:
             return None
         assert isinstance(self, FunctionStep | Step)  # the only two subclasses
-        return builder.add_call(self, args, kwargs)
+        return tracer.add_call(self, args, kwargs)
 
 
 class FunctionStep(_StepBase):
@@ -295,6 +293,50 @@ def step(
     if fn is not None:
         return wrap(fn)
     return wrap
+
+
+# ---------------------------------------------------------------- tracing a pipeline body
+class Tracer(Protocol):
+    """Records step calls while a pipeline function is traced (the graph builder)."""
+
+    def add_call(
+        self, s: FunctionStep | Step, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Record a call of ``s`` and return its lazy output handle."""
+        ...
+
+
+_TRACER: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar(
+    "modelyard_pipeline_builder", default=None
+)
+
+
+def tracer_var() -> contextvars.ContextVar[Tracer | None]:
+    """The context variable the graph builder sets while it traces a pipeline function.
+
+    It lives here, below the graph, so that a step reaches the builder without importing it.
+    """
+    return _TRACER
+
+
+_IMPORTING: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "modelyard_importing_pipeline_module", default=None
+)
+
+
+def importing_module() -> str | None:
+    """The module ``modelyard run`` is importing right now to find its pipeline, if any.
+
+    A pipeline run while its module is imported (``tiny.run()`` at module level, without an
+    ``if __name__ == "__main__":`` guard) is not what ``modelyard run`` was asked to run; the
+    runner marks such a run so that ``--if-changed`` does not count it.
+    """
+    return _IMPORTING.get()
+
+
+def importing_module_var() -> contextvars.ContextVar[str | None]:
+    """The context variable :func:`modelyard.pipeline.loader.load_pipeline` sets."""
+    return _IMPORTING
 
 
 # ---------------------------------------------------------------- metrics from inside a step
