@@ -164,6 +164,9 @@ class PackagingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     ingress_class: str = "nginx"
     secret: str = "modelyard"  # a Secret whose keys (MODELYARD_DB_URL, ...) the pods get as env
     prometheus_url: str = "http://prometheus.monitoring.svc:9090"
+    model: str | None = None  # the model CI deploys and monitors; default: the project's name
+    branch: str = "main"  # the branch CI trains on
+    data_contract: str = "contract.toml"  # the contract CI checks the data sources against
     python: str = "3.11"  # CI runners' Python
     ct_schedule: str = "0 3 * * *"  # cron of continuous training in CI
     monitor_schedule: str = "0 * * * *"  # cron of `modelyard monitor --act` in CI

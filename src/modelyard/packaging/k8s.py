@@ -453,22 +453,17 @@ def _plain(obj: k.K8s) -> dict[str, Any]:
 
 def to_yaml(objects: Sequence[k.K8s]) -> str:
     """The objects as one multi-document YAML stream (for ``kubectl apply -f -``)."""
-    import yaml
+    from modelyard.packaging._yaml import dump_yaml_all
 
-    text: str = yaml.safe_dump_all(
-        [_plain(o) for o in objects], sort_keys=False, default_flow_style=False
-    )
-    return text
+    return dump_yaml_all(_plain(o) for o in objects)
 
 
 def manifest_files(objects: Sequence[k.K8s]) -> dict[str, str]:
     """One YAML file per object, named by its kind (``deployment.yaml``, ``rollout.yaml``)."""
-    import yaml
+    from modelyard.packaging._yaml import dump_yaml
 
     files: dict[str, str] = {}
     for obj in objects:
         data = _plain(obj)
-        files[f"{str(data['kind']).lower()}.yaml"] = yaml.safe_dump(
-            data, sort_keys=False, default_flow_style=False
-        )
+        files[f"{str(data['kind']).lower()}.yaml"] = dump_yaml(data)
     return files
