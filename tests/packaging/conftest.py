@@ -59,7 +59,7 @@ def registered_project(root: Path, name: str = "churn", pyproject_extra: str = "
     x = np.arange(40, dtype=float).reshape(20, 2)
     model = LogisticRegression().fit(x, (x[:, 0] > 20).astype(int))
     registry = Registry.from_settings(load_settings(start=root))
-    models.save(model, registry, name=name, input_example=x[:2], aliases=["production"])
+    models.register(model, registry, name=name, input_example=x[:2], aliases=["production"])
     return root
 
 

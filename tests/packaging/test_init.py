@@ -54,7 +54,6 @@ def test_init_writes_a_standalone_project(project: dict[str, Any]) -> None:
         "README.md",
         "contract.toml",
         "example_request.json",
-        "gate.toml",
         "pipeline.py",
         "pyproject.toml",
         "tests/test_pipeline.py",
@@ -66,6 +65,8 @@ def test_init_writes_a_standalone_project(project: dict[str, Any]) -> None:
     config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["modelyard"]
     assert config["pipeline"]["entrypoint"] == "pipeline:training"
     assert config["pipeline"]["params"]["model_name"] == "churn"
+    assert config["gate"]["thresholds"]["roc_auc"] == [">=", 0.95]
+    assert {"delivery", "monitor", "packaging", "serving"} <= set(config)
     contract = (root / "contract.toml").read_text()
     assert "[columns.mean_radius]" in contract
     assert "[columns.target]" in contract

@@ -22,13 +22,9 @@ def init(
     ] = None,
 ) -> None:
     """Create a modelyard project: pipeline, data contract, gate, tests, README."""
-    import msgspec
-
-    from modelyard.config import Settings
     from modelyard.packaging.scaffold import init_project
 
-    tables = {f.name for f in msgspec.structs.fields(Settings)}
-    target = init_project(folder, name=name, settings_tables=tables)
+    target = init_project(folder, name=name)
     shown = folder if not folder.is_absolute() else target
     typer.echo(f"created a modelyard project in {target}")
     typer.echo("next:")

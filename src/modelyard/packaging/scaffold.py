@@ -22,7 +22,6 @@ __all__ = ["TEMPLATE_FILES", "init_project", "project_name"]
 # template file -> its name in the project (hatch and git would act on a ".gitignore" in src)
 TEMPLATE_FILES = {
     "pipeline.py": "pipeline.py",
-    "gate.toml": "gate.toml",
     "tests/test_pipeline.py": "tests/test_pipeline.py",
     "gitignore": ".gitignore",
     "README.md": "README.md",
@@ -42,7 +41,29 @@ def project_name(folder: Path) -> str:
     return name
 
 
-def _pyproject(name: str, settings_tables: set[str]) -> str:
+# the release gate: a candidate is registered only when every rule passes
+_GATE: dict[str, Any] = {
+    "task": "classification",
+    "positive_label": 1,
+    "allow_first_production": True,  # the first model that passes becomes `production`
+    "alias": "candidate",  # later ones become `candidate`
+    "latency_budget_ms": 200,  # median predict time on one batch of 64 rows
+    "batch_size": 64,
+    "thresholds": {"roc_auc": [">=", 0.95], "accuracy": [">=", 0.9]},
+    # with 95% confidence, no more than 0.01 ROC AUC below production on the same rows
+    "margin": {
+        "metric": "roc_auc",
+        "min_delta": -0.01,
+        "significance": 0.05,
+        "test": "bootstrap",
+        "n_resamples": 1000,
+        "seed": 0,
+    },
+    "output_schema": {"kind": "label"},
+}
+
+
+def _pyproject(name: str) -> str:
     import tomli_w
 
     from modelyard import __version__
@@ -53,14 +74,12 @@ def _pyproject(name: str, settings_tables: set[str]) -> str:
             "entrypoint": "pipeline:training",
             "params": {"model_name": name, "test_fraction": 0.25, "seed": 0, "C": 1.0},
         },
-        "serving": {"port": 8000, "max_batch_size": 64, "max_wait_ms": 2.0},
+        "gate": _GATE,
+        "serving": {"port": 8000, "max_batch_size": 64, "max_wait_ms": 2.0, "drain_delay_s": 5},
+        "delivery": {"strategy": "canary", "steps": [5, 25, 50, 100], "interval_s": 60},
+        "monitor": {"window": "1h", "min_samples": 500, "quality_min": {"accuracy": 0.9}},
+        "packaging": {"image": name, "replicas": 2, "cpu": "1", "memory": "2Gi"},
     }
-    if "delivery" in settings_tables:
-        tool["delivery"] = {"strategy": "canary", "steps": [5, 25, 50, 100], "interval_s": 60}
-    if "monitor" in settings_tables:
-        tool["monitor"] = {}
-    if "packaging" in settings_tables:
-        tool["packaging"] = {"image": name, "replicas": 2, "cpu": "1", "memory": "2Gi"}
     document = {
         "project": {
             "name": name,
@@ -76,6 +95,8 @@ def _pyproject(name: str, settings_tables: set[str]) -> str:
     header = (
         "# A modelyard project (made by `modelyard init`): `modelyard run` trains, gates and\n"
         "# registers; `modelyard config show` prints every setting and where it came from.\n"
+        "# [tool.modelyard.gate] is the release gate (thresholds, a significant margin over\n"
+        "# production); delivery, monitor and packaging drive deploy, monitor, k8s and ci.\n"
     )
     return header + tomli_w.dumps(document)
 
@@ -99,7 +120,6 @@ def init_project(
     folder: Path,
     *,
     name: str | None = None,
-    settings_tables: set[str] | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> Path:
     """Write a new modelyard project into ``folder`` (which must not exist or be empty).
@@ -107,8 +127,6 @@ def init_project(
     Args:
         folder: where the project goes.
         name: the project and model name (default: from the folder's name).
-        settings_tables: the ``[tool.modelyard]`` tables this modelyard knows (the scaffold
-            writes a delivery, monitor or packaging table only when they exist).
         on_step: called with a short message as files are prepared.
 
     Returns:
@@ -125,8 +143,6 @@ def init_project(
             f"project name {name!r} is not valid",
             hint="use lower-case letters, digits and '-', starting with a letter or digit",
         )
-    if settings_tables is None:
-        settings_tables = set()
     if folder.is_dir() and any(folder.iterdir()):
         write_folder(folder, {})  # raises the conflict before any work is done
     template = resources.files("modelyard.packaging") / "_template"
@@ -137,5 +153,5 @@ def init_project(
     if on_step:
         on_step("inferring the data contract")
     files["contract.toml"], files["example_request.json"] = _contract_and_example(name)
-    files["pyproject.toml"] = _pyproject(name, settings_tables)
+    files["pyproject.toml"] = _pyproject(name)
     return write_folder(folder, files)

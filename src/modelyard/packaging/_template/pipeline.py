@@ -3,8 +3,8 @@
 ``modelyard run`` runs it with the parameters of ``[tool.modelyard.pipeline.params]`` in
 ``pyproject.toml`` (override one with ``-p C=0.5``). Every step is cached under its code, its
 parameters and its inputs, so a re-run with nothing changed does no work; editing a step re-runs
-it and what depends on it. The data contract and the gate policy are passed to the steps as text,
-so editing ``contract.toml`` or ``gate.toml`` re-runs exactly the steps that read them.
+it and what depends on it. The data contract and the gate policy (``[tool.modelyard.gate]``) are
+passed to the steps as parameters, so editing them re-runs exactly the steps that read them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from modelyard.pipeline import log_metric
 
 HERE = Path(__file__).resolve().parent
 CONTRACT_FILE = HERE / "contract.toml"
-GATE_FILE = HERE / "gate.toml"
+PYPROJECT = HERE / "pyproject.toml"
 TARGET = "target"
 
 
@@ -84,35 +84,39 @@ def evaluate(model: Any, test_frame: pd.DataFrame) -> dict[str, float]:
 @modelyard.step
 def register(
     model: Any,
+    train_frame: pd.DataFrame,
     test_frame: pd.DataFrame,
     metrics: dict[str, float],
     *,
-    gate_toml: str,
+    gate: dict[str, Any],
+    contract_toml: str,
     model_name: str,
 ) -> int:
     """Gate the model against ``production`` on the same rows; register it if it passes.
 
     The first version that passes becomes ``production``, later ones ``candidate``. A failing
-    gate raises ``GateFailed``: nothing is registered and no alias moves.
+    gate raises ``GateFailed``: nothing is registered and no alias moves. The version keeps the
+    verdict, the data contract and the training data's profile (what monitoring compares with).
     """
-    from modelyard.evaluate.gate import evaluate_and_register
+    from modelyard.data.contract import Contract
+    from modelyard.data.profile import build_profile
     from modelyard.evaluate.policy import GatePolicy
     from modelyard.models import infer_signature
     from modelyard.pipeline import current_run_id, current_settings
-    from modelyard.registry.registry import Registry
+    from modelyard.workspace import Workspace
 
-    registry = Registry.from_settings(current_settings())
-    policy = GatePolicy.from_mapping(tomllib.loads(gate_toml), source=str(GATE_FILE))
-    outcome = evaluate_and_register(
-        registry,
+    features = train_frame.drop(columns=[TARGET])
+    outcome = Workspace.open(current_settings()).gate_and_register(
         model_name,
         model,
         test_frame,
         target=TARGET,
-        policy=policy,
+        policy=GatePolicy.from_mapping(gate, source=f"{PYPROJECT} [tool.modelyard.gate]"),
         run_id=current_run_id(),
+        contract=Contract.from_toml(contract_toml, source=str(CONTRACT_FILE)),
+        profile=build_profile(features),
         extra={"metrics": metrics},
-        signature=infer_signature(test_frame.drop(columns=[TARGET]).head(2)),
+        signature=infer_signature(features.head(2)),
     )
     return int(outcome.version.version)
 
@@ -125,6 +129,13 @@ def training(*, model_name: str, test_fraction: float = 0.25, seed: int = 0, C: 
     train_frame, test_frame = split(frame, checked, test_fraction=test_fraction, seed=seed)
     model = train(train_frame, C=C)
     metrics = evaluate(model, test_frame)
+    gate = tomllib.loads(PYPROJECT.read_text())["tool"]["modelyard"]["gate"]
     return register(
-        model, test_frame, metrics, gate_toml=GATE_FILE.read_text(), model_name=model_name
+        model,
+        train_frame,
+        test_frame,
+        metrics,
+        gate=gate,
+        contract_toml=CONTRACT_FILE.read_text(),
+        model_name=model_name,
     )
