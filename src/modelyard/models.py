@@ -13,9 +13,8 @@
 
 :func:`save` always returns the package folder and :func:`register` always returns the
 :class:`~modelyard.registry.registry.ModelVersion`. Implemented in
-:mod:`modelyard.registry.packages`; flavors in :mod:`modelyard.registry.flavors`. The project's
-registry and package cache (for ``registry=None``) come from
-:class:`~modelyard.workspace.Workspace`.
+:mod:`modelyard.registry.packages`; flavors in :mod:`modelyard.registry.flavors`. With
+``registry=None`` the project's registry and package cache are used (from its settings).
 """
 
 from __future__ import annotations
@@ -77,10 +76,17 @@ def register(
         The registered :class:`~modelyard.registry.registry.ModelVersion`.
     """
     if registry is None:
-        from modelyard.workspace import Workspace
-
-        registry = Workspace.open().registry
+        registry = _project_registry()
     return packages.register(model, registry, name=name, **options)
+
+
+def _project_registry() -> Registry:
+    """The current project's registry: this module is an edge of the API, like the fluent
+    tracking calls, so it reads the project's settings when it is given no registry."""
+    from modelyard.config import load_settings
+    from modelyard.registry.registry import Registry
+
+    return Registry.from_settings(load_settings())
 
 
 def load(
@@ -99,11 +105,11 @@ def load(
     """
     is_ref = isinstance(path_or_uri, str) and packages.is_registry_ref(path_or_uri, registry)
     if is_ref and (registry is None or cache_dir is None):
-        from modelyard.workspace import Workspace
+        from modelyard.config import load_settings
+        from modelyard.registry.cache import PackageCache
 
-        ws = Workspace.open()
-        registry = registry or ws.registry
-        cache_dir = cache_dir or ws.package_cache.root
+        registry = registry or _project_registry()
+        cache_dir = cache_dir or PackageCache.from_settings(load_settings()).root
     return packages.load(
         path_or_uri,
         registry=registry,

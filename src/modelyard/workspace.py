@@ -133,7 +133,7 @@ class Workspace:
         if self._package_cache is None:
             from modelyard.registry.cache import PackageCache
 
-            self._package_cache = PackageCache(self.settings.resolved_home / "cache" / "packages")
+            self._package_cache = PackageCache.from_settings(self.settings)
         return self._package_cache
 
     # ------------------------------------------------------------------ model versions

@@ -360,10 +360,13 @@ def test_model_and_version_tags(reg: Registry, tmp_path: Path) -> None:
     assert reg.delete_version_tag("m", 1, "validated") is True
     assert reg.delete_version_tag("m", 1, "validated") is False
     assert reg.get_version("m", 1).tags == {}
-    with pytest.raises(InvalidNameError):
-        reg.set_model_tag("m", "bad key", "v")
-    with pytest.raises(InvalidInputError, match="strings"):
-        reg.set_model_tag("m", "k", 3)  # type: ignore[arg-type]
+    # one tag rule for runs, models and versions (store.keys): the same keys, values and limit
+    with pytest.raises(InvalidNameError, match="invalid tag key '/bad'"):
+        reg.set_model_tag("m", "/bad", "v")
+    with pytest.raises(InvalidInputError, match="the limit is 8000"):
+        reg.set_model_tag("m", "k", "x" * 8001)
+    reg.set_model_tag("m", "team/owner", 3)  # type: ignore[arg-type]
+    assert reg.get_model("m").tags["team/owner"] == "3"
     with pytest.raises(NotFoundError, match="no version 9"):
         reg.set_version_tag("m", 9, "k", "v")
 

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["AliasEvent", "ModelVersion", "RegisteredModel", "Registry", "SyncReport"]
 
 _LAZY = {
-    "AliasEvent": "modelyard.registry.registry",
-    "ModelVersion": "modelyard.registry.registry",
-    "RegisteredModel": "modelyard.registry.registry",
+    "AliasEvent": "modelyard.registry.entities",
+    "ModelVersion": "modelyard.registry.entities",
+    "RegisteredModel": "modelyard.registry.entities",
     "Registry": "modelyard.registry.registry",
     "SyncReport": "modelyard.registry.gittags",
 }
@@ -29,8 +29,8 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from modelyard.registry.entities import AliasEvent as AliasEvent
+    from modelyard.registry.entities import ModelVersion as ModelVersion
+    from modelyard.registry.entities import RegisteredModel as RegisteredModel
     from modelyard.registry.gittags import SyncReport as SyncReport
-    from modelyard.registry.registry import AliasEvent as AliasEvent
-    from modelyard.registry.registry import ModelVersion as ModelVersion
-    from modelyard.registry.registry import RegisteredModel as RegisteredModel
     from modelyard.registry.registry import Registry as Registry

@@ -24,6 +24,7 @@ from modelyard.logs import get_logger
 from modelyard.store.artifacts import validate_relative_name
 
 if TYPE_CHECKING:
+    from modelyard.config import Settings
     from modelyard.registry.registry import ModelVersion, Registry
 
 __all__ = ["PackageCache", "sha256_file"]
@@ -45,11 +46,16 @@ class PackageCache:
     """Registry packages cached on local disk by manifest sha256.
 
     Args:
-        root: the cache folder (``<home>/cache/packages`` from the Workspace).
+        root: the cache folder (``<home>/cache/packages`` for a project: :meth:`from_settings`).
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PackageCache:
+        """The project's cache: ``<home>/cache/packages``."""
+        return cls(settings.resolved_home / "cache" / "packages")
 
     def path_of(self, version: ModelVersion) -> Path:
         """Where ``version``'s package is (or would be) cached."""

@@ -25,7 +25,7 @@ from modelyard.errors import ConfigError, ConflictError, NotFoundError
 from modelyard.logs import get_logger
 
 if TYPE_CHECKING:
-    from modelyard.registry.registry import ModelVersion
+    from modelyard.registry.entities import ModelVersion
 
 __all__ = ["TAG_PREFIX", "GitTag", "GitTagMirror", "SyncReport", "tag_message", "tag_name"]
 

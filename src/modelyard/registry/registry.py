@@ -10,30 +10,46 @@ when many processes register at once.
 Aliases (``production``, ``candidate``, ...) move with a recorded event (when, who, why);
 :meth:`Registry.rollback` walks the alias back through its history, one move per call.
 
-Lookups are one indexed SQL statement each (SQLAlchemy Core, compiled once and cached).
+Lookups are one indexed SQL statement each (:mod:`modelyard.registry._sql`). The values it
+hands out live in :mod:`modelyard.registry.entities`, the name rules in
+:mod:`modelyard.registry.names`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from modelyard.errors import (
-    ConflictError,
-    InvalidInputError,
-    InvalidNameError,
-    NotFoundError,
-)
+from modelyard.errors import ConflictError, InvalidInputError, NotFoundError
 from modelyard.logs import get_logger
+from modelyard.registry._sql import (
+    BUMP,
+    INSERT_VERSION,
+    LOCK_MODEL,
+    Statements,
+    insert_row_ignore,
+    jsonable,
+    statements,
+    upsert_row,
+    version_from_row,
+)
+from modelyard.registry.entities import MANIFEST_NAME, AliasEvent, ModelVersion, RegisteredModel
+from modelyard.registry.names import (
+    check_tags,
+    check_version_number,
+    parse_ref,
+    validate_alias,
+    validate_model_name,
+    validate_tag_key,
+)
 from modelyard.store import schema as t
+from modelyard.store.keys import check_value
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -60,460 +76,7 @@ __all__ = [
 
 _log = get_logger("registry")
 
-#: The package manifest; its URI and sha256 identify a version's package.
-MANIFEST_NAME = "modelyard.json"
-NAME_RULE = "1-255 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit, no '..'"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
-RESERVED_ALIASES = frozenset({"latest"})
-_MAX_VALUE = t.VALUE
 
-
-# --------------------------------------------------------------------------- value objects
-class BytesReader(Protocol):
-    """What a version reads its contract and profile with: an artifact store."""
-
-    def get_bytes(self, sha256: str) -> bytes:
-        """The verified bytes of object ``sha256``."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class ModelVersion:
-    """One immutable registered version of a model.
-
-    Attributes:
-        name: the model's name.
-        version: 1, 2, 3, ... per model, gap-free.
-        run_id: the tracking run that produced it, if any.
-        source_commit: the git commit of the code that produced it, if known.
-        flavor: how to load it (``sklearn``, ``onnx``, ``torch``, ...), if given.
-        artifact_uri: artifact store URI of the package manifest (or its only/first file).
-        manifest_sha256: sha256 of that file.
-        files: package path -> sha256 of every file of the package.
-        signature: the input/output signature or data contract, if given.
-        extra: free structured data fixed at registration (gate verdict, metrics, refs).
-        aliases: the aliases pointing at this version now, sorted.
-        tags: mutable key/value labels of this version.
-        created_at: UNIX seconds.
-        created_by: who registered it.
-        description: free text.
-        contract_sha256: sha256 of the version's data contract in the artifact store, if any.
-        profile_sha256: sha256 of the version's reference profile in the artifact store, if any.
-    """
-
-    name: str
-    version: int
-    run_id: str | None
-    source_commit: str | None
-    flavor: str | None
-    artifact_uri: str
-    manifest_sha256: str
-    files: dict[str, str]
-    signature: Any
-    extra: dict[str, Any] | None
-    aliases: tuple[str, ...]
-    tags: dict[str, str]
-    created_at: float
-    created_by: str | None
-    description: str | None = None
-    contract_sha256: str | None = None
-    profile_sha256: str | None = None
-    # reads the contract and profile back (the registry's artifact store); not part of the value
-    store: BytesReader | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def ref(self) -> str:
-        """``name:version``, accepted by :meth:`Registry.resolve`."""
-        return f"{self.name}:{self.version}"
-
-    @property
-    def contract(self) -> Contract | None:
-        """The data contract registered with this version (read and hash-checked), or None.
-
-        Raises:
-            IntegrityError: the stored bytes do not match ``contract_sha256``.
-        """
-        if self.contract_sha256 is None:
-            return None
-        from modelyard.data.contract import Contract
-
-        raw = self._read(self.contract_sha256, "contract")
-        return Contract.from_dict(_json(raw, {}), source=f"{self.ref} contract")
-
-    @property
-    def reference_profile(self) -> Profile | None:
-        """The reference profile registered with this version (read and hash-checked), or None.
-
-        Raises:
-            IntegrityError: the stored bytes do not match ``profile_sha256``.
-        """
-        if self.profile_sha256 is None:
-            return None
-        from modelyard.data.profile import Profile
-
-        return Profile.from_bytes(self._read(self.profile_sha256, "reference profile"))
-
-    def _read(self, sha256: str, what: str) -> bytes:
-        if self.store is None:
-            raise NotFoundError(
-                f"model {self.name!r} version {self.version}: its {what} cannot be read "
-                "without the registry's artifact store",
-                hint="get the version from Registry.resolve() or Registry.get_version()",
-                model=self.name,
-            )
-        return self.store.get_bytes(sha256)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (for ``--json`` and HTTP answers)."""
-        body = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "store"}
-        body["aliases"] = list(self.aliases)
-        body["files"] = dict(self.files)
-        body["tags"] = dict(self.tags)
-        return body
-
-
-@dataclass(frozen=True, slots=True)
-class AliasEvent:
-    """One move of an alias: ``from_version`` None means it was created, ``to_version`` None
-    that it was deleted. ``action`` is ``set``, ``delete`` or ``rollback``."""
-
-    model: str
-    alias: str
-    from_version: int | None
-    to_version: int | None
-    at: float
-    actor: str | None
-    reason: str | None
-    action: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict."""
-        return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
-class RegisteredModel:
-    """A named model: its description, tags, latest version number and current aliases."""
-
-    name: str
-    description: str | None
-    latest_version: int
-    aliases: dict[str, int] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict."""
-        return asdict(self)
-
-
-# --------------------------------------------------------------------------- names
-def _check_name(value: object, what: str, rule: str = NAME_RULE) -> str:
-    if not isinstance(value, str) or not _NAME_RE.match(value) or ".." in value:
-        raise InvalidNameError(
-            f"{what} {value!r} is not a valid name: it must be {rule}",
-            hint=f"choose a {what} such as 'churn-model' or 'v2.candidate'",
-            value=str(value),
-            rule=_NAME_RE.pattern,
-        )
-    return value
-
-
-def validate_model_name(name: object) -> str:
-    """Return ``name`` if it is a legal model name, else raise :class:`InvalidNameError`."""
-    return _check_name(name, "model name")
-
-
-def validate_alias(alias: object) -> str:
-    """Return ``alias`` if legal: a name that is not purely numeric and not ``latest``."""
-    alias = _check_name(alias, "alias")
-    if alias.isdigit():
-        raise InvalidNameError(
-            f"alias {alias!r} is purely numeric and would read as a version number",
-            hint="use a word such as 'production', 'candidate' or 'shadow'",
-            value=alias,
-        )
-    if alias in RESERVED_ALIASES:
-        raise InvalidNameError(
-            f"alias {alias!r} is reserved: it always means the newest version",
-            hint="use another alias name, e.g. 'candidate'",
-            value=alias,
-        )
-    return alias
-
-
-def validate_tag_key(key: object) -> str:
-    """Return ``key`` if it is a legal tag key."""
-    return _check_name(key, "tag key")
-
-
-def _check_tag_value(key: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise InvalidInputError(
-            f"tag {key!r} has a {type(value).__name__} value; tag values are strings",
-            hint=f"pass str(value) for tag {key!r}",
-            key=key,
-        )
-    if len(value) > _MAX_VALUE:
-        raise InvalidInputError(
-            f"tag {key!r} value is {len(value)} characters; the limit is {_MAX_VALUE}",
-            hint="store long values as an artifact and tag its sha256",
-            key=key,
-        )
-    return value
-
-
-def _check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
-    if not tags:
-        return {}
-    return {validate_tag_key(k): _check_tag_value(k, v) for k, v in tags.items()}
-
-
-def _check_version_number(version: object) -> int:
-    if isinstance(version, bool) or not isinstance(version, int | str):
-        raise InvalidInputError(
-            f"version {version!r} is not a version number", hint="versions are 1, 2, 3, ..."
-        )
-    text = str(version).strip()
-    if text.startswith(("v", "V")):
-        text = text[1:]
-    if not text.isdigit() or int(text) < 1:
-        raise InvalidInputError(
-            f"version {version!r} is not a version number (1, 2, 3, ...)",
-            hint="pass a positive integer, or an alias via 'name@alias'",
-            value=str(version),
-        )
-    return int(text)
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return value.tolist()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _jsonable(value: Any, what: str) -> Any:
-    """``value`` as plain JSON data (numpy scalars, paths converted); NaN and infinity refused,
-    since PostgreSQL's JSON type rejects them and SQLite would store non-standard JSON."""
-    if value is None:
-        return None
-    import json
-
-    try:
-        return json.loads(json.dumps(value, allow_nan=False, default=_json_default))
-    except ValueError as exc:
-        raise InvalidInputError(
-            f"{what} holds NaN or infinity, which JSON cannot store",
-            hint=f"replace non-finite numbers in {what} with None or a string",
-            field=what,
-        ) from exc
-    except TypeError as exc:
-        raise InvalidInputError(
-            f"{what} is not JSON data: {exc}",
-            hint=f"pass {what} as dicts, lists, strings, numbers and booleans",
-            field=what,
-        ) from exc
-
-
-def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
-    """Split ``name``, ``name:3``, ``name@alias`` or ``name@latest`` into (name, version, alias).
-
-    ``(name, None, None)`` means the latest version.
-    """
-    if not isinstance(ref, str) or not ref:
-        raise InvalidInputError(
-            f"model reference {ref!r} is empty",
-            hint="use NAME, NAME:VERSION or NAME@ALIAS, e.g. churn@production",
-        )
-    if "@" in ref:
-        name, _, alias = ref.partition("@")
-        validate_model_name(name)
-        if alias == "latest":
-            return name, None, None
-        return name, None, validate_alias(alias)
-    if ":" in ref:
-        name, _, version = ref.rpartition(":")
-        validate_model_name(name)
-        if version == "latest":
-            return name, None, None
-        return name, _check_version_number(version), None
-    return validate_model_name(ref), None, None
-
-
-# --------------------------------------------------------------------------- SQL
-@dataclass(frozen=True)
-class _Statements:
-    by_version: sa.Select[Any]
-    by_alias: sa.Select[Any]
-    latest: sa.Select[Any]
-    all_of_model: sa.Select[Any]
-    everything: sa.Select[Any]
-
-
-_STATEMENTS: dict[str, _Statements] = {}
-
-
-def _statements(dialect: str) -> _Statements:
-    """One SELECT per lookup kind; each returns a version with its files, tags and aliases."""
-    cached = _STATEMENTS.get(dialect)
-    if cached is not None:
-        return cached
-    m, mv, mvf, mvt, al = (
-        t.models,
-        t.model_versions,
-        t.model_version_files,
-        t.model_version_tags,
-        t.aliases,
-    )
-    if dialect == "postgresql":
-        obj, arr = sa.func.json_object_agg, sa.func.json_agg
-    else:
-        obj, arr = sa.func.json_group_object, sa.func.json_group_array
-    files = sa.select(obj(mvf.c.path, mvf.c.sha256)).where(mvf.c.version_id == mv.c.id)
-    tags = sa.select(obj(mvt.c.key, mvt.c.value)).where(mvt.c.version_id == mv.c.id)
-    # a separate name for the subquery: the by-alias lookup joins `aliases` in the outer query
-    al_sub = al.alias("version_aliases")
-    aliases = sa.select(arr(al_sub.c.alias)).where(
-        al_sub.c.model_id == mv.c.model_id, al_sub.c.version == mv.c.version
-    )
-    cols = (
-        m.c.name,
-        mv.c.version,
-        mv.c.run_id,
-        mv.c.source_commit,
-        mv.c.flavor,
-        mv.c.artifact_uri,
-        mv.c.manifest_sha256,
-        files.scalar_subquery().label("files"),
-        mv.c.signature,
-        mv.c.extra,
-        aliases.scalar_subquery().label("aliases"),
-        tags.scalar_subquery().label("tags"),
-        mv.c.created_at,
-        mv.c.created_by,
-        mv.c.description,
-        mv.c.contract_sha256,
-        mv.c.profile_sha256,
-    )
-    by_model = m.join(mv, mv.c.model_id == m.c.id)
-    name_is = m.c.name == sa.bindparam("name")
-    stmts = _Statements(
-        by_version=sa.select(*cols)
-        .select_from(by_model)
-        .where(name_is, mv.c.version == sa.bindparam("version")),
-        by_alias=sa.select(*cols)
-        .select_from(
-            m.join(al, al.c.model_id == m.c.id).join(
-                mv, sa.and_(mv.c.model_id == m.c.id, mv.c.version == al.c.version)
-            )
-        )
-        .where(name_is, al.c.alias == sa.bindparam("alias")),
-        latest=sa.select(*cols)
-        .select_from(m.join(mv, sa.and_(mv.c.model_id == m.c.id, mv.c.version == m.c.last_version)))
-        .where(name_is),
-        all_of_model=sa.select(*cols).select_from(by_model).where(name_is).order_by(mv.c.version),
-        everything=sa.select(*cols).select_from(by_model).order_by(m.c.name, mv.c.version),
-    )
-    _STATEMENTS[dialect] = stmts
-    return stmts
-
-
-def _json(value: Any, empty: Any) -> Any:
-    if value is None:
-        return empty
-    if isinstance(value, str | bytes):
-        import orjson
-
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:  # NaN written by an older version: stdlib reads it
-            import json
-
-            return json.loads(value)
-    return value
-
-
-def _version_from_row(row: Any, *, json_text: bool, store: BytesReader | None) -> ModelVersion:
-    """Build a version from a raw driver row (JSON columns arrive as text on SQLite)."""
-    signature, extra = row[8], row[9]
-    if json_text:
-        signature, extra = _json(signature, None), _json(extra, None)
-    return ModelVersion(
-        name=row[0],
-        version=row[1],
-        run_id=row[2],
-        source_commit=row[3],
-        flavor=row[4],
-        artifact_uri=row[5],
-        manifest_sha256=row[6],
-        files=dict(sorted(_json(row[7], {}).items())),
-        signature=signature,
-        extra=extra,
-        aliases=tuple(sorted(_json(row[10], []))),
-        tags=dict(sorted(_json(row[11], {}).items())),
-        created_at=row[12],
-        created_by=row[13],
-        description=row[14],
-        contract_sha256=row[15],
-        profile_sha256=row[16],
-        store=store,
-    )
-
-
-def _upsert(conn: Connection, table: sa.Table, values: dict[str, Any], keys: Sequence[str]) -> None:
-    """INSERT, or UPDATE the non-key columns when the key exists (SQLite and PostgreSQL)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        pg_stmt = pg_insert(table).values(**values)
-        conn.execute(
-            pg_stmt.on_conflict_do_update(
-                index_elements=list(keys),
-                set_={k: pg_stmt.excluded[k] for k in values if k not in keys},
-            )
-        )
-        return
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    lite_stmt = sqlite_insert(table).values(**values)
-    conn.execute(
-        lite_stmt.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={k: lite_stmt.excluded[k] for k in values if k not in keys},
-        )
-    )
-
-
-def _insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING: concurrent get-or-create without errors."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        conn.execute(pg_insert(table).values(**values).on_conflict_do_nothing())
-        return
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    conn.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
-
-
-_BUMP = (
-    sa.update(t.models)
-    .where(t.models.c.name == sa.bindparam("m_name"))
-    .values(last_version=t.models.c.last_version + 1, updated_at=sa.bindparam("now"))
-    .returning(t.models.c.id, t.models.c.last_version)
-)
-_INSERT_VERSION = sa.insert(t.model_versions).returning(t.model_versions.c.id)
-_LOCK_MODEL = (
-    sa.select(t.models.c.id).where(t.models.c.name == sa.bindparam("name")).with_for_update()
-)
-
-
-# --------------------------------------------------------------------------- the registry
 class Registry:
     """Models, versions, aliases and tags over a metadata store and an artifact store.
 
@@ -567,21 +130,21 @@ class Registry:
         return self.user or os_user()
 
     @property
-    def _stmts(self) -> _Statements:
-        return _statements(self.metadata_store.dialect)
+    def _stmts(self) -> Statements:
+        return statements(self.metadata_store.dialect)
 
     def _fetch_versions(self, stmt: sa.Select[Any], params: dict[str, Any]) -> list[ModelVersion]:
         rows = self.metadata_store.fetch(stmt, params)
         json_text = self.metadata_store.dialect == "sqlite"
         store = self.artifact_store
-        return [_version_from_row(r, json_text=json_text, store=store) for r in rows]
+        return [version_from_row(r, json_text=json_text, store=store) for r in rows]
 
     @contextmanager
     def _locked_model(self, name: str) -> Iterator[tuple[Connection, int]]:
         """A write transaction holding the model's row lock; yields (connection, model id)."""
         validate_model_name(name)
         with self.metadata_store.begin() as conn:
-            model_id = conn.execute(_LOCK_MODEL, {"name": name}).scalar()
+            model_id = conn.execute(LOCK_MODEL, {"name": name}).scalar()
             if model_id is None:
                 raise _no_model(name)
             yield conn, int(model_id)
@@ -598,10 +161,10 @@ class Registry:
             InvalidNameError: ``name`` or a tag key is illegal.
         """
         validate_model_name(name)
-        checked = _check_tags(tags)
+        checked = check_tags(tags)
         now = self._now()
         with self.metadata_store.begin() as conn:
-            _insert_ignore(
+            insert_row_ignore(
                 conn,
                 t.models,
                 {
@@ -612,7 +175,7 @@ class Registry:
                     "last_version": 0,
                 },
             )
-            model_id = conn.execute(_LOCK_MODEL, {"name": name}).scalar_one()
+            model_id = conn.execute(LOCK_MODEL, {"name": name}).scalar_one()
             if description is not None:
                 conn.execute(
                     sa.update(t.models)
@@ -620,7 +183,7 @@ class Registry:
                     .values(description=description, updated_at=now)
                 )
             for key, value in checked.items():
-                _upsert(
+                upsert_row(
                     conn,
                     t.model_tags,
                     {"model_id": model_id, "key": key, "value": value},
@@ -727,10 +290,10 @@ class Registry:
             NotFoundError: the package folder, a referenced artifact or ``run_id`` is missing.
         """
         validate_model_name(name)
-        checked_tags = _check_tags(tags)
+        checked_tags = check_tags(tags)
         alias_list = list(dict.fromkeys(validate_alias(a) for a in aliases))
-        extra_dict = _jsonable(dict(extra), "extra") if extra is not None else None
-        signature = _jsonable(signature, "signature")
+        extra_dict = jsonable(dict(extra), "extra") if extra is not None else None
+        signature = jsonable(signature, "signature")
         files = self._upload(package_dir_or_files)
         contract_sha = self._put_contract(contract)
         profile_sha = self._put_profile(profile)
@@ -741,14 +304,14 @@ class Registry:
         actor = self._actor()
         now = self._now()
         with self.metadata_store.begin() as conn:
-            bumped = conn.execute(_BUMP, {"m_name": name, "now": now}).first()
+            bumped = conn.execute(BUMP, {"m_name": name, "now": now}).first()
             if bumped is None:
-                _insert_ignore(
+                insert_row_ignore(
                     conn,
                     t.models,
                     {"name": name, "created_at": now, "updated_at": now, "last_version": 0},
                 )
-                bumped = conn.execute(_BUMP, {"m_name": name, "now": now}).one()
+                bumped = conn.execute(BUMP, {"m_name": name, "now": now}).one()
             model_id, number = int(bumped[0]), int(bumped[1])
             if run_id is not None:
                 commit = conn.execute(
@@ -764,7 +327,7 @@ class Registry:
                 if source_commit is None:
                     source_commit = commit[0]
             version_id = conn.execute(
-                _INSERT_VERSION,
+                INSERT_VERSION,
                 {
                     "model_id": model_id,
                     "version": number,
@@ -917,7 +480,7 @@ class Registry:
             NotFoundError: no such model or version; the message says which.
         """
         validate_model_name(name)
-        number = _check_version_number(version)
+        number = check_version_number(version)
         found = self._fetch_versions(self._stmts.by_version, {"name": name, "version": number})
         if not found:
             raise self._missing(name, f"version {number}")
@@ -991,7 +554,7 @@ class Registry:
             NotFoundError: no such model or version.
         """
         validate_alias(alias)
-        number = _check_version_number(version)
+        number = check_version_number(version)
         now, actor = self._now(), self._actor()
         with self._locked_model(name) as (conn, model_id):
             exists = conn.execute(
@@ -1216,10 +779,9 @@ class Registry:
     # ------------------------------------------------------------------ tags
     def set_model_tag(self, name: str, key: str, value: str) -> None:
         """Set tag ``key`` of model ``name`` to ``value``."""
-        validate_tag_key(key)
-        _check_tag_value(key, value)
+        value = check_value(value, validate_tag_key(key), "tag")
         with self._locked_model(name) as (conn, model_id):
-            _upsert(
+            upsert_row(
                 conn,
                 t.model_tags,
                 {"model_id": model_id, "key": key, "value": value},
@@ -1239,12 +801,11 @@ class Registry:
 
         Tags are labels beside the version; the version itself stays immutable.
         """
-        validate_tag_key(key)
-        _check_tag_value(key, value)
-        number = _check_version_number(version)
+        value = check_value(value, validate_tag_key(key), "tag")
+        number = check_version_number(version)
         with self._locked_model(name) as (conn, model_id):
             version_id = self._version_id(conn, model_id, name, number)
-            _upsert(
+            upsert_row(
                 conn,
                 t.model_version_tags,
                 {"version_id": version_id, "key": key, "value": value},
@@ -1254,7 +815,7 @@ class Registry:
     def delete_version_tag(self, name: str, version: int | str, key: str) -> bool:
         """Remove tag ``key`` of a version; return whether it existed."""
         validate_tag_key(key)
-        number = _check_version_number(version)
+        number = check_version_number(version)
         with self._locked_model(name) as (conn, model_id):
             version_id = self._version_id(conn, model_id, name, number)
             vt = t.model_version_tags

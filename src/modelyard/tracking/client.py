@@ -29,9 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import ConflictError, InvalidInputError, ModelyardError, NotFoundError
 from modelyard.logs import get_logger
+from modelyard.store.keys import MAX_KEY, check_key, check_value
+from modelyard.store.sql import upsert
 from modelyard.tracking._flusher import flusher
 from modelyard.tracking.entities import RUN_KINDS, Page, RunInfo
-from modelyard.tracking.run import FLUSH_EVERY, MAX_KEY, Run, check_key, check_value
+from modelyard.tracking.run import FLUSH_EVERY, Run
 
 if TYPE_CHECKING:
     from modelyard.config import Settings
@@ -50,12 +52,7 @@ _INSERT_RUN = (
     ":process_pid)"
 )
 _INSERT_RUN_TAG = "INSERT INTO run_tags (run_id, key, value) VALUES (:run_id, :key, :value)"
-_UPSERT_RUN_ARTIFACT = (
-    "INSERT INTO run_artifacts (run_id, path, sha256, size_bytes) "
-    "VALUES (:run_id, :path, :sha256, :size_bytes) "
-    "ON CONFLICT (run_id, path) DO UPDATE SET sha256 = excluded.sha256, "
-    "size_bytes = excluded.size_bytes"
-)
+_UPSERT_RUN_ARTIFACT = upsert("run_artifacts", ("run_id", "path"), ("sha256", "size_bytes"))
 
 
 class TrackingClient:

@@ -23,102 +23,74 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from modelyard.errors import ConflictError, InvalidInputError, ModelyardError
 from modelyard.logs import get_logger
+from modelyard.store.keys import check_key, check_value
+from modelyard.store.sql import upsert
 from modelyard.tracking._flusher import flusher
 from modelyard.tracking.entities import RUN_STATUSES
 
 if TYPE_CHECKING:
-    from modelyard.store.artifacts import ArtifactRef
-    from modelyard.store.db import SqlTx
-    from modelyard.tracking.client import TrackingClient
+    from modelyard.store.artifacts import ArtifactRef, ArtifactStore
+    from modelyard.store.db import MetadataStore, SqlTx
     from modelyard.tracking.entities import RunInfo
 
-__all__ = ["FLUSH_EVERY", "MAX_BUFFERED", "Run", "check_key", "check_value"]
+__all__ = ["FLUSH_EVERY", "MAX_BUFFERED", "Run", "RunOwner"]
 
 # Plain SQL of the flush (SQLite and PostgreSQL alike), run through MetadataStore.write().
 _INSERT_PARAM = "INSERT INTO params (run_id, key, value) VALUES (:run_id, :key, :value)"
-_UPSERT_TAG = (
-    "INSERT INTO run_tags (run_id, key, value) VALUES (:run_id, :key, :value) "
-    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value"
-)
+_UPSERT_TAG = upsert("run_tags", ("run_id", "key"), ("value",))
 _INSERT_METRIC = (
     "INSERT INTO metrics (run_id, key, value, step, timestamp) "
     "VALUES (:run_id, :key, :value, :step, :timestamp)"
 )
 # the latest value per key: replaced only by a later step, or the same step and a newer time
-_UPSERT_LATEST = (
-    "INSERT INTO latest_metrics (run_id, key, value, step, timestamp) "
-    "VALUES (:run_id, :key, :value, :step, :timestamp) "
-    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, step = excluded.step, "
-    "timestamp = excluded.timestamp WHERE excluded.step > latest_metrics.step "
-    "OR (excluded.step = latest_metrics.step AND excluded.timestamp >= latest_metrics.timestamp)"
+_UPSERT_LATEST = upsert(
+    "latest_metrics",
+    ("run_id", "key"),
+    ("value", "step", "timestamp"),
+    where="excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step "
+    "AND excluded.timestamp >= latest_metrics.timestamp)",
 )
 
 FLUSH_EVERY = 1_000
 MAX_BUFFERED = 100_000  # past this, log_metric flushes inline: memory stays bounded
-MAX_KEY = 255
-MAX_VALUE = 8_000
 
 _log = get_logger("tracking")
-_KEY_RE = re.compile(r"^[A-Za-z0-9_\-. /:]{1,255}$")
-_valid_keys: set[str] = set()  # keys already checked: the hot path skips the regex
-
-
-def check_key(key: str, what: str) -> str:
-    """Check a metric/param/tag key, returning it.
-
-    Raises:
-        InvalidInputError: naming the key and the rule.
-    """
-    if not isinstance(key, str):
-        raise InvalidInputError(
-            f"{what} key must be a string, got {type(key).__name__} {key!r}", key=repr(key)
-        )
-    if not _KEY_RE.match(key) or key.startswith("/") or key.strip() != key:
-        raise InvalidInputError(
-            f"invalid {what} key {key!r}",
-            hint="use 1-255 letters, digits, '_', '-', '.', '/', ':' or inner spaces, "
-            "e.g. 'val/loss'",
-            key=key,
-        )
-    if key in _valid_keys:
-        return key
-    if len(_valid_keys) < 100_000:
-        _valid_keys.add(key)
-    return key
-
-
 _STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1  # a BIGINT column
 
 
-def check_value(value: Any, key: str, what: str) -> str:
-    """A param or tag value as the string stored, at most 8,000 characters.
+class RunOwner(Protocol):
+    """What a run writes through: the :class:`~modelyard.tracking.client.TrackingClient` that
+    started it (a protocol, so that this module does not import the client's)."""
 
-    Raises:
-        InvalidInputError: the value is too long, naming the key.
-    """
-    text = value if isinstance(value, str) else str(value)
-    if "\x00" in text:
-        raise InvalidInputError(
-            f"{what} {key!r} contains a NUL character, which databases do not store",
-            hint="remove the \\x00 characters, or log the data as an artifact",
-            key=key,
-        )
-    if len(text) > MAX_VALUE:
-        raise InvalidInputError(
-            f"{what} {key!r} is {len(text)} characters long; the limit is {MAX_VALUE}",
-            hint="log long text as an artifact (run.log_artifact) instead",
-            key=key,
-        )
-    return text
+    @property
+    def metadata_store(self) -> MetadataStore:
+        """Where the run's rows go."""
+        ...
+
+    @property
+    def artifact_store(self) -> ArtifactStore:
+        """Where the run's files go."""
+        ...
+
+    def get_run(self, run_id: str) -> RunInfo:
+        """Everything stored about one run."""
+        ...
+
+    def _insert_dataset(
+        self, run_id: str, name: str, context: str | None, source: str | None, fp: dict[str, Any]
+    ) -> None: ...
+
+    def _upsert_artifacts(self, run_id: str, refs: dict[str, ArtifactRef]) -> None: ...
+
+    def _forget(self, run_id: str) -> None: ...
 
 
 class Run:
@@ -143,7 +115,7 @@ class Run:
 
     def __init__(
         self,
-        client: TrackingClient,
+        client: RunOwner,
         run_id: str,
         *,
         experiment: str,
@@ -233,8 +205,7 @@ class Run:
             InvalidInputError: a bad key, a non-finite or non-numeric value, a non-integer step.
             ConflictError: the run has ended.
         """
-        if type(key) is not str or key not in _valid_keys:
-            check_key(key, "metric")
+        check_key(key, "metric")
         try:
             v = float(value)
         except (TypeError, ValueError) as exc:
