@@ -1,16 +1,29 @@
-"""Serving benchmark: modelyard vs mosec vs a plain FastAPI endpoint, driven by wrk.
+"""Serving benchmark: modelyard vs mosec vs FastAPI, driven by wrk, in one run.
 
 Serves the same CPU PyTorch MLP (256 -> 1024 -> 1024 -> 10, float32, one torch thread per
 worker) with each server, drives it with ``wrk`` (64 connections, 127.0.0.1, a JSON body of 256
-floats) for a fixed time, and prints throughput, p50 and p99; then the single-connection latency
-(p50 of back-to-back requests on one connection: a lone request) and the model's in-process
-ceiling at batch 1/8/32/64.
+floats) for a fixed time, and prints throughput, p50/p99, the CPU time per request of the
+server's whole process tree, the load average, and the single-connection latency (a lone
+request); then the model's in-process ceiling at batch 1/8/32/64.
 
-Peers run in their own venvs under ``benchmarks/.peers/<peer>`` (created on first use with
-``--system-site-packages`` so they share this environment's torch): mosec, fastapi + uvicorn.
+Rows (each labelled with its configuration):
+- ``modelyard (default)``: the HEADLINE: ``modelyard serve`` as users run it (request log on
+  at sampling 1.0 into a fresh artifact store, default batch settings and log level), plus the
+  same server's first seconds after it turned ready (no warm-up).
+- ``modelyard (no request log)``: the tuned variant.
+- ``mosec (tuned)``: mosec as its docs recommend for speed (orjson, ``np.asarray`` ->
+  ``torch.from_numpy``), 1 and 2 workers; ``mosec (naive)``: its default JSON.
+- ``fastapi (tuned)``: async endpoint, orjson, no per-request pydantic model, 2 uvicorn workers;
+  ``fastapi (naive)``: sync endpoint validating a pydantic model.
+
+Peers run in their own venvs under ``benchmarks/.peers/<peer>`` (created on first use, cached
+after): the peer's packages are installed into the venv, and a ``.pth`` file appends THIS
+interpreter's site-packages after them, so the peers import the same torch and numpy as
+modelyard (PyPI has no CPU-only torch wheel; a CUDA torch per venv would be gigabytes) while
+their own pins win.
 
     python benchmarks/serving/bench.py                      # everything, 15 s per run
-    python benchmarks/serving/bench.py --only modelyard --duration 10
+    python benchmarks/serving/bench.py --only modelyard --only mosec --duration 10
 """
 
 from __future__ import annotations
@@ -58,16 +71,43 @@ def ensure_wrk() -> str:
 
 
 def ensure_venv(peer: str, packages: list[str]) -> Path:
-    """benchmarks/.peers/<peer>: a venv sharing this environment's torch, plus the peer."""
+    """benchmarks/.peers/<peer>: a venv with ``packages``, sharing this interpreter's torch.
+
+    ``--system-site-packages`` is not used: run from inside a venv it exposes the BASE
+    interpreter's packages, not this one's (so no torch). A ``.pth`` file listing this
+    interpreter's site-packages is appended after the venv's own instead.
+    """
+    import sysconfig
+
     venv = PEERS / peer
     python = venv / "bin" / "python"
     marker = venv / ".installed"
-    if marker.exists():
-        return python
-    log(f"creating {venv} and installing {packages}")
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
-    marker.write_text(" ".join(packages))
+    if not marker.exists() or marker.read_text() != " ".join(packages):
+        log(f"creating {venv} and installing {packages}")
+        PEERS.mkdir(parents=True, exist_ok=True)
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
+        marker.write_text(" ".join(packages))
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    shared = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    (Path(site) / "zz_modelyard_bench_shared.pth").write_text("\n".join(shared) + "\n")
+    check = subprocess.run(
+        [str(python), "-c", "import torch, numpy, orjson; print(torch.__version__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check.returncode != 0:
+        raise RuntimeError(
+            f"the {peer} venv cannot import torch/numpy/orjson: {check.stderr[-500:]}; "
+            "install modelyard's benchmark requirements (torch, numpy, orjson) in this interpreter"
+        )
     return python
 
 
@@ -199,63 +239,88 @@ def check_answer(url: str, body: bytes) -> None:
     assert len(preds[0]) == 10, doc
 
 
-def measure(  # noqa: PLR0917
-    name: str, wrk: str, url: str, script: Path, body: bytes, duration_s: int, pid: int
+def _row(
+    name: str, loaded: dict[str, Any], cpu_ms: float, lone: dict[str, Any] | None
 ) -> dict[str, Any]:
-    check_answer(url, body)
-    run_wrk(wrk, url, script, 64, 2)  # warm-up
-    pids = _tree(pid)
-    cpu0 = cpu_seconds(pids)
-    loaded = run_wrk(wrk, url, script, 64, duration_s)
-    cpu_ms = (cpu_seconds(pids) - cpu0) * 1000 / max(loaded["requests"], 1)
-    lone = run_wrk(wrk, url, script, 1, max(3, duration_s // 3))
-    row = {
+    return {
         "server": name,
         "rps": loaded["rps"],
         "p50_ms": loaded["p50_ms"],
         "p99_ms": loaded["p99_ms"],
         "non2xx": loaded["non2xx"],
         "socket_errors": loaded["socket_errors"],
-        "lone_p50_ms": lone["p50_ms"],
-        "lone_p99_ms": lone["p99_ms"],
+        "lone_p50_ms": lone["p50_ms"] if lone else float("nan"),
+        "lone_p99_ms": lone["p99_ms"] if lone else float("nan"),
         "cpu_ms_per_req": cpu_ms,
         "load_avg": os.getloadavg()[0],
     }
-    log(f"{name}: {row}")
-    return row
+
+
+def measure(  # noqa: PLR0917
+    name: str,
+    wrk: str,
+    url: str,
+    script: Path,
+    body: bytes,
+    duration_s: int,
+    pid: int,
+    cold_s: int = 0,
+) -> list[dict[str, Any]]:
+    """Loaded run (after a 2 s warm-up) and lone-request run; with ``cold_s`` first a run of
+    that many seconds right after readiness, without warm-up (the first seconds of a server)."""
+    check_answer(url, body)
+    rows = []
+    pids = _tree(pid)
+    if cold_s:
+        cpu0 = cpu_seconds(pids)
+        cold = run_wrk(wrk, url, script, 64, cold_s)
+        cpu_ms = (cpu_seconds(pids) - cpu0) * 1000 / max(cold["requests"], 1)
+        rows.append(_row(f"{name}, first {cold_s} s", cold, cpu_ms, None))
+    run_wrk(wrk, url, script, 64, 2)  # warm-up
+    cpu0 = cpu_seconds(pids)
+    loaded = run_wrk(wrk, url, script, 64, duration_s)
+    cpu_ms = (cpu_seconds(pids) - cpu0) * 1000 / max(loaded["requests"], 1)
+    lone = run_wrk(wrk, url, script, 1, max(3, duration_s // 3))
+    rows.insert(0, _row(name, loaded, cpu_ms, lone))
+    for r in rows:
+        log(f"{r['server']}: {r}")
+    return rows
 
 
 # ----------------------------------------------------------------------------- servers
 def bench_modelyard(
-    wrk: str, script: Path, body: bytes, duration_s: int, workers: int
-) -> dict[str, Any]:
+    wrk: str, script: Path, body: bytes, duration_s: int, *, request_log: bool
+) -> list[dict[str, Any]]:
+    """``modelyard serve`` with its defaults (workers per core, batch 64, wait 2 ms, INFO logs);
+    the request log goes to a fresh artifact store (``--home`` in a temp folder)."""
     sys.path.insert(0, str(ROOT / "src"))
     from modelyard.serving import launch
 
-    handle = launch(
-        model_class="mlp:MLP",
-        python_path=[str(HERE)],
-        workers=workers,
-        request_log=False,
-        serving={"max_batch_size": 64, "max_wait_ms": 2, "queue_size": 4096},
-        env={"MODELYARD_LOG_LEVEL": "WARNING"},
-        ready_timeout_s=180,
-    )
-    try:
-        url = f"{handle.url}/v1/models/mlp:predict"
-        return measure(
-            f"modelyard ({workers} workers)", wrk, url, script, body, duration_s, handle.pid
+    with tempfile.TemporaryDirectory(prefix="modelyard-bench-") as home:
+        handle = launch(
+            model_class="mlp:MLP",
+            python_path=[str(HERE)],
+            home=home,
+            request_log=request_log,
+            ready_timeout_s=180,
+            stderr=subprocess.DEVNULL,
         )
-    finally:
-        handle.stop()
+        try:
+            url = f"{handle.url}/v1/models/mlp:predict"
+            name = "modelyard (default)" if request_log else "modelyard (no request log)"
+            return measure(
+                name, wrk, url, script, body, duration_s, handle.pid, cold_s=5 if request_log else 0
+            )
+        finally:
+            handle.stop()
 
 
 def bench_mosec(
-    wrk: str, script: Path, body: bytes, duration_s: int, workers: int
-) -> dict[str, Any]:
-    python = ensure_venv("mosec", ["mosec"])
+    wrk: str, script: Path, body: bytes, duration_s: int, *, workers: int, variant: str
+) -> list[dict[str, Any]]:
+    python = ensure_venv("mosec", ["mosec==0.9.8"])
     port = free_port()
-    env = {**os.environ, "MOSEC_WORKERS": str(workers)}
+    env = {**os.environ, "MOSEC_WORKERS": str(workers), "PEER_VARIANT": variant}
     proc = subprocess.Popen(
         [str(python), str(HERE / "peer_mosec.py"), "--port", str(port), "--log-level", "error"],
         env=env,
@@ -265,17 +330,22 @@ def bench_mosec(
     try:
         url = f"http://127.0.0.1:{port}/inference"
         wait_http(f"http://127.0.0.1:{port}/", proc)
-        return measure(f"mosec ({workers} workers)", wrk, url, script, body, duration_s, proc.pid)
+        name = f"mosec ({variant}, {workers} worker{'s' if workers > 1 else ''})"
+        return measure(name, wrk, url, script, body, duration_s, proc.pid)
     finally:
         stop(proc)
 
 
-def bench_fastapi(wrk: str, script: Path, body: bytes, duration_s: int) -> dict[str, Any]:
-    python = ensure_venv("fastapi", ["fastapi", "uvicorn[standard]"])
+def bench_fastapi(
+    wrk: str, script: Path, body: bytes, duration_s: int, variant: str
+) -> list[dict[str, Any]]:
+    python = ensure_venv("fastapi", ["fastapi==0.165.0", "uvicorn[standard]==0.55.0"])
     port = free_port()
+    app = "peer_fastapi:app" if variant == "tuned" else "peer_fastapi:naive_app"
+    workers = 2 if variant == "tuned" else 1
     proc = subprocess.Popen(
         [
-            str(python), "-m", "uvicorn", "peer_fastapi:app", "--port", str(port),
+            str(python), "-m", "uvicorn", app, "--port", str(port), "--workers", str(workers),
             "--log-level", "warning", "--no-access-log", "--app-dir", str(HERE),
         ],
         stdout=subprocess.DEVNULL,
@@ -284,7 +354,8 @@ def bench_fastapi(wrk: str, script: Path, body: bytes, duration_s: int) -> dict[
     try:
         wait_http(f"http://127.0.0.1:{port}/health", proc)
         url = f"http://127.0.0.1:{port}/predict"
-        return measure("fastapi (naive)", wrk, url, script, body, duration_s, proc.pid)
+        name = f"fastapi ({variant}, {workers} worker{'s' if workers > 1 else ''})"
+        return measure(name, wrk, url, script, body, duration_s, proc.pid)
     finally:
         stop(proc)
 
@@ -324,11 +395,9 @@ def main() -> None:
     parser.add_argument(
         "--only", action="append", choices=["modelyard", "mosec", "fastapi", "ceiling"]
     )
-    parser.add_argument(
-        "--workers", type=int, nargs="*", default=[2, 1], help="modelyard worker counts"
-    )
     parser.add_argument("--rounds", type=int, default=1, help="interleaved repetitions")
-    parser.add_argument("--mosec-workers", type=int, nargs="*", default=[1, 2])
+    parser.add_argument("--mosec-workers", type=int, nargs="*", default=[2, 1])
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive peer variants")
     parser.add_argument(
         "--nice",
         type=int,
@@ -342,7 +411,9 @@ def main() -> None:
     only = set(args.only or ["modelyard", "mosec", "fastapi", "ceiling"])
     wrk = ensure_wrk()
     body = body_bytes()
-    results: dict[str, Any] = {"servers": [], "ceiling": []}
+    results: dict[str, Any] = {"servers": [], "ceiling": [], "load_before": os.getloadavg()}
+    servers = results["servers"]
+    d = args.duration
     with tempfile.TemporaryDirectory() as tmp:
         script = lua_script(Path(tmp), body)
         if "ceiling" in only:
@@ -350,34 +421,66 @@ def main() -> None:
         # rounds interleave the servers, so that a noisy neighbour hurts all of them alike
         for _ in range(args.rounds):
             if "modelyard" in only:
-                for w in args.workers:
-                    results["servers"].append(bench_modelyard(wrk, script, body, args.duration, w))
+                servers += bench_modelyard(wrk, script, body, d, request_log=True)
+                servers += bench_modelyard(wrk, script, body, d, request_log=False)
             if "mosec" in only:
                 for w in args.mosec_workers:
-                    results["servers"].append(bench_mosec(wrk, script, body, args.duration, w))
+                    servers += bench_mosec(wrk, script, body, d, workers=w, variant="tuned")
+                if not args.no_naive:
+                    servers += bench_mosec(
+                        wrk, script, body, d, workers=max(args.mosec_workers), variant="naive"
+                    )
             if "fastapi" in only:
-                results["servers"].append(bench_fastapi(wrk, script, body, args.duration))
+                servers += bench_fastapi(wrk, script, body, d, "tuned")
+                if not args.no_naive:
+                    servers += bench_fastapi(wrk, script, body, d, "naive")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "serving.json").write_text(json.dumps(results, indent=2))
-    print(
-        f"\nMLP 256-1024-1024-10, torch CPU, 64 connections, {args.duration} s, "
-        f"cores={os.cpu_count()}, nice={args.nice}"
-    )
-    print(
-        f"{'server':<26}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'lone p50 ms':>13}"
-        f"{'CPU ms/req':>12}{'load':>7}"
-    )
+    print(report(results, args.duration, args.nice))
+
+
+def report(results: dict[str, Any], duration_s: int, nice: int) -> str:
+    """The results as a Markdown table, with the headline's ratios to the best tuned mosec."""
+    lines = [
+        f"MLP 256-1024-1024-10, torch CPU, 64 connections, {duration_s} s per run, "
+        f"cores={os.cpu_count()}, nice={nice}, load average before "
+        f"{results['load_before'][0]:.1f}",
+        "",
+        "| server (configuration) | req/s | p50 ms | p99 ms | non-2xx | lone p50 ms "
+        "| CPU ms/req | load |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in results["servers"]:
-        print(
-            f"{r['server']:<26}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-            f"{r['non2xx']:>9}{r['lone_p50_ms']:>13.3f}{r['cpu_ms_per_req']:>12.3f}{r['load_avg']:>7.1f}"
+        lines.append(
+            f"| {r['server']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{r['non2xx']} | {r['lone_p50_ms']:.3f} | {r['cpu_ms_per_req']:.3f} | "
+            f"{r['load_avg']:.1f} |"
+        )
+    by_name = {r["server"]: r for r in results["servers"]}
+    head = by_name.get("modelyard (default)")
+    mosec = [r for r in results["servers"] if r["server"].startswith("mosec (tuned")]
+    if head and mosec:
+        best = max(mosec, key=lambda r: r["rps"])
+        lines += [
+            "",
+            f"headline modelyard (default) / best {best['server']}: "
+            f"{head['rps'] / best['rps']:.2f}x req/s, p99 {head['p99_ms']:.2f} vs "
+            f"{best['p99_ms']:.2f} ms",
+        ]
+    tuned = by_name.get("modelyard (no request log)")
+    if head and tuned:
+        lines.append(
+            f"request log on / off: {head['rps'] / tuned['rps']:.3f}x req/s, p99 "
+            f"{head['p99_ms'] / tuned['p99_ms']:.2f}x"
         )
     if results["ceiling"]:
-        print("\nin-process ceiling (one torch thread)")
+        lines += ["", "in-process ceiling (one torch thread)"]
         for c in results["ceiling"]:
-            print(
-                f"  batch {c['batch']:>3}: {c['samples_per_s']:>9.0f} samples/s  {c['ms_per_batch']:.3f} ms/batch"
+            lines.append(
+                f"  batch {c['batch']:>3}: {c['samples_per_s']:>9,.0f} samples/s  "
+                f"{c['ms_per_batch']:.3f} ms/batch"
             )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
