@@ -96,6 +96,8 @@ class ServingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     drain_delay_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     request_log_sample_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
     request_log_flush_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    # records buffered per worker beyond which new ones are dropped (and counted)
+    request_log_max_records: Annotated[int, msgspec.Meta(ge=1)] = 100_000
     admin_token: SecretStr | None = None  # bearer token for management endpoints
     # bearer token POST /v1/feedback needs (default: the admin token, when one is set)
     feedback_token: SecretStr | None = None

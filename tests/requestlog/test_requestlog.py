@@ -15,6 +15,7 @@ import pytest
 from modelyard.requestlog import LogWriteFailed, RequestLog, RequestLogWriter
 from modelyard.store.artifacts import ArtifactStore
 from modelyard.testing.s3 import S3Server, moto_s3_server
+from tests._full_disk import fill, tiny_tmpfs
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 3, 1, 10, 15, tzinfo=UTC).timestamp()
@@ -221,38 +222,9 @@ def test_sampling_keeps_whole_requests(tmp_path: Path) -> None:
 
 @pytest.fixture
 def tiny_fs(tmp_path: Path) -> Iterator[Path]:
-    """A real 512 KiB tmpfs: writes beyond it fail with ENOSPC (root only)."""
-    import subprocess
-
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)],
-        capture_output=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode()[:200]}")
-    try:
+    """A real 512KB tmpfs: writes beyond it fail with ENOSPC (root only)."""
+    with tiny_tmpfs(tmp_path / "tiny", "512k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def _fill(folder: Path) -> Path:
-    """Write zeros until the file system says ENOSPC."""
-    import os
-
-    filler = folder / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return filler
 
 
 def test_full_disk_keeps_what_fits_and_counts_the_rest(tiny_fs: Path) -> None:
@@ -261,7 +233,7 @@ def test_full_disk_keeps_what_fits_and_counts_the_rest(tiny_fs: Path) -> None:
     w = RequestLogWriter(store, "m", "1", max_records=100, clock=Clock(T0))
     x = np.random.default_rng(0).standard_normal((40, 64)).astype(np.float32)
     w.add_batch([f"a{i}" for i in range(40)], None, x, x[:, 0])
-    filler = _fill(tiny_fs)
+    filler = fill(tiny_fs)
     with pytest.raises(LogWriteFailed) as err:
         w.flush()
     assert "No space left on device" in err.value.message
@@ -289,7 +261,7 @@ def test_stop_reports_what_it_could_not_write(tiny_fs: Path) -> None:
     w = RequestLogWriter(store, "m", "1", clock=Clock(T0))
     x = np.random.default_rng(1).standard_normal((30, 64)).astype(np.float32)
     w.add_batch([f"a{i}" for i in range(30)], None, x, x[:, 0])
-    _fill(tiny_fs)
+    fill(tiny_fs)
     assert w.stop() == 30
 
 

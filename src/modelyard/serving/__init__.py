@@ -10,8 +10,8 @@ Public API::
 Processes: one front process (asyncio on uvloop, a lean HTTP/1.1 server on httptools, orjson)
 decodes requests into raw tensor bytes and batches them; model worker processes (one per core by
 default) each load the model once and run ``predict`` on whole batches. See ``_batcher`` for the
-batch policy, ``_codec`` for validation, ``_server`` for routes, probes and shutdown, ``_reqlog``
-for the request/feedback logs.
+batch policy, ``_codec`` for validation, ``_server`` for routes, probes and shutdown,
+``_worker`` and ``_reqlog`` for the request/feedback logs (the workers write them).
 
 Routes: ``/v2/health/live|ready`` (``/healthz``, ``/readyz``), ``/v2``, ``/v2/models/{name}``
 [``/versions/{v}``] [``/ready`` | ``/infer``], ``/v1/models/{name}:predict``, ``/v1/feedback``,

@@ -12,6 +12,10 @@ the event-loop iteration that queued a request (the requests read together trave
 and a worker that returns a result is handed its next batch before the front writes the answers.
 
 A worker that dies fails its batches at once (503), readiness turns false, and it is restarted.
+
+The workers also write the request log (see ``_worker``): the batcher sends each worker the
+log's configuration, ships it the records only the front has, asks for flushes and sums the
+records they report dropped.
 """
 
 from __future__ import annotations
@@ -115,6 +119,8 @@ class WorkerHandle:
         self.ready = False
         self.hello: asyncio.Future[dict[str, Any]] | None = None
         self.stopping = False
+        self.log_dropped = 0  # request-log records this process reported dropped
+        self.flushes: dict[int, asyncio.Future[dict[str, Any]]] = {}
 
     @property
     def inflight(self) -> int:
@@ -146,6 +152,8 @@ class WorkerHandle:
             "--log-level",
             b.log_level,
         ]
+        if b.log_config is not None or b.request_log:
+            cmd.append("--request-log")
         self.proc = subprocess.Popen(cmd, pass_fds=[child.fileno()], env=env)
         b.spawned.add(self.proc.pid)  # ours to wait for: an orphan reaper must leave it alone
         child.close()
@@ -167,7 +175,16 @@ class WorkerHandle:
                 hint="fix the model's load() (see the worker's log lines above)",
             )
         self.ready = True
+        if b.log_config is not None:  # a restarted worker: the log was configured before
+            self.write(_ipc.KIND_LOG_CONFIG, b.log_config)
         return desc
+
+    def write(self, kind: str, meta: dict[str, Any], payload: bytes = b"") -> bool:
+        """Send a control frame; ``False`` when the worker is gone."""
+        if self.transport is None or self.transport.is_closing():
+            return False
+        self.transport.write(_ipc.encode_frame({**meta, "k": kind}, payload))
+        return True
 
     def send(self, batch_id: int, meta: dict[str, Any], payload: bytes, items: list[Item]) -> None:
         assert self.transport is not None
@@ -176,9 +193,19 @@ class WorkerHandle:
         self.transport.write(_ipc.encode_frame(meta, payload))
 
     def on_frame(self, meta: dict[str, Any], payload: bytes) -> None:
-        if meta.get("k") == _ipc.KIND_HELLO:
+        kind = meta.get("k")
+        if kind == _ipc.KIND_HELLO:
             if self.hello is not None and not self.hello.done():
                 self.hello.set_result(meta)
+            return
+        if kind == _ipc.KIND_LOG_STATS:
+            self.log_dropped = int(meta["dropped"])
+            return
+        if kind == _ipc.KIND_FLUSHED:
+            self.log_dropped = int(meta["dropped"])
+            fut = self.flushes.pop(int(meta["id"]), None)
+            if fut is not None and not fut.done():
+                fut.set_result(meta)
             return
         items = self.batches.pop(meta["b"], None)
         if items is not None:
@@ -191,6 +218,12 @@ class WorkerHandle:
         if self.hello is not None and not self.hello.done():
             self.hello.set_result({"ok": False, "error": "the worker exited while loading"})
         batches, self.batches = self.batches, {}
+        self.batcher.log_dropped_gone += self.log_dropped
+        self.log_dropped = 0
+        for fut in self.flushes.values():
+            if not fut.done():
+                fut.set_result({"error": "the worker exited during the flush", "written": []})
+        self.flushes.clear()
         self.batcher.on_worker_lost(self, batches, was_ready)
 
     def close(self) -> None:
@@ -236,6 +269,7 @@ class Batcher:
         threads_per_worker: int = 1,
         on_batch: Callable[[int, float], None] | None = None,
         on_restart: Callable[[], None] | None = None,
+        request_log: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.spec = spec
@@ -248,7 +282,11 @@ class Batcher:
         self.threads_per_worker = threads_per_worker
         self.on_batch = on_batch
         self.on_restart = on_restart
+        self.request_log = request_log
         self.clock = clock
+        self.log_config: dict[str, Any] | None = None
+        self.log_dropped_gone = 0  # reported by worker processes that have exited since
+        self._log_next = 0
         self.workers: list[WorkerHandle] = []
         self.spawned: set[int] = set()  # every worker pid ever started (Popen waits for them)
         self.queues: dict[BatchKey, deque[Item]] = {}
@@ -293,7 +331,10 @@ class Batcher:
         return self.queued == 0 and all(not w.batches for w in self.workers)
 
     async def stop(self, grace_s: float) -> None:
-        """Close the workers' sockets, then reap them (SIGTERM, then SIGKILL past ``grace_s``)."""
+        """Close the workers' sockets, then reap them (SIGKILL past ``grace_s``; with the
+        request log on, at least 10 s, for the workers' last flush)."""
+        if self.request_log:
+            grace_s = max(grace_s, 10.0)
         self.closed = True
         for q in self.queues.values():
             while q:
@@ -309,6 +350,45 @@ class Batcher:
     def signal_workers(self, signum: int) -> None:
         for w in self.workers:
             w.signal(signum)
+
+    # --- the request log (written by the workers)
+    def start_log(self, config: dict[str, Any]) -> None:
+        """Configure every worker's request log (and every worker started later)."""
+        self.log_config = config
+        for w in self.workers:
+            if w.ready:
+                w.write(_ipc.KIND_LOG_CONFIG, config)
+
+    def send_log(self, payload: bytes) -> bool:
+        """Hand records only the front has to one live worker; ``False`` when none is."""
+        live = [w for w in self.workers if w.ready]
+        if not live:
+            return False
+        self._log_next += 1
+        return live[self._log_next % len(live)].write(_ipc.KIND_LOG, {}, payload)
+
+    def log_dropped(self) -> int:
+        """Request-log records the workers dropped (counted) since the server started."""
+        return self.log_dropped_gone + sum(w.log_dropped for w in self.workers)
+
+    async def flush_log(self, timeout_s: float) -> list[dict[str, Any]]:
+        """Ask every live worker to write its buffered records; return their answers."""
+        loop = asyncio.get_running_loop()
+        futures = []
+        for w in self.workers:
+            if not w.ready:
+                continue
+            self._log_next += 1
+            fut: asyncio.Future[dict[str, Any]] = loop.create_future()
+            w.flushes[self._log_next] = fut
+            if w.write(_ipc.KIND_FLUSH, {"id": self._log_next}):
+                futures.append(fut)
+        if not futures:
+            return [{"error": "no model worker is alive", "written": []}]
+        done, pending = await asyncio.wait(futures, timeout=timeout_s)
+        results = [f.result() for f in done]
+        results += [{"error": f"no answer within {timeout_s} s", "written": []} for _ in pending]
+        return results
 
     # --- queueing
     def submit(self, item: Item) -> None:
@@ -415,6 +495,8 @@ class Batcher:
             offset += item.rows
         meta["r"] = [i.rows for i in items]
         meta["ids"] = [i.request_id for i in items]
+        if self.log_config is not None:  # the worker logs each request's latency
+            meta["q"] = [i.enqueued for i in items]
         self._next_batch += 1
         worker.send(self._next_batch, meta, payload, items)
 

@@ -34,7 +34,7 @@ from modelyard.logs import get_logger
 from modelyard.serving._metrics import ServingMetrics
 from modelyard.serving._model import ModelSpec
 from modelyard.serving._pool import VersionPool
-from modelyard.serving._reqlog import NamedWriter
+from modelyard.serving._reqlog import LogStore
 from modelyard.serving.http import BodyBudget, Handler, HttpProtocol, Request
 from modelyard.serving.routing import Router, StableRouter
 
@@ -65,7 +65,7 @@ class Front:
         *,
         name: str | None = None,
         router: Router | None = None,
-        log_store: NamedWriter | None = None,
+        log_store: LogStore | None = None,
         log_level: str = "INFO",
         load_timeout_s: float = 300.0,
     ) -> None:

@@ -174,24 +174,33 @@ class Feedback:
         if not f.method(req, "POST"):
             return
         f.check_admin(req)
-        logs = [p.reqlog for p in f.pools.values() if p.reqlog is not None]
-        if not logs:
+        pools = [p for p in f.pools.values() if p.reqlog is not None]
+        if not pools:
             raise ServiceUnavailable("the request log is off on this server")
 
-        def flush_all() -> list[str]:
-            return [name for reqlog in logs for name in reqlog.flush()]
+        async def flush_all() -> list[dict[str, Any]]:
+            answers = await asyncio.gather(*(p.flush_log() for p in pools))
+            return [a for per_pool in answers for a in per_pool]
 
-        fut = asyncio.get_running_loop().run_in_executor(None, flush_all)
+        task = asyncio.get_running_loop().create_task(flush_all())
 
-        def done(fut: asyncio.Future[list[str]]) -> None:
-            exc = fut.exception()
-            if exc is not None:
-                log.error("request log flush failed", extra={"error": str(exc)})
-                f.error(req, ServiceUnavailable(f"the request log could not be written: {exc}"))
+        def done(task: asyncio.Task[list[dict[str, Any]]]) -> None:
+            results = task.result()
+            written = sorted(n for r in results for n in r.get("written") or ())
+            errors = sorted({str(r["error"]) for r in results if r.get("error")})
+            if errors:
+                log.error("request log flush failed", extra={"errors": errors})
+                exc = ServiceUnavailable(
+                    f"the request log could not be written: {'; '.join(errors)}"[:1000],
+                    hint="free space on the artifact store (or fix its credentials); the "
+                    "buffered records are kept for the next flush",
+                    written=written,
+                )
+                f.error(req, exc)
                 return
-            f.answer(req, 200, orjson.dumps({"written": fut.result()}), req.path)
+            f.answer(req, 200, orjson.dumps({"written": written}), req.path)
 
-        fut.add_done_callback(done)
+        task.add_done_callback(done)
 
 
 class ModelRoutes:

@@ -13,8 +13,6 @@ import asyncio
 import time
 from typing import Any
 
-import numpy as np
-
 from modelyard.errors import InvalidInputError, ModelyardError, TimeoutExceeded
 from modelyard.logs import get_logger
 from modelyard.serving._batcher import Item
@@ -33,7 +31,7 @@ _HEAD_LEN = b"inference-header-content-length"
 class _Call:
     """One request on its way through a version (the ``ctx`` of its batch item)."""
 
-    __slots__ = ("binary", "doc", "fallback", "instances", "mirror", "pool", "req", "v2")
+    __slots__ = ("binary", "doc", "fallback", "mirror", "pool", "req", "v2")
 
     def __init__(  # noqa: PLR0917  (one per request: positional arguments are cheaper)
         self,
@@ -52,7 +50,6 @@ class _Call:
         self.binary = binary
         self.fallback = fallback
         self.mirror = mirror
-        self.instances: Any = None
 
 
 class Inference:
@@ -114,7 +111,6 @@ class Inference:
                 call.doc = call.binary = None
                 if not call.mirror:
                     req.body = b""  # queued requests hold their packed rows, not their JSON text
-            call.instances = decoded.instances
             item = Item(
                 decoded.key,
                 decoded.rows,
@@ -139,8 +135,9 @@ class Inference:
             if isinstance(result, ModelyardError):
                 raise result
             outputs = codec.outputs_of(item, result)
-            if call.mirror:
-                self._log(call, item, outputs)
+            if call.mirror:  # counted; the mirror's workers log it
+                pool.metrics.mirrored += 1
+                pool.metrics.observe_inference(200, time.monotonic() - req.t0)
                 return
             head_len = None
             if call.v2 is not None:
@@ -168,23 +165,6 @@ class Inference:
                 content_type=_BINARY,
                 headers=[(_HEAD_LEN, str(head_len).encode())],
             )
-        self._log(call, item, outputs)
-
-    def _log(self, call: _Call, item: Item, outputs: Any) -> None:
-        pool = call.pool
-        if call.mirror:
-            pool.metrics.mirrored += 1
-            pool.metrics.observe_inference(200, time.monotonic() - call.req.t0)
-        reqlog = pool.reqlog
-        if reqlog is None:
-            return
-        instances = call.instances
-        key = item.key
-        if instances is None and key.tensor:
-            instances = np.frombuffer(item.data, dtype=key.dtype).reshape((item.rows, *key.shape))
-        reqlog.add_request(
-            call.req.request_id, instances, outputs, 200, time.monotonic() - call.req.t0
-        )
 
     def _failed(self, call: _Call, exc: ModelyardError) -> None:
         f = self.front
@@ -211,6 +191,8 @@ class Inference:
             v2 = None if call.v2 is None else True
             self._run(_Call(req, fallback, v2, call.doc, call.binary, None, False))
             return
+        if pool.reqlog is not None:  # refused: logged with null inputs and outputs
+            pool.reqlog.add_refused(req.request_id, exc.http_status, time.monotonic() - req.t0)
         f.error(req, exc, f.label(req), pool=pool)
 
 

@@ -25,6 +25,12 @@ KIND_JSON = "j"
 KIND_MIXED = "m"
 KIND_HELLO = "h"
 KIND_ERROR = "e"
+# the request log, which the workers write (the front never builds Parquet)
+KIND_LOG_CONFIG = "c"  # front -> worker: start the log (store, model, version, limits)
+KIND_LOG = "l"  # front -> worker: records only the front has (feedback, refused requests)
+KIND_FLUSH = "f"  # front -> worker: write what is buffered now, answer KIND_FLUSHED
+KIND_FLUSHED = "F"  # worker -> front: the flush's files or its error, and the drop count
+KIND_LOG_STATS = "s"  # worker -> front: after each timed flush: dropped and pending records
 
 
 def encode_frame(meta: dict[str, Any], payload: bytes | bytearray | memoryview = b"") -> bytes:

@@ -13,7 +13,7 @@ from modelyard.serving._batcher import Batcher, Item
 from modelyard.serving._codec import Codec
 from modelyard.serving._metrics import ServingMetrics
 from modelyard.serving._model import ModelSpec, check_model_name, import_class
-from modelyard.serving._reqlog import NamedWriter, RecordLog
+from modelyard.serving._reqlog import LogRelay, LogStore
 
 __all__ = ["VersionPool"]
 
@@ -29,7 +29,8 @@ class VersionPool:
         name: the model name in URLs (default: the model's own name).
         version: the version label (default: the model's own version).
         workers: worker processes (default: ``settings.workers``, else one per core).
-        log_store: where the request/feedback logs go; ``None`` turns them off.
+        log_store: the ``ArtifactStore`` the request/feedback logs go to (this version's
+            workers write them); ``None`` turns them off.
         log_level: level for the worker loggers.
         load_timeout_s: how long a worker may take to load the model.
     """
@@ -42,7 +43,7 @@ class VersionPool:
         name: str | None = None,
         version: str | None = None,
         workers: int | None = None,
-        log_store: NamedWriter | None = None,
+        log_store: LogStore | None = None,
         log_level: str = "INFO",
         load_timeout_s: float = 300.0,
     ) -> None:
@@ -57,7 +58,7 @@ class VersionPool:
         self.metrics = ServingMetrics()
         self.batcher: Batcher | None = None
         self.codec: Codec | None = None
-        self.reqlog: RecordLog | None = None
+        self.reqlog: LogRelay | None = None
         self.openapi: dict[str, Any] = {}
 
     async def start(self, stop: asyncio.Event | None = None) -> None:
@@ -84,6 +85,7 @@ class VersionPool:
             threads_per_worker=threads,
             on_batch=self.metrics.observe_batch,
             on_restart=self._on_restart,
+            request_log=self.log_store is not None,
         )
         m = self.metrics
         m.queue_depth = lambda: b.queued
@@ -122,14 +124,13 @@ class VersionPool:
         self.metrics.model = self.name
         self.metrics.version = self.version
         if self.log_store is not None:
-            self.reqlog = RecordLog(
+            self.reqlog = LogRelay.for_store(
                 self.log_store,
-                self.name,
-                self.version,
                 flush_s=self.settings.request_log_flush_s,
                 sample_rate=self.settings.request_log_sample_rate,
+                max_records=self.settings.request_log_max_records,
             )
-            self.reqlog.start()
+            b.start_log(self.reqlog.config(self.name, self.version))
 
     def ready(self) -> bool:
         """Loaded, with every worker alive."""
@@ -153,18 +154,31 @@ class VersionPool:
         b.submit(item)
 
     def sweep(self) -> None:
-        """Periodic upkeep: copy the log's drop count into the metrics."""
-        if self.reqlog is not None:
-            self.metrics.dropped_log_records = self.reqlog.dropped
+        """Periodic upkeep (about every 100 ms): hand the front's few log records (feedback,
+        refused requests) to a worker, and refresh the log's drop count."""
+        relay, b = self.reqlog, self.batcher
+        if relay is None or b is None:
+            return
+        payload = relay.take()
+        if payload is not None and not b.send_log(payload):
+            relay.put_back(payload)  # no worker alive: kept (bounded) for the next tick
+        self.metrics.dropped_log_records = relay.dropped + b.log_dropped()
+
+    async def flush_log(self, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+        """Ask this version's workers to write their log now; their answers (``written``,
+        ``error``)."""
+        self.sweep()
+        assert self.batcher is not None
+        results = await self.batcher.flush_log(timeout_s)
+        self.sweep()  # the answers carried the workers' drop counts
+        return results
 
     async def stop(self, grace_s: float) -> None:
-        """Stop the workers (after ``grace_s`` for the batches in flight), then the log."""
+        """Stop the workers (after ``grace_s`` for the batches in flight); they write the
+        request log before they exit."""
+        self.sweep()
         if self.batcher is not None:
             await self.batcher.stop(grace_s)
-        if self.reqlog is not None:
-            reqlog, self.reqlog = self.reqlog, None
-            await asyncio.get_running_loop().run_in_executor(None, reqlog.stop)
-            self.metrics.dropped_log_records = reqlog.dropped
 
     def _on_restart(self) -> None:
         self.metrics.worker_restarts += 1

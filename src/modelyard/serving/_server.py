@@ -36,7 +36,7 @@ from modelyard.logs import get_logger
 from modelyard.serving import _handlers
 from modelyard.serving._front import Front, enabled_debug
 from modelyard.serving._model import ModelSpec, check_model_name
-from modelyard.serving._reqlog import NamedWriter
+from modelyard.serving._reqlog import LogStore
 from modelyard.serving.routing import Router
 
 __all__ = ["Server", "reap_orphans"]
@@ -93,7 +93,7 @@ class Server:
         *,
         name: str | None = None,
         version: str | None = None,
-        log_store: NamedWriter | None = None,
+        log_store: LogStore | None = None,
         log_level: str = "INFO",
         load_timeout_s: float = 300.0,
         router: Router | None = None,

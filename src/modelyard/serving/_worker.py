@@ -3,6 +3,13 @@
 Started by the front as ``python -m modelyard.serving._worker --fd N ...`` with one end of a
 Unix socket pair. It ignores SIGINT and SIGTERM (the front decides when workers stop) and
 exits 0 when the front closes the socket, or when the front dies.
+
+The worker also writes the request log: it already holds each batch's input tensor and its
+outputs, so logging a batch is one append of references after the answer is sent; its
+:class:`~modelyard.requestlog.RequestLogWriter` thread builds the Parquet files. The front
+sends it the records only the front has (feedback, refused requests) in ``KIND_LOG`` frames,
+and asks for flushes (``KIND_FLUSH``); at end of stream the worker writes what is buffered and
+logs what it could not write before it exits.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from typing import Any
 
@@ -87,14 +95,20 @@ class Worker:
         self.desc: dict[str, Any] = {}
         self.columns: list[str] | None = None
         self.log_level = "INFO"
+        self.request_log = False  # import pyarrow before the first request, not during one
+        self.reqlog: Any = None  # a RequestLogWriter once the front sent KIND_LOG_CONFIG
+        self._send_lock = threading.Lock()  # the log's threads answer too
+
+    def send(self, meta: dict[str, Any], payload: bytes | bytearray | memoryview = b"") -> None:
+        with self._send_lock:
+            _ipc.send_frame(self.sock, meta, payload)
 
     def load(self) -> bool:
         try:
             self.model, self.desc = load_model(self.spec)
         except Exception as exc:  # any failure of user code: report it to the front
             log.exception("model load failed", extra={"worker_id": self.worker_id})
-            _ipc.send_frame(
-                self.sock,
+            self.send(
                 {"k": _ipc.KIND_HELLO, "ok": False, "error": f"{type(exc).__name__}: {exc}"},
             )
             return False
@@ -102,6 +116,10 @@ class Worker:
         if self.spec.kind == "package" and sig.get("fields"):
             # a data-frame model: JSON-object instances become a frame with its columns
             self.columns = [f["name"] for f in sig["fields"]]
+        if self.request_log:
+            import pyarrow.parquet  # noqa: F401  (~0.2 s: here, not under the first requests)
+
+            import modelyard.requestlog  # noqa: F401
         configure_logging(
             self.log_level,
             static={
@@ -112,14 +130,14 @@ class Worker:
             },
             force=True,
         )
-        _ipc.send_frame(
-            self.sock, {"k": _ipc.KIND_HELLO, "ok": True, "pid": os.getpid(), **self.desc}
-        )
+        self.send({"k": _ipc.KIND_HELLO, "ok": True, "pid": os.getpid(), **self.desc})
         return True
 
     def _predict_all(
         self, meta: dict[str, Any], payload: bytearray
-    ) -> tuple[dict[str, Any], bytes]:
+    ) -> tuple[dict[str, Any], bytes, Any, Any]:
+        """Answer one batch frame; return the answer and, for the log, the batch and outputs
+        (outputs ``None`` when the batch was answered request by request)."""
         rows: list[int] = meta["r"]
         n = sum(rows)
         batch: Any
@@ -133,10 +151,11 @@ class Worker:
                 batch = pd.DataFrame.from_records(batch, columns=self.columns)
         t0 = time.perf_counter()
         try:
-            out_meta, out_payload = encode_output(self.model.predict(batch), n)
+            out = _to_numpy(self.model.predict(batch))
+            out_meta, out_payload = encode_output(out, n)
         except Exception as exc:  # user code: isolate the request that breaks it
             if len(rows) == 1:
-                return {"k": _ipc.KIND_MIXED}, orjson.dumps([{"e": _describe(exc)}])
+                return {"k": _ipc.KIND_MIXED}, orjson.dumps([{"e": _describe(exc)}]), batch, None
             log.warning(
                 "batch predict failed; retrying request by request",
                 extra={
@@ -145,9 +164,9 @@ class Worker:
                     "request_ids": meta.get("ids"),
                 },
             )
-            return {"k": _ipc.KIND_MIXED}, self._one_by_one(batch, rows)
+            return {"k": _ipc.KIND_MIXED}, self._one_by_one(batch, rows), batch, None
         out_meta["t"] = time.perf_counter() - t0
-        return out_meta, out_payload
+        return out_meta, out_payload, batch, out
 
     def _one_by_one(self, batch: Any, rows: list[int]) -> bytes:
         results: list[dict[str, Any]] = []
@@ -165,15 +184,114 @@ class Worker:
         if not self.load():
             return 3
         log.info("worker ready", extra={"worker_id": self.worker_id, "pid": os.getpid()})
-        while True:
-            frame = _ipc.recv_frame(self.sock)
-            if frame is None:
-                log.info("worker stopping", extra={"worker_id": self.worker_id})
-                return 0
-            meta, payload = frame
-            out_meta, out_payload = self._predict_all(meta, payload)
-            out_meta["b"] = meta["b"]
-            _ipc.send_frame(self.sock, out_meta, out_payload)
+        try:
+            while True:
+                frame = _ipc.recv_frame(self.sock)
+                if frame is None:
+                    log.info("worker stopping", extra={"worker_id": self.worker_id})
+                    return 0
+                meta, payload = frame
+                kind = meta["k"]
+                if kind in (_ipc.KIND_TENSOR, _ipc.KIND_JSON):
+                    out_meta, out_payload, batch, out = self._predict_all(meta, payload)
+                    out_meta["b"] = meta["b"]
+                    self.send(out_meta, out_payload)
+                    if self.reqlog is not None:  # after the answer: the client does not wait
+                        self._log_batch(meta, batch, out, out_payload)
+                else:
+                    self._control(meta, payload)
+        finally:
+            if self.reqlog is not None:
+                self.reqlog.stop()  # writes what is buffered; logs what it could not
+
+    # ------------------------------------------------------------------ the request log
+    def _control(self, meta: dict[str, Any], payload: bytearray) -> None:
+        kind = meta["k"]
+        if kind == _ipc.KIND_LOG_CONFIG:
+            self._start_log(meta)
+        elif kind == _ipc.KIND_LOG and self.reqlog is not None:
+            doc = orjson.loads(payload)
+            for rid, label, outcome, extra in doc.get("fb", ()):
+                self.reqlog.add_feedback(rid, label, outcome, extra)
+            self.reqlog.add_records([tuple(r) for r in doc.get("rec", ())])
+        elif kind == _ipc.KIND_FLUSH:
+            # a flush can take seconds (S3): off this loop, which keeps answering batches
+            threading.Thread(target=self._flush, args=(meta["id"],), daemon=True).start()
+
+    def _start_log(self, cfg: dict[str, Any]) -> None:
+        from modelyard.requestlog import RequestLogWriter
+        from modelyard.store.artifacts import ArtifactStore
+
+        if self.reqlog is not None:
+            return
+        store = ArtifactStore.open(cfg["url"], cfg.get("storage_options") or None)
+        sig = self.desc.get("signature") or {}
+        inputs = None
+        if sig.get("fields"):
+            inputs = {f["name"]: _LOG_TYPES.get(f["type"], "string") for f in sig["fields"]}
+        tensor = (sig.get("inputs") or [{}])[0].get("name") or "input"
+        self.reqlog = RequestLogWriter(
+            store,
+            cfg["model"],
+            cfg["version"],
+            inputs=inputs,
+            tensor_column=tensor,
+            flush_s=cfg["flush_s"],
+            sample_rate=cfg["sample_rate"],
+            max_records=cfg["max_records"],
+            on_flush=self._report,
+        )
+        self.reqlog.start()
+
+    def _report(self, result: Any) -> None:
+        self.send(
+            {
+                "k": _ipc.KIND_LOG_STATS,
+                "dropped": result.dropped,
+                "pending": result.pending,
+                "error": result.error,
+            }
+        )
+
+    def _flush(self, flush_id: int) -> None:
+        result = self.reqlog.try_flush() if self.reqlog is not None else None
+        try:
+            self.send(
+                {
+                    "k": _ipc.KIND_FLUSHED,
+                    "id": flush_id,
+                    "written": result.written if result else [],
+                    "error": result.error if result else "the request log is not started",
+                    "dropped": result.dropped if result else 0,
+                    "pending": result.pending if result else 0,
+                }
+            )
+        except OSError:  # the front is gone; its stop flushes anyway
+            pass
+
+    def _log_batch(self, meta: dict[str, Any], batch: Any, out: Any, payload: bytes) -> None:
+        now = time.monotonic()
+        ids: list[str] = meta["ids"]
+        rows: list[int] = meta["r"]
+        latency = [(now - q) * 1000.0 for q in meta.get("q") or ()] or None
+        if out is not None:
+            self.reqlog.add_batch(ids, rows, batch, out, latency_ms=latency)
+            return
+        # answered request by request: each request logs its own rows or its refusal
+        results = orjson.loads(payload)
+        off = 0
+        for i, (rid, n) in enumerate(zip(ids, rows, strict=True)):
+            lat = latency[i] if latency else float("nan")
+            entry = results[i] if i < len(results) else {"e": "no result"}
+            if "o" in entry:
+                part = batch[off : off + n]
+                self.reqlog.add_batch([rid], [n], part, entry["o"], latency_ms=[lat])
+            else:
+                self.reqlog.add_records([(rid, 422, lat)])
+            off += n
+
+
+_LOG_TYPES = {"number": "float", "integer": "int", "boolean": "bool", "string": "string"}
 
 
 def _describe(exc: BaseException) -> str:
@@ -186,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-id", type=int, required=True)
     parser.add_argument("--spec", required=True)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--request-log", action="store_true")
     args = parser.parse_args(argv)
     # SIGINT (Ctrl-C) and SIGTERM sent to the whole process group or cgroup (systemd, timeout,
     # some container runtimes) must not kill a batch in flight: the front stops the workers by
@@ -198,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd)
     worker = Worker(sock, spec, args.worker_id)
     worker.log_level = args.log_level
+    worker.request_log = args.request_log
     try:
         code = worker.run()
     except (BrokenPipeError, ConnectionResetError):

@@ -248,6 +248,11 @@ class ArtifactStore:
         return cls.open(settings.resolved_artifact_url, settings.storage_options)
 
     @property
+    def storage_options(self) -> dict[str, Any]:
+        """The fsspec options the store was opened with (may hold credentials: never log)."""
+        return dict(self._storage_options)
+
+    @property
     def is_local(self) -> bool:
         """Whether the store is a local folder (the fast path, without fsspec)."""
         return self._fs is None

@@ -1,0 +1,106 @@
+"""The request log under a real full disk: every dropped record counted, what fits kept for a
+retry, a failed flush answered as a failure, SIGTERM still exits 0 with the loss logged."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modelyard.requestlog import RequestLog
+from modelyard.serving import ServerHandle
+from modelyard.store.artifacts import ArtifactStore
+from tests._full_disk import fill, tiny_tmpfs
+
+from .conftest import log_lines, metric
+
+ROW = [1.0, 2.0, 3.0, 4.0]
+AUTH = {"authorization": "Bearer s3cret"}
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1MB tmpfs: writes beyond it fail with ENOSPC (root only)."""
+    with tiny_tmpfs(tmp_path / "home" / "artifacts", "1m") as mnt:
+        yield mnt
+
+
+def _predict(c: httpx.Client, n: int, prefix: str) -> None:
+    for i in range(n):
+        r = c.post(
+            "/v1/models/linear:predict",
+            json={"instances": [ROW]},
+            headers={"x-request-id": f"{prefix}{i}"},
+        )
+        assert r.status_code == 200, r.text  # serving never waits on the log
+
+
+def test_full_disk_counts_every_drop_keeps_what_fits_and_reports_the_failure(
+    server_factory: Callable[..., ServerHandle], tiny_disk: Path, tmp_path: Path
+) -> None:
+    store = ArtifactStore.open(str(tiny_disk))
+    store.write_named("probe", b"x")  # the store's folders exist before the disk fills
+    h = server_factory(
+        "Linear",
+        home=tmp_path / "home",
+        request_log=True,
+        serving={
+            "admin_token": "s3cret",
+            "request_log_flush_s": 3600,
+            "request_log_max_records": 50,
+        },
+    )
+    filler = fill(tiny_disk)
+    with httpx.Client(base_url=h.url, timeout=30) as c:
+        _predict(c, 30, "a")
+        r = c.post("/v1/admin/flush", headers=AUTH)
+        assert r.status_code == 503, r.text
+        msg = r.json()["message"]
+        assert "No space left on device" in msg
+        assert "30 records kept" in msg
+        assert metric(c.get("/metrics").text, "modelyard_log_records_dropped_total") == 0
+        _predict(c, 40, "b")  # 70 records for 50 places: the last 20 are dropped, counted
+        assert c.post("/v1/admin/flush", headers=AUTH).status_code == 503
+        assert metric(c.get("/metrics").text, "modelyard_log_records_dropped_total") == 20
+        filler.unlink()  # space again: the kept records are written by the next flush
+        r = c.post("/v1/admin/flush", headers=AUTH)
+        assert r.status_code == 200, r.text
+        assert r.json()["written"]
+    ids = RequestLog(store, "linear", "7").requests().column("request_id").to_pylist()
+    assert ids == [f"a{i}" for i in range(30)] + [f"b{i}" for i in range(20)]
+
+
+def test_sigterm_with_a_full_disk_exits_0_and_logs_the_loss(
+    tiny_disk: Path, tmp_path: Path
+) -> None:
+    from .conftest import start
+
+    store = ArtifactStore.open(str(tiny_disk))
+    store.write_named("probe", b"x")
+    h = start(
+        "Linear",
+        tmp_path,
+        home=tmp_path / "home",
+        request_log=True,
+        serving={"request_log_flush_s": 3600},
+    )
+    try:
+        fill(tiny_disk)
+        with httpx.Client(base_url=h.url, timeout=30) as c:
+            _predict(c, 5, "z")
+            fb = c.post("/v1/feedback", json={"request_id": "z0", "label": 1})
+            assert fb.status_code == 202
+    finally:
+        code = h.stop(grace_s=60)
+    assert code == 0
+    lost = [
+        line
+        for line in log_lines(tmp_path / "server.log")
+        if line["msg"] == "request log records lost"
+    ]
+    assert len(lost) == 1
+    assert lost[0]["lost_records"] == 6  # 5 requests and the feedback
+    assert "No space left on device" in lost[0]["error"]
+    assert lost[0]["level"] == "error"
