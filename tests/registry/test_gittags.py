@@ -187,3 +187,67 @@ def test_not_a_git_repository_is_reported_not_fatal(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="not inside a git repository"):
         reg.sync_tags()
     assert os.listdir(plain) == []
+
+
+def test_tags_of_two_registries_do_not_collide_and_each_syncs_its_own(
+    tmp_path: Path, repo: Path
+) -> None:
+    """Issue 9 item 15: a project that registered locally and then against the team's store
+    got `tag 'model/churn/v1' already exists`, and sync-tags failed on the other's tags."""
+    from modelyard.cli import main
+
+    head = git(repo, "rev-parse", "HEAD")
+
+    def open_registry(name: str) -> Registry:
+        return Registry(
+            MetadataStore.open(f"sqlite:///{tmp_path / name}.db"),
+            ArtifactStore.open(str(tmp_path / f"{name}-artifacts")),
+            git_tags=True,
+            project_root=repo,
+        )
+
+    local, team = open_registry("local"), open_registry("team")
+    assert local.registry_id != team.registry_id
+    assert open_registry("local").registry_id == local.registry_id  # kept in the store
+    mine = local.register_version("churn", _pkg(tmp_path, b"a"), source_commit=head)
+    body = git(repo, "cat-file", "-p", "model/churn/v1")
+    assert f"registry: {local.registry_id}" in body
+    assert GitTagMirror(repo).list_tags()["model/churn/v1"].registry_id == local.registry_id
+
+    # the team's v1 is another model: registering it works, its tag is skipped, not clobbered
+    theirs = team.register_version("churn", _pkg(tmp_path, b"b"), source_commit=head)
+    assert theirs.version == 1
+    assert GitTagMirror(repo).list_tags()["model/churn/v1"].manifest_sha256 == mine.manifest_sha256
+    team.register_version("churn", _pkg(tmp_path, b"c"), source_commit=head)
+    assert f"registry: {team.registry_id}" in git(repo, "cat-file", "-p", "model/churn/v2")
+
+    # each registry reconciles only its own tags; the other's are reported, not failures
+    report = local.sync_tags()
+    assert report.ok, report
+    assert report.verified == ["model/churn/v1"]
+    assert report.foreign == [("model/churn/v2", team.registry_id)]
+    assert report.orphaned == []
+    report = team.sync_tags()
+    assert report.ok, report
+    assert report.verified == ["model/churn/v2"]
+    assert report.foreign == [("model/churn/v1", local.registry_id)]
+    assert "mirrors registry" in dict(report.skipped)["churn:1"]
+
+    # moving to the team's registry: drop the local registry's tags, then mirror the team's
+    settings_toml = repo / "pyproject.toml"
+    settings_toml.write_text(
+        "[tool.modelyard]\n"
+        f'db_url = "sqlite:///{tmp_path / "team.db"}"\n'
+        f'artifact_url = "{tmp_path / "team-artifacts"}"\n'
+        "git_tags = true\n"
+    )
+    cwd = Path.cwd()
+    os.chdir(repo)
+    try:
+        assert main(["models", "sync-tags", "--delete-foreign"]) == 0
+    finally:
+        os.chdir(cwd)
+    tags = GitTagMirror(repo).list_tags()
+    assert sorted(tags) == ["model/churn/v1", "model/churn/v2"]
+    assert {t.registry_id for t in tags.values()} == {team.registry_id}
+    assert tags["model/churn/v1"].manifest_sha256 == theirs.manifest_sha256

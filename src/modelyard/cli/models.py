@@ -243,24 +243,33 @@ def sync_tags(
     repo: Annotated[
         str | None, typer.Option("--repo", help="git work tree (default: the project root)")
     ] = None,
+    delete_foreign: Annotated[
+        bool,
+        typer.Option(
+            "--delete-foreign",
+            help="delete this clone's tags that mirror another registry (after moving to it)",
+        ),
+    ] = False,
     as_json: _JsonOpt = False,
 ) -> None:
-    """Reconcile git tags model/<name>/v<N> with the registry.
+    """Reconcile git tags model/<name>/v<N> with this registry.
 
     Creates missing tags on each version's source commit, verifies that existing tags point at
-    the registered commit and manifest sha256, and reports tags that have no version. Exits 5
-    when a tag disagrees with the registry or has no version.
+    the registered commit and manifest sha256, and reports tags that have no version. Tags that
+    mirror another registry are listed as foreign and left alone (or deleted with
+    --delete-foreign). Exits 5 when one of this registry's tags disagrees with it or has no
+    version.
     """
     from modelyard.errors import ConflictError
 
-    report = _registry().sync_tags(repo)
+    report = _registry().sync_tags(repo, delete_foreign=delete_foreign)
     if as_json:
         emit_json(report.to_dict())
     else:
         typer.echo(
             f"created {len(report.created)}, verified {len(report.verified)}, "
             f"mismatched {len(report.mismatched)}, orphaned {len(report.orphaned)}, "
-            f"skipped {len(report.skipped)}"
+            f"skipped {len(report.skipped)}, foreign {len(report.foreign)}"
         )
         for name in report.created:
             typer.echo(f"  created     {name}")
@@ -270,6 +279,10 @@ def sync_tags(
             typer.echo(f"  ORPHANED    {name}: no such version in the registry")
         for ref, why in report.skipped:
             typer.echo(f"  skipped     {ref}: {why}")
+        for name, other in report.foreign:
+            typer.echo(f"  foreign     {name}: mirrors registry {other}")
+        for name in report.deleted:
+            typer.echo(f"  deleted     {name}: mirrored another registry")
     if not report.ok:
         raise ConflictError(
             f"{len(report.mismatched)} tag(s) disagree with the registry and "

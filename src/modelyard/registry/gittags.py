@@ -41,14 +41,17 @@ def tag_name(model: str, version: int) -> str:
     return f"{TAG_PREFIX}{model}/v{version}"
 
 
-def tag_message(version: ModelVersion) -> str:
-    """The annotated tag message: a summary line, then ``key: value`` lines."""
+def tag_message(version: ModelVersion, registry_id: str | None = None) -> str:
+    """The annotated tag message: a summary line, then ``key: value`` lines; ``registry:``
+    names the registry the tag mirrors (:attr:`Registry.registry_id`)."""
     lines = [
         f"model {version.name} v{version.version}",
         "",
         f"artifact_uri: {version.artifact_uri}",
         f"manifest_sha256: {version.manifest_sha256}",
     ]
+    if registry_id:
+        lines.append(f"registry: {registry_id}")
     if version.run_id:
         lines.append(f"run_id: {version.run_id}")
     if version.flavor:
@@ -78,6 +81,7 @@ class GitTag:
     manifest_sha256: str | None
     artifact_uri: str | None
     run_id: str | None
+    registry_id: str | None = None  # the registry it mirrors; None for tags of older versions
 
 
 @dataclass
@@ -90,6 +94,8 @@ class SyncReport:
         mismatched: ``(tag, what differs)`` for tags disagreeing with the registry.
         orphaned: tags naming a version the registry does not have.
         skipped: ``(model:version, why)`` for versions that could not be tagged.
+        foreign: ``(tag, registry id)`` for tags mirroring another registry: left alone.
+        deleted: foreign tags removed (``delete_foreign=True``).
     """
 
     created: list[str] = field(default_factory=list)
@@ -97,10 +103,12 @@ class SyncReport:
     mismatched: list[tuple[str, str]] = field(default_factory=list)
     orphaned: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    foreign: list[tuple[str, str]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """No mismatches and no orphans."""
+        """No mismatches and no orphans among this registry's tags."""
         return not self.mismatched and not self.orphaned
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,11 +124,22 @@ class GitTagMirror:
     Args:
         repo: a folder inside the git work tree.
         git: the git executable.
+        registry_id: the registry whose versions the tags mirror, written in each tag; tags of
+            another registry are never changed or judged, only reported (``foreign``).
     """
 
-    def __init__(self, repo: str | os.PathLike[str], git: str = "git") -> None:
+    def __init__(
+        self, repo: str | os.PathLike[str], git: str = "git", *, registry_id: str | None = None
+    ) -> None:
         self.repo = Path(repo)
         self.git = git
+        self.registry_id = registry_id
+
+    def _foreign(self, tag: GitTag | None) -> str | None:
+        """The other registry ``tag`` mirrors, or None when it is this one's (or unmarked)."""
+        if tag is None or not tag.registry_id or not self.registry_id:
+            return None
+        return tag.registry_id if tag.registry_id != self.registry_id else None
 
     def _run(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
         try:
@@ -191,6 +210,7 @@ class GitTagMirror:
                 manifest_sha256=fields.get("manifest_sha256"),
                 artifact_uri=fields.get("artifact_uri"),
                 run_id=fields.get("run_id"),
+                registry_id=fields.get("registry"),
             )
         return tags
 
@@ -248,7 +268,7 @@ class GitTagMirror:
             for i, (v, commit) in enumerate(todo):
                 body = (
                     f"object {commit}\ntype commit\ntag {tag_name(v.name, v.version)}\n"
-                    f"tagger {ident}\n\n{tag_message(v)}"
+                    f"tagger {ident}\n\n{tag_message(v, self.registry_id)}"
                 )
                 path = Path(tmp) / f"{i}.tag"
                 path.write_text(body, encoding="utf-8")
@@ -273,24 +293,45 @@ class GitTagMirror:
         name = tag_name(v.name, v.version)
         target = f"{v.source_commit}^{{commit}}"
         try:
-            self._run("tag", "-a", "-F", "-", name, target, stdin=tag_message(v))
+            self._run("tag", "-a", "-F", "-", name, target, stdin=tag_message(v, self.registry_id))
         except ConflictError as exc:
             if "not a valid" in exc.message or "Failed to resolve" in exc.message:
                 return [], [(v.ref, f"commit {v.source_commit} is not in this repository")]
+            other = self._foreign(self.list_tags().get(name)) if "exists" in exc.message else None
+            if other is not None:
+                return [], [(v.ref, _taken(name, other, self.registry_id))]
             raise
         _log.info("git tags created", extra={"count": 1})
         return [name], []
 
     # ------------------------------------------------------------------ reconcile
-    def sync(self, versions: Sequence[ModelVersion]) -> SyncReport:
-        """Create missing tags, verify existing ones, report tags without a version."""
+    def sync(self, versions: Sequence[ModelVersion], *, delete_foreign: bool = False) -> SyncReport:
+        """Create missing tags, verify existing ones, report tags without a version.
+
+        Only this registry's tags (and unmarked tags of older modelyard versions) are judged;
+        tags mirroring another registry are reported as ``foreign`` and left alone, or deleted
+        from this clone with ``delete_foreign`` (moving from a local registry to a team's).
+        """
         report = SyncReport()
         tags = self.list_tags()
+        foreign = {n: other for n, t in tags.items() if (other := self._foreign(t)) is not None}
+        if delete_foreign and foreign:
+            self._run("update-ref", "--stdin", stdin="".join(
+                f"delete refs/tags/{n}\n" for n in sorted(foreign)
+            ))  # fmt: skip
+            report.deleted = sorted(foreign)
+            _log.info("foreign git tags deleted", extra={"count": len(foreign)})
+            tags = {n: t for n, t in tags.items() if n not in foreign}
+            foreign = {}
+        report.foreign = sorted(foreign.items())
         by_tag = {tag_name(v.name, v.version): v for v in versions}
         missing: list[ModelVersion] = []
         commits = self.existing_commits(v.source_commit for v in versions if v.source_commit)
         for name, v in by_tag.items():
             tag = tags.get(name)
+            if name in foreign:
+                report.skipped.append((v.ref, _taken(name, foreign[name], self.registry_id)))
+                continue
             if tag is None:
                 missing.append(v)
                 continue
@@ -308,9 +349,17 @@ class GitTagMirror:
                 report.mismatched.append((name, "; ".join(problems)))
             else:
                 report.verified.append(name)
-        report.orphaned = sorted(n for n in tags if n not in by_tag)
+        report.orphaned = sorted(n for n in tags if n not in by_tag and n not in foreign)
         if missing:
             created, skipped = self.create_tags(missing)
             report.created = created
-            report.skipped = skipped
+            report.skipped.extend(skipped)
         return report
+
+
+def _taken(name: str, other: str, ours: str | None) -> str:
+    return (
+        f"tag {name} mirrors registry {other}, not this one ({ours}); "
+        "`modelyard models sync-tags --delete-foreign` removes the other registry's tags "
+        "from this clone"
+    )

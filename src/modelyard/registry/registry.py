@@ -105,6 +105,7 @@ class Registry:
         self.git_tags = git_tags
         self.project_root = project_root
         self.clock = clock
+        self._registry_id: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Registry:
@@ -119,6 +120,22 @@ class Registry:
             git_tags=settings.git_tags,
             project_root=settings.project_root,
         )
+
+    @property
+    def registry_id(self) -> str:
+        """This registry's id: made once per metadata store (``store_info``), written in the git
+        tags that mirror it, so two registries of one project never take each other's tags."""
+        if self._registry_id is None:
+            import uuid
+
+            info = t.store_info
+            with self.metadata_store.begin() as conn:
+                insert_row_ignore(conn, info, {"key": "registry_id", "value": uuid.uuid4().hex})
+                value = conn.execute(
+                    sa.select(info.c.value).where(info.c.key == "registry_id")
+                ).scalar_one()
+            self._registry_id = str(value)
+        return self._registry_id
 
     # ------------------------------------------------------------------ helpers
     def _now(self) -> float:
@@ -855,7 +872,8 @@ class Registry:
 
         root = Path(self.project_root) if self.project_root else Path.cwd()
         try:
-            _, skipped = GitTagMirror(root).create_tags([version])
+            mirror = GitTagMirror(root, registry_id=self.registry_id)
+            _, skipped = mirror.create_tags([version])
             problems = [why for _, why in skipped]
         except ModelyardError as exc:
             problems = [exc.message]
@@ -866,16 +884,21 @@ class Registry:
                 extra={"model": version.name, "version": version.version, "error": why},
             )
 
-    def sync_tags(self, project_root: str | os.PathLike[str] | None = None) -> SyncReport:
-        """Reconcile git tags ``model/<name>/v<N>`` with the registry.
+    def sync_tags(
+        self, project_root: str | os.PathLike[str] | None = None, *, delete_foreign: bool = False
+    ) -> SyncReport:
+        """Reconcile git tags ``model/<name>/v<N>`` with this registry.
 
         Creates missing tags, reports tags with no version and tags whose commit or manifest
-        sha256 differ from the registry. Reads the tags with one ``git for-each-ref``.
+        sha256 differ from the registry. Tags mirroring another registry (another
+        :attr:`registry_id`) are reported as ``foreign`` and left alone, or deleted from this
+        clone with ``delete_foreign``. Reads the tags with one ``git for-each-ref``.
         """
         from modelyard.registry.gittags import GitTagMirror
 
         root = project_root or self.project_root or Path.cwd()
-        return GitTagMirror(Path(root)).sync(self.all_versions())
+        mirror = GitTagMirror(Path(root), registry_id=self.registry_id)
+        return mirror.sync(self.all_versions(), delete_foreign=delete_foreign)
 
 
 def _no_model(name: str) -> NotFoundError:
