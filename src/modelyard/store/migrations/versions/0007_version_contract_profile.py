@@ -36,6 +36,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("store_info")
-    with op.batch_alter_table("model_versions") as batch:
-        batch.drop_column("profile_sha256")
-        batch.drop_column("contract_sha256")
+    # ALTER TABLE ... DROP COLUMN in place (SQLite >= 3.35): a batch copy of model_versions
+    # would drop the table its files and tags reference, which foreign keys refuse
+    op.drop_column("model_versions", "profile_sha256")
+    op.drop_column("model_versions", "contract_sha256")
