@@ -130,7 +130,7 @@ class DeliverySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     )
     interval_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     manual: bool = False  # every step waits for `modelyard rollout promote`
-    max_error_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.01
+    max_error_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.01  # extra errors, slow share
     max_p99_ms: Annotated[float, msgspec.Meta(gt=0)] | None = None  # absolute ceiling
     max_latency_ratio: Annotated[float, msgspec.Meta(gt=0)] = 1.5  # candidate p99 / stable p99
     max_quality_drop: Annotated[float, msgspec.Meta(ge=0)] = 0.02  # tolerated quality loss

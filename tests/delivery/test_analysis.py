@@ -156,3 +156,11 @@ def test_deadline_turns_waiting_into_the_configured_move() -> None:
     assert decide(Outcome.INSUFFICIENT, 60, 60, "hold") is Decision.HOLD
     assert decide(Outcome.PASS, 0, 60, "hold") is Decision.ADVANCE
     assert decide(Outcome.FAIL, 0, 60, "hold") is Decision.ROLLBACK
+
+
+def test_a_dead_candidate_worker_fails_at_once() -> None:
+    rng = np.random.default_rng(8)
+    crashed = _arm(rng, 10) + ArmStats(restarts=1)
+    verdict = analyze(crashed, _arm(rng, 10))
+    assert verdict.outcome is Outcome.FAIL
+    assert verdict.reason == "fail: worker_restarts"

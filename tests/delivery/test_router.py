@@ -12,6 +12,7 @@ class _Req:
     def __init__(self, headers: dict[bytes, bytes] | None = None, body: bytes = b"{}") -> None:
         self.headers = headers or {}
         self.body = body
+        self.path = "/v2/models/m/infer"
 
 
 def test_split_sends_about_the_weight_and_names_stable_as_fallback() -> None:
@@ -56,3 +57,11 @@ def test_keys_from_header_cookie_and_field() -> None:
     assert key_of("field:customer_id", {}, body) == "42"
     assert key_of("field:customer_id", {}, b'{"customer_id": "c9"}') == "c9"
     assert key_of("field:customer_id", {}, b"not json") is None
+
+
+def test_a_pinned_version_bypasses_the_plan_and_is_not_replayed() -> None:
+    router = RolloutRouter(RoutePlan("2", "split", 0.0))
+    assert router.route(_Req({b"x-modelyard-version": b"2"}), "1").version == "2"
+    assert not router.recent
+    router.route(_Req(body=b'{"inputs": []}'), "1")
+    assert list(router.recent) == [("/v2/models/m/infer", b'{"inputs": []}', None)]

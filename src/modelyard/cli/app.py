@@ -18,10 +18,12 @@ from modelyard.cli import ci as ci_cmd
 from modelyard.cli import config as config_cmd
 from modelyard.cli import db as db_cmd
 from modelyard.cli import demo as demo_cmd
+from modelyard.cli import deploy as deploy_cmd
 from modelyard.cli import init as init_cmd
 from modelyard.cli import k8s as k8s_cmd
 from modelyard.cli import models as models_cmd
 from modelyard.cli import pipeline as pipeline_cmd
+from modelyard.cli import rollout as rollout_cmd
 from modelyard.cli import runs as runs_cmd
 from modelyard.cli import serve as serve_cmd
 from modelyard.cli.state import state
@@ -83,6 +85,8 @@ init_cmd.register(app)
 k8s_cmd.register(app)
 build_cmd.register(app)
 ci_cmd.register(app)
+deploy_cmd.register(app)
+app.add_typer(rollout_cmd.app, name="rollout")
 
 
 def _usage_error_type() -> type[ClickException]:

@@ -106,6 +106,19 @@ def serve(  # noqa: PLR0917  (a Typer command: one parameter per flag)
     require_extra("httptools", "serve")  # a clear 'pip install modelyard[serve]' if missing
     from modelyard.serving._server import Server
 
+    on_ready = []
+    if model_class is None and model is not None and not Path(model).is_dir():
+        from modelyard.delivery.serving import delivery_hook  # rollouts of registered models
+        from modelyard.registry.registry import Registry
+
+        hook = delivery_hook(
+            registry=Registry.from_settings(settings),
+            delivery=settings.delivery,
+            cache_dir=settings.resolved_home / "cache" / "serving",
+            port=lambda: server.port,
+            trust_pickle=trust_pickle,
+        )
+        on_ready.append(hook)
     server = Server(
         spec,
         settings.serving,
@@ -113,6 +126,7 @@ def serve(  # noqa: PLR0917  (a Typer command: one parameter per flag)
         version=version,
         log_store=log_store,
         log_level=settings.log_level,
+        on_ready=on_ready,
     )
     code = server.run(sock)
     if code:

@@ -21,6 +21,8 @@ the false-rollback rate: a candidate identical to stable fails with probability 
   is broken with confidence;
 - **passes** when the upper bound is below its tolerance (shown to be no worse than tolerated);
 - is **inconclusive** otherwise, and **insufficient** below ``min_samples`` in either arm.
+
+A candidate whose worker processes die (``restarts``) fails at once, whatever the counts.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 
 __all__ = [
     "LATENCY_BUCKETS_MS",
+    "LATENCY_SLACK_MS",
     "Analysis",
     "ArmStats",
     "Check",
@@ -52,8 +55,9 @@ LATENCY_BUCKETS_MS: tuple[float, ...] = (
     2500.0, 5000.0, 10000.0, 30000.0,
 )  # fmt: skip
 
-# a latency check counts the share of requests slower than a bound; it tolerates this much more
-_SLOW_SHARE_TOLERANCE = 0.01
+#: a request this close to stable's p99 never counts as slow: below it, queueing behind the
+#: other arm on a busy front and the histogram's bucket width outweigh the model's own speed
+LATENCY_SLACK_MS = 5.0
 _DRIFT_WARN_TV = 0.2  # total variation between the arms' predicted classes worth a warning
 
 
@@ -83,6 +87,7 @@ class ArmStats:
             absolute error for a regression): higher is better.
         quality_sumsq: sum of the squared scores.
         predicted: count of each predicted class (or decile label) for the drift between arms.
+        restarts: model worker processes that died and were restarted.
     """
 
     requests: int = 0
@@ -93,6 +98,7 @@ class ArmStats:
     quality_sum: float = 0.0
     quality_sumsq: float = 0.0
     predicted: Mapping[str, int] = field(default_factory=dict)
+    restarts: int = 0
 
     def __add__(self, other: ArmStats) -> ArmStats:
         predicted = dict(self.predicted)
@@ -109,6 +115,7 @@ class ArmStats:
             quality_sum=self.quality_sum + other.quality_sum,
             quality_sumsq=self.quality_sumsq + other.quality_sumsq,
             predicted=predicted,
+            restarts=self.restarts + other.restarts,
         )
 
     def __sub__(self, earlier: ArmStats) -> ArmStats:
@@ -127,6 +134,7 @@ class ArmStats:
             quality_sum=self.quality_sum - earlier.quality_sum,
             quality_sumsq=self.quality_sumsq - earlier.quality_sumsq,
             predicted={k: n - earlier.predicted.get(k, 0) for k, n in self.predicted.items()},
+            restarts=self.restarts - earlier.restarts,
         )
 
     @classmethod
@@ -207,6 +215,7 @@ class ArmStats:
             "p99_ms": self.latency_quantile_ms(0.99),
             "feedback": self.quality_n,
             "quality": q_mean,
+            "worker_restarts": self.restarts,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -220,6 +229,7 @@ class ArmStats:
             "quality_sum": self.quality_sum,
             "quality_sumsq": self.quality_sumsq,
             "predicted": dict(self.predicted),
+            "restarts": self.restarts,
         }
 
     @classmethod
@@ -237,6 +247,7 @@ class ArmStats:
             quality_sum=float(data.get("quality_sum", 0.0)),
             quality_sumsq=float(data.get("quality_sumsq", 0.0)),
             predicted={str(k): int(v) for k, v in dict(data.get("predicted", {})).items()},
+            restarts=int(data.get("restarts", 0)),
         )
 
 
@@ -245,10 +256,12 @@ class Thresholds:
     """The SLOs and test settings of an analysis (built from ``DeliverySettings``).
 
     Attributes:
-        max_error_rate: how much higher the candidate's error (and invalid-input) rate may be.
+        max_error_rate: how much higher the candidate's error, invalid-input and slow-request
+            rates may be (a latency check counts the share of requests slower than a bound).
         max_p99_ms: an absolute ceiling: at most 1 % of the candidate's requests slower.
-        max_latency_ratio: the candidate's requests slower than this times stable's p99 may
-            exceed stable's share of them by at most one percentage point.
+        max_latency_ratio: the share of the candidate's requests slower than this times
+            stable's p99 (and than stable's p99 plus ``LATENCY_SLACK_MS``) may exceed stable's
+            share by at most ``max_error_rate``.
         max_quality_drop: how much lower the candidate's mean feedback quality may be.
         alpha: the chance, over the whole rollout, that a candidate no worse than stable fails.
         min_samples: requests (and, for quality, feedback records) each arm needs.
@@ -429,13 +442,13 @@ def _latency_checks(c: ArmStats, s: ArmStats, t: Thresholds, alpha: float) -> li
             checks.append(_too_few("latency_ratio", nc, ns, t.min_samples))
         else:
             p99 = s.latency_quantile_ms(0.99) or 0.0
-            bound = t.max_latency_ratio * p99
+            bound = max(t.max_latency_ratio * p99, p99 + LATENCY_SLACK_MS)
             xc, xs = c.slower_than(bound), s.slower_than(bound)
             check = _judge(
                 "latency_ratio",
                 xc / nc - xs / ns,
                 _rate_var(xc, nc) + _rate_var(xs, ns),
-                _SLOW_SHARE_TOLERANCE,
+                t.max_error_rate,
                 alpha,
                 candidate=c.latency_quantile_ms(0.99) or 0.0,
                 stable=p99,
@@ -454,7 +467,7 @@ def _latency_checks(c: ArmStats, s: ArmStats, t: Thresholds, alpha: float) -> li
                 "p99_ms",
                 xc / nc - 0.01,
                 _rate_var(xc, nc),
-                _SLOW_SHARE_TOLERANCE,
+                t.max_error_rate,
                 alpha,
                 candidate=c.latency_quantile_ms(0.99) or 0.0,
                 stable=s.latency_quantile_ms(0.99),
@@ -534,6 +547,18 @@ def analyze(
     quality = _quality_check(candidate, stable, t, alpha)
     if quality is not None:
         checks.append(quality)
+    if candidate.restarts > 0:  # a crashing model is a failure however few requests it cost
+        checks.append(
+            Check(
+                "worker_restarts",
+                Outcome.FAIL,
+                float(candidate.restarts),
+                float(stable.restarts),
+                n_candidate=candidate.requests,
+                n_stable=stable.requests,
+                detail=f"{candidate.restarts} candidate worker process(es) died",
+            )
+        )
     return combine(checks, candidate, stable)
 
 
@@ -589,15 +614,16 @@ def load_test_verdict(candidate: ArmStats, stable: ArmStats, t: Thresholds) -> A
     """The pre-production load test's verdict on the candidate's own figures.
 
     The candidate must answer ``min_samples`` requests with an error rate of at most
-    ``max_error_rate`` and a p99 under ``max_p99_ms`` and, when ``stable`` has served
+    ``max_error_rate`` (refusals count as errors: the replayed requests are ones stable
+    answered) and a p99 under ``max_p99_ms`` and, when ``stable`` has served
     ``min_samples`` requests, under ``max_latency_ratio`` times stable's p99.
     """
     checks: list[Check] = []
-    n = candidate.answered
+    n = candidate.requests
     if n < t.min_samples:
-        checks.append(_too_few("load_requests", n, stable.answered, t.min_samples))
+        checks.append(_too_few("load_requests", n, stable.requests, t.min_samples))
         return combine(checks, candidate, stable)
-    rate = candidate.errors / n
+    rate = (candidate.errors + candidate.invalid) / n
     ok = rate <= t.max_error_rate
     checks.append(
         Check(
@@ -615,7 +641,9 @@ def load_test_verdict(candidate: ArmStats, stable: ArmStats, t: Thresholds) -> A
     if t.max_p99_ms is not None:
         limits.append(("p99_ms", t.max_p99_ms))
     if t.max_latency_ratio is not None and stable_p99 and stable.answered >= t.min_samples:
-        limits.append(("latency_ratio", t.max_latency_ratio * stable_p99))
+        limits.append(
+            ("latency_ratio", max(t.max_latency_ratio * stable_p99, stable_p99 + LATENCY_SLACK_MS))
+        )
     for name, limit in limits:
         checks.append(
             Check(

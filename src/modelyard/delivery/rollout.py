@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -79,8 +79,9 @@ class DeliveryFront(Protocol):
         """``version``'s counters since its pool started (zeros if it does not run)."""
         ...
 
-    async def load_test(self, version: int, rate_rps: float, duration_s: float) -> ArmStats:
-        """Drive ``version``'s pool at ``rate_rps`` for ``duration_s``; its counters."""
+    async def load_test(self, version: int, rate_rps: float, duration_s: float) -> ArmStats | None:
+        """Drive ``version``'s pool at ``rate_rps`` for ``duration_s``; its counters, or
+        ``None`` when there is nothing to replay (no user request seen yet)."""
         ...
 
     def traffic_rps(self) -> float:
@@ -389,6 +390,15 @@ class RolloutController:
         rate = max(self.front.traffic_rps(), 1.0) * float(cfg["headroom"])
         rate = max(rate, float(cfg["load_test_rps"]))
         stats = await self.front.load_test(r.candidate_version, rate, duration)
+        if stats is None:
+            await asyncio.to_thread(
+                self.store.record,
+                r,
+                "load_test",
+                outcome="skipped",
+                detail={"reason": "no recent user request to replay"},
+            )
+            return await self._begin_traffic(r, "load test skipped: no request to replay yet")
         verdict = load_test_verdict(stats, self.front.stats(r.stable_version), _thresholds(cfg))
         detail = {"rate_rps": round(rate, 1), "duration_s": duration, **verdict.to_dict()}
         await asyncio.to_thread(
@@ -451,11 +461,16 @@ class RolloutController:
     def _analyze(self, r: Rollout) -> Analysis:
         cand = self._window(r.candidate_version)
         step = r.step
+        thresholds = _thresholds(r.config)
         if step is not None and step.mode == "switched" and self._reference is not None:
             stable = self._reference
         else:
             stable = self._window(r.stable_version)
-        return analyze(cand, stable, _thresholds(r.config))
+        if step is not None and step.mode == "preview":
+            # the candidate's traffic is the load test's burst and preview calls, not users':
+            # its latency was judged by the load test; compare errors only
+            thresholds = replace(thresholds, max_latency_ratio=None)
+        return analyze(cand, stable, thresholds)
 
     async def _step_done(self, r: Rollout, reason: str) -> Rollout:
         step = r.step

@@ -8,12 +8,16 @@ fallback, so a request the candidate fails is answered by stable.
 Sticky assignment (A/B) hashes the key with the rollout id: ``u = blake2b(id + key)`` read as a
 number in [0, 1), and the key goes to the candidate when ``u < weight``. The same key gets the
 same arm after a restart, and raising the weight only moves keys towards the candidate.
+
+A request with an ``x-modelyard-version`` header goes to that version (the preview of a
+blue-green rollout, and the load test, which replays the latest user requests it keeps).
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +27,10 @@ from modelyard.serving.routing import Route
 __all__ = ["RolloutRouter", "RoutePlan", "key_of", "sticky_share"]
 
 _MAX = float(1 << 64)
+#: a request carrying this header is answered by the version it names (preview, load tests);
+#: a version not served is answered by stable
+PIN_HEADER = b"x-modelyard-version"
+_HEAD_LEN = b"inference-header-content-length"
 
 
 @dataclass(frozen=True)
@@ -86,9 +94,17 @@ class RolloutRouter:
         rng: the random source for ``split`` and ``mirror`` (a seam for tests).
     """
 
-    def __init__(self, plan: RoutePlan | None = None, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        plan: RoutePlan | None = None,
+        rng: random.Random | None = None,
+        *,
+        keep_recent: int = 256,
+    ) -> None:
         self.plan = plan or RoutePlan()
         self._random = (rng or random.Random()).random
+        #: the latest user requests (path, body, binary header length), replayed by load tests
+        self.recent: deque[tuple[str, bytes, bytes | None]] = deque(maxlen=keep_recent)
 
     @staticmethod
     def _route(version: str, mirror: str | None = None, fallback: str | None = None) -> Route:
@@ -96,6 +112,11 @@ class RolloutRouter:
 
     def route(self, request: Any, stable: str) -> Route:
         """The serving front's router seam: a ``Route`` for ``request``."""
+        headers = request.headers
+        pinned = headers.get(PIN_HEADER)
+        if pinned is not None:  # a preview or load-test request naming its version
+            return self._route(pinned.decode("latin-1"))
+        self.recent.append((request.path, request.body, headers.get(_HEAD_LEN)))
         plan = self.plan
         cand = plan.candidate
         if cand is None or cand == stable:

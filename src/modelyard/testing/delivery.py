@@ -56,6 +56,7 @@ class _Request:
     def __init__(self, headers: dict[bytes, bytes], body: bytes) -> None:
         self.headers = headers
         self.body = body
+        self.path = "/v1/models/m:predict"
 
 
 class InMemoryFront:
@@ -120,7 +121,7 @@ class InMemoryFront:
         v = self.versions.get(version)
         return v.stats if v is not None and v.running else ArmStats()
 
-    async def load_test(self, version: int, rate_rps: float, duration_s: float) -> ArmStats:
+    async def load_test(self, version: int, rate_rps: float, duration_s: float) -> ArmStats | None:
         n = int(rate_rps * duration_s)
         self.log.append(f"load test {version} {n}")
         before = self.stats(version)

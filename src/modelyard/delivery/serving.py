@@ -1,0 +1,355 @@
+"""Rollouts inside ``modelyard serve``: the front adapter, the management API and the hook.
+
+:func:`delivery_hook` returns the ``on_ready`` hook a :class:`modelyard.serving.Server` runs once
+its stable version is up: it installs the :class:`~modelyard.delivery.router.RolloutRouter`, the
+management routes and a :class:`~modelyard.delivery.rollout.RolloutController` ticking in the
+server's event loop (and resuming a rollout the metadata store says is in progress).
+
+Management routes (``Authorization: Bearer <serving.admin_token>`` for every POST when a token is
+set)::
+
+    GET  /v1/admin/rollout                    the model's active (else latest) rollout + events
+    POST /v1/admin/rollout                    {"candidate": 2, "strategy": "canary", "steps":
+                                              [5, 25, 50, 100], "interval_s": 30, "manual": false}
+    POST /v1/admin/rollout/promote|abort|pause|resume
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from modelyard.delivery.analysis import ArmStats
+from modelyard.delivery.rollout import COMMANDS, RolloutController, RolloutRequest
+from modelyard.delivery.router import PIN_HEADER, RolloutRouter, RoutePlan
+from modelyard.delivery.store import RolloutStore
+from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError
+from modelyard.logs import get_logger
+
+if TYPE_CHECKING:
+    from modelyard.serving._front import Front
+    from modelyard.serving._model import ModelSpec
+    from modelyard.serving.http import Request
+
+__all__ = ["ServingFront", "delivery_hook"]
+
+log = get_logger("modelyard.delivery")
+
+ADMIN_PATH = "/v1/admin/rollout"
+_LOAD_CONNECTIONS = 8
+
+
+class ServingFront:
+    """:class:`~modelyard.delivery.rollout.DeliveryFront` over a serving front.
+
+    Args:
+        front: the serving front (``Server.front``).
+        router: the router installed on it.
+        spec_for: the :class:`ModelSpec` of a version number (fetches its package).
+        port: the port the server listens on (read when a load test starts).
+    """
+
+    def __init__(
+        self,
+        front: Front,
+        router: RolloutRouter,
+        spec_for: Callable[[int], ModelSpec],
+        port: Callable[[], int],
+    ) -> None:
+        self.front = front
+        self.router = router
+        self.spec_for = spec_for
+        self.port = port
+        self._rate: tuple[float, int] | None = None
+        self._rps = 0.0
+
+    async def start_version(self, version: int) -> None:
+        label = str(version)
+        if label in self.front.pools:
+            return
+        spec = await asyncio.to_thread(self.spec_for, version)
+        await self.front.add_version(spec, version=label)
+
+    async def stop_version(self, version: int) -> None:
+        label = str(version)
+        if label in self.front.pools and label != self.front.stable:
+            await self.front.remove_version(label)
+
+    def set_plan(self, plan: RoutePlan) -> None:
+        self.router.plan = plan
+
+    def make_stable(self, version: int) -> None:
+        self.front.set_stable(str(version))
+
+    def stats(self, version: int) -> ArmStats:
+        pool = self.front.pools.get(str(version))
+        if pool is None:
+            return ArmStats()
+        m = pool.metrics
+        return ArmStats(
+            requests=m.answered,
+            errors=m.errors,
+            invalid=m.invalid,
+            latency_counts=tuple(m.latency_s.counts),
+            restarts=m.worker_restarts,
+        )
+
+    def traffic_rps(self) -> float:
+        """Inference requests per second over all versions since the last call (>= 1 s)."""
+        now = time.monotonic()
+        total = sum(p.metrics.answered for p in self.front.pools.values())
+        if self._rate is not None and now - self._rate[0] >= 1.0:
+            self._rps = max(total - self._rate[1], 0) / (now - self._rate[0])
+            self._rate = (now, total)
+        elif self._rate is None:
+            self._rate = (now, total)
+        return self._rps
+
+    async def load_test(self, version: int, rate_rps: float, duration_s: float) -> ArmStats | None:
+        """Replay the latest user requests against ``version`` over loopback HTTP; ``None``
+        when no user request was seen yet."""
+        before = self.stats(version)
+        samples = list(self.router.recent)
+        if not samples:
+            log.warning("no recent requests to replay; the load test has nothing to send")
+            return None
+        pinned = str(version).encode()
+        await _drive(
+            "127.0.0.1",
+            self.port(),
+            samples,
+            version=pinned,
+            rate_rps=rate_rps,
+            duration_s=duration_s,
+        )
+        return self.stats(version) - before
+
+
+async def _drive(
+    host: str,
+    port: int,
+    samples: list[tuple[str, bytes, bytes | None]],
+    *,
+    version: bytes,
+    rate_rps: float,
+    duration_s: float,
+) -> None:
+    """Send ``samples`` round robin at ``rate_rps`` for ``duration_s`` on a few keep-alive
+    connections, each request pinned to ``version``; answers are read and dropped (the pool's
+    own counters are the measurement)."""
+    start = time.monotonic()
+    total = int(rate_rps * duration_s)
+    counter = iter(range(total))
+
+    async def one_connection() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for i in counter:
+                delay = start + i / rate_rps - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                path, body, head_len = samples[i % len(samples)]
+                head = (
+                    f"POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
+                    f"content-length: {len(body)}\r\n"
+                ).encode()
+                head += PIN_HEADER + b": " + version + b"\r\n"
+                if head_len is not None:
+                    head += b"inference-header-content-length: " + head_len + b"\r\n"
+                writer.write(head + b"\r\n" + body)
+                await _read_response(reader)
+        finally:
+            writer.close()
+
+    tasks = [asyncio.create_task(one_connection()) for _ in range(_LOAD_CONNECTIONS)]
+    try:
+        await asyncio.wait_for(asyncio.gather(*tasks), duration_s + 30.0)
+    except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+        log.warning("load test stopped early", extra={"error": repr(exc)})
+        for t in tasks:
+            t.cancel()
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    if length:
+        await reader.readexactly(length)
+    return int(head.split(b" ", 2)[1])
+
+
+class _ManagementApi:
+    """The ``/v1/admin/rollout`` routes."""
+
+    def __init__(self, front: Front, controller: RolloutController) -> None:
+        self.front = front
+        self.controller = controller
+
+    def install(self) -> None:
+        self.front.add_route(ADMIN_PATH, self.rollout, ADMIN_PATH)
+        for command in COMMANDS:
+            self.front.add_route(
+                f"{ADMIN_PATH}/{command}", self._command(command), f"{ADMIN_PATH}/{command}"
+            )
+
+    def rollout(self, req: Request) -> None:
+        f = self.front
+        if not f.method(req, "GET", "POST"):
+            return
+        if req.method == "GET":
+            self._later(req, self._status())
+            return
+        f.check_admin(req)
+        request = _rollout_request(req.body)
+        self._later(req, self._start(request), status=201)
+
+    def _command(self, command: str) -> Callable[[Request], None]:
+        def handler(req: Request) -> None:
+            if not self.front.method(req, "POST"):
+                return
+            self.front.check_admin(req)
+            self._later(req, self._steer(command, _actor(req.body)))
+
+        return handler
+
+    async def _status(self) -> dict[str, Any]:
+        rollout = await self.controller.status()
+        if rollout is None:
+            raise NotFoundError(
+                f"model {self.controller.model!r} has no rollout",
+                hint=f"start one: modelyard deploy {self.controller.model} --candidate VERSION",
+            )
+        events = await asyncio.to_thread(self.controller.store.events, rollout.id)
+        return {**rollout.to_dict(), "events": [e.to_dict() for e in events]}
+
+    async def _start(self, request: RolloutRequest) -> dict[str, Any]:
+        stable = int(self.front.stable)
+        rollout = await self.controller.start(request, stable_version=stable)
+        return rollout.to_dict()
+
+    async def _steer(self, command: str, actor: str | None) -> dict[str, Any]:
+        rollout = await self.controller.command(command, actor=actor)
+        return rollout.to_dict()
+
+    def _later(self, req: Request, work: Awaitable[dict[str, Any]], status: int = 200) -> None:
+        f = self.front
+
+        async def run() -> None:
+            try:
+                body = await work
+            except ModelyardError as exc:
+                f.error(req, exc, req.path)
+                return
+            except Exception as exc:  # a bug of ours: answer, log, keep serving
+                log.exception("management request failed", extra={"path": req.path})
+                f.error(req, ModelyardError(f"internal error: {type(exc).__name__}: {exc}"))
+                return
+            f.answer(req, status, orjson.dumps(body), req.path)
+
+        asyncio.get_running_loop().create_task(run())
+
+
+def _rollout_request(body: bytes) -> RolloutRequest:
+    try:
+        doc = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(f"the body is not JSON: {exc}", field="body") from exc
+    if not isinstance(doc, dict):
+        raise InvalidInputError("the body must be a JSON object", field="body")
+    candidate = doc.get("candidate")
+    if isinstance(candidate, str) and candidate.isdigit():
+        candidate = int(candidate)
+    if not isinstance(candidate, int) or isinstance(candidate, bool):
+        raise InvalidInputError(
+            f"'candidate' must be a version number, got {candidate!r}", field="candidate"
+        )
+    steps = doc.get("steps")
+    if steps is not None and (
+        not isinstance(steps, list) or not all(isinstance(w, int | float) for w in steps)
+    ):
+        raise InvalidInputError(
+            f"'steps' must be a list of percentages, got {steps!r}", field="steps"
+        )
+    interval = doc.get("interval_s")
+    if interval is not None and not isinstance(interval, int | float):
+        raise InvalidInputError(
+            f"'interval_s' must be a number of seconds, got {interval!r}", field="interval_s"
+        )
+    manual = doc.get("manual")
+    strategy = doc.get("strategy")
+    return RolloutRequest(
+        candidate,
+        strategy=str(strategy) if strategy is not None else None,
+        steps=[float(w) for w in steps] if steps is not None else None,
+        interval_s=float(interval) if interval is not None else None,
+        manual=bool(manual) if manual is not None else None,
+    )
+
+
+def _actor(body: bytes) -> str | None:
+    try:
+        doc = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError:
+        return None
+    actor = doc.get("actor") if isinstance(doc, dict) else None
+    return str(actor)[:200] if actor else None
+
+
+def delivery_hook(
+    *,
+    registry: Any,
+    delivery: Any,
+    cache_dir: Path,
+    port: Callable[[], int],
+    trust_pickle: bool = False,
+) -> Callable[[Front], Awaitable[None]]:
+    """The ``on_ready`` hook that makes a server able to run rollouts of its model.
+
+    Args:
+        registry: the :class:`~modelyard.registry.Registry` the model is served from.
+        delivery: the ``DeliverySettings``.
+        cache_dir: where fetched model packages are kept (``<home>/cache/serving``).
+        port: returns the server's listening port (for the load test).
+        trust_pickle: whether the candidate's package may be loaded with pickle.
+    """
+
+    async def hook(front: Front) -> None:
+        from modelyard.serving._model import ModelSpec
+
+        name = front.name
+        if name is None:
+            return
+        router = RolloutRouter()
+        front.router = router
+
+        def spec_for(version: int) -> ModelSpec:
+            mv = registry.get_version(name, version)
+            folder = cache_dir / mv.manifest_sha256
+            if not (folder / "modelyard.json").is_file():
+                registry.download(mv, folder)
+            return ModelSpec.for_package(folder, trust_pickle=trust_pickle).with_version(
+                str(mv.version)
+            )
+
+        adapter = ServingFront(front, router, spec_for, port)
+        store = RolloutStore(registry.metadata_store, actor=registry.user)
+        controller = RolloutController(store, adapter, registry, name, delivery)
+        _ManagementApi(front, controller).install()
+        stop = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(controller.run(stop))
+        _TASKS.add(task)
+        task.add_done_callback(_TASKS.discard)
+
+    return hook
+
+
+_TASKS: set[asyncio.Task[None]] = set()  # keep the controllers' tasks referenced

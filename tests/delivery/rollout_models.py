@@ -1,0 +1,46 @@
+"""A model class whose versions behave as a rollout test needs (python flavor, saved config)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class Scorer:
+    """Answers ``[factor * sum(row), worker pid]`` per row.
+
+    Args:
+        factor: scales the prediction (1.0: agrees with another version of factor 1.0).
+        fail_when: raise on every batch while this file exists (a candidate that breaks in
+            production; saving it, which predicts on the input example, still works).
+        sleep_ms: sleep per batch (a slow candidate).
+    """
+
+    def __init__(
+        self, factor: float = 1.0, *, fail_when: str | None = None, sleep_ms: float = 0.0
+    ) -> None:
+        self.factor = factor
+        self.fail_when = fail_when
+        self.sleep_ms = sleep_ms
+
+    def save(self, path: Path) -> None:
+        cfg = {"factor": self.factor, "fail_when": self.fail_when, "sleep_ms": self.sleep_ms}
+        (path / "scorer.json").write_text(json.dumps(cfg))
+
+    @classmethod
+    def load(cls, path: Path) -> Scorer:
+        cfg = json.loads((path / "scorer.json").read_text())
+        return cls(cfg["factor"], fail_when=cfg["fail_when"], sleep_ms=cfg["sleep_ms"])
+
+    def predict(self, batch: Any) -> Any:
+        if self.sleep_ms:
+            time.sleep(self.sleep_ms / 1000.0)
+        if self.fail_when is not None and os.path.exists(self.fail_when):
+            raise RuntimeError("this candidate is broken")
+        x = np.asarray(batch, dtype=np.float64)
+        return np.stack([self.factor * x.sum(axis=1), np.full(len(x), float(os.getpid()))], 1)

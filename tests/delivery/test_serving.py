@@ -1,0 +1,339 @@
+"""Rollouts on real servers: `modelyard serve` processes, real HTTP traffic, the CLI, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from modelyard.serving import ServerHandle, launch
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHONPATH = os.pathsep.join([str(REPO / "src"), str(REPO)])
+DELIVERY = """
+[tool.modelyard]
+home = "home"
+[tool.modelyard.delivery]
+interval_s = 1.0
+min_samples = 30
+load_test_s = 1.0
+load_test_rps = 100
+max_error_rate = 0.05
+max_latency_ratio = 3.0  # two cores shared by servers, clients and the test: latency is noisy
+deadline_s = 30
+"""
+BODY = {"instances": [[1.0, 2.0, 3.0]]}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project whose registry holds churn v1 (production), v2 (same), v3 (breaks once the
+    file ``broken`` exists), v4 (80 ms per batch), v5 (predicts twice as much)."""
+    import modelyard.models
+    from modelyard.config import load_settings
+    from modelyard.registry.registry import Registry
+    from tests.delivery.rollout_models import Scorer
+
+    (tmp_path / "pyproject.toml").write_text(DELIVERY)
+    reg = Registry.from_settings(load_settings(start=tmp_path))
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    models = [
+        Scorer(),
+        Scorer(),
+        Scorer(fail_when=str(tmp_path / "broken")),
+        Scorer(sleep_ms=80),
+        Scorer(factor=2.0),
+    ]
+    for i, model in enumerate(models):
+        aliases = ["production"] if i == 0 else []
+        modelyard.models.save(model, reg, name="churn", input_example=x, aliases=aliases)
+    reg.metadata_store.dispose()
+    return tmp_path
+
+
+@pytest.fixture
+def serve(project: Path) -> Iterator[Callable[..., ServerHandle]]:
+    handles: list[ServerHandle] = []
+
+    def start(**env: str) -> ServerHandle:
+        with (project / "server.log").open("ab") as err:
+            handle = launch(
+                "churn@production",
+                workers=1,
+                cwd=project,
+                stderr=err,
+                request_log=False,
+                env={"PYTHONPATH": PYTHONPATH, **env},
+                ready_timeout_s=120,
+            )
+        handles.append(handle)
+        return handle
+
+    yield start
+    for h in handles:
+        h.stop(grace_s=30)
+
+
+class Traffic:
+    """A client thread sending BODY as fast as answers come; keeps (status, version, body)."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        self.url = url
+        self.headers = headers or {}
+        self.answers: list[tuple[int, str | None, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not self._stop.is_set():
+                r = client.post(
+                    f"{self.url}/v1/models/churn:predict", json=BODY, headers=self.headers
+                )
+                self.answers.append((r.status_code, r.headers.get("x-model-version"), r.json()))
+
+    def statuses(self) -> Counter[int]:
+        return Counter(a[0] for a in self.answers)
+
+    def versions(self) -> Counter[str | None]:
+        return Counter(a[1] for a in self.answers)
+
+
+def cli(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "modelyard.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": PYTHONPATH, **env},
+        timeout=120,
+        check=False,
+    )
+
+
+def status(project: Path, url: str) -> dict[str, Any]:
+    run = cli(project, "rollout", "status", "churn", "--json", "--url", url)
+    assert run.returncode == 0, run.stderr
+    doc: dict[str, Any] = json.loads(run.stdout)
+    return doc
+
+
+def wait_state(project: Path, url: str, *states: str, timeout_s: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        doc = status(project, url)
+        if doc["state"] in states:
+            return doc
+        assert time.monotonic() < deadline, f"still {doc['state']}: {doc['reason']}"
+        time.sleep(0.3)
+
+
+def test_canary_from_the_cli_is_promoted_and_users_see_no_error(
+    project: Path, serve: Callable[..., ServerHandle]
+) -> None:
+    h = serve()
+    with Traffic(h.url) as traffic:
+        run = cli(
+            project, "deploy", "churn", "--candidate", "2", "--steps", "20,50,100",
+            "--interval", "1s", "--url", h.url,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        assert "churn v2 vs v1 (canary) progressing step 1/2 (20% on the candidate)" in run.stdout
+        done = wait_state(project, h.url, "promoted", "rolled_back")
+    assert done["state"] == "promoted", done["reason"]
+    assert traffic.statuses() == {200: len(traffic.answers)}
+    assert set(traffic.versions()) == {"1", "2"}
+    kinds = Counter(e["kind"] for e in done["events"])
+    assert kinds["load_test"] == 1
+    assert kinds["analysis"] >= 2
+    r = httpx.post(f"{h.url}/v1/models/churn:predict", json=BODY)
+    assert r.headers["x-model-version"] == "2"
+    meta = httpx.get(f"{h.url}/v2/models/churn").json()
+    assert meta["versions"] == ["2"]  # the old pool is stopped
+    shown = cli(project, "models", "show", "churn", "--json")
+    assert '"production": 2' in shown.stdout.replace("\n", " ") or "production" in shown.stdout
+
+
+def test_candidate_breaking_mid_canary_is_rolled_back_with_no_failed_user_request(
+    project: Path, serve: Callable[..., ServerHandle]
+) -> None:
+    h = serve()
+    with Traffic(h.url) as traffic:
+        run = cli(project, "deploy", "churn", "-c", "3", "--steps", "50,100", "--interval",
+                  "60s", "--url", h.url)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        (project / "broken").touch()
+        broke = time.monotonic()
+        done = wait_state(project, h.url, "rolled_back", "promoted", timeout_s=60)
+        took = time.monotonic() - broke
+    assert done["state"] == "rolled_back"
+    assert "analysis fail" in done["reason"]
+    assert done["evidence"]["outcome"] == "fail"
+    assert took < 30, f"{took:.1f} s from the first errors to stable only"
+    assert traffic.statuses() == {200: len(traffic.answers)}  # stable answered each failure
+    assert httpx.get(f"{h.url}/v2/models/churn").json()["versions"] == ["1"]
+
+
+def test_sigkill_of_a_candidate_worker_rolls_back_with_no_failed_user_request(
+    project: Path, serve: Callable[..., ServerHandle]
+) -> None:
+    h = serve()
+    with Traffic(h.url) as traffic:
+        run = cli(project, "deploy", "churn", "-c", "2", "--steps", "50,100", "--interval",
+                  "60s", "--url", h.url)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        pinned = httpx.post(
+            f"{h.url}/v1/models/churn:predict", json=BODY, headers={"x-modelyard-version": "2"}
+        )
+        assert pinned.headers["x-model-version"] == "2"
+        worker = int(pinned.json()["predictions"][0][1])
+        os.kill(worker, signal.SIGKILL)
+        done = wait_state(project, h.url, "rolled_back", "promoted", timeout_s=60)
+    assert done["state"] == "rolled_back"
+    # the requests the dead worker held fail (error_rate) and its restart counts (worker_restarts)
+    assert done["reason"].startswith("analysis fail: ")
+    assert {"error_rate", "worker_restarts"} & set(done["reason"][15:].split(", "))
+    assert traffic.statuses() == {200: len(traffic.answers)}
+
+
+def test_shadow_never_changes_what_users_get(
+    project: Path, serve: Callable[..., ServerHandle]
+) -> None:
+    h = serve()
+    with Traffic(h.url) as before:
+        time.sleep(1)
+    with Traffic(h.url) as during:
+        run = cli(project, "deploy", "churn", "-c", "5", "--strategy", "shadow", "--interval",
+                  "60s", "--url", h.url)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        time.sleep(3)
+        doc = status(project, h.url)
+    assert doc["state"] == "progressing"
+    assert set(during.versions()) == {"1"}
+    assert {a[2]["predictions"][0][0] for a in during.answers} == {
+        a[2]["predictions"][0][0] for a in before.answers
+    }  # stable's predictions (6.0), never the candidate's (12.0)
+    assert during.statuses() == {200: len(during.answers)}
+    metrics = httpx.get(f"{h.url}/metrics").text
+    assert 'version="5"' in metrics  # the candidate did receive the mirrored copies
+    assert cli(project, "rollout", "abort", "churn", "--url", h.url).returncode == 0
+    assert status(project, h.url)["state"] == "rolled_back"
+
+
+def test_blue_green_previews_then_switches(
+    project: Path, serve: Callable[..., ServerHandle]
+) -> None:
+    h = serve()
+    with Traffic(h.url) as traffic:
+        run = cli(project, "deploy", "churn", "-c", "2", "--strategy", "blue-green",
+                  "--interval", "2s", "--url", h.url)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        preview = httpx.post(
+            f"{h.url}/v2/models/churn/versions/2/infer",
+            json={"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP64",
+                              "data": [1, 2, 3]}]},
+        )  # fmt: skip
+        assert preview.headers["x-model-version"] == "2"
+        early = Counter(a[1] for a in traffic.answers)
+        assert set(early) == {"1"}  # no user traffic on the candidate before the switch
+        done = wait_state(project, h.url, "promoted", "rolled_back")
+    assert done["state"] == "promoted", done["reason"]
+    assert traffic.statuses() == {200: len(traffic.answers)}
+
+
+def test_ab_keeps_a_key_on_its_arm(project: Path, serve: Callable[..., ServerHandle]) -> None:
+    h = serve()
+    with Traffic(h.url):
+        run = cli(project, "deploy", "churn", "-c", "2", "--strategy", "ab", "--steps",
+                  "50,100", "--interval", "60s", "--url", h.url)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        arms: dict[str, set[str]] = {}
+        with httpx.Client() as client:
+            for key in [f"customer-{i}" for i in range(20)]:
+                for _ in range(3):
+                    r = client.post(
+                        f"{h.url}/v1/models/churn:predict",
+                        json=BODY,
+                        headers={"x-modelyard-key": key},
+                    )
+                    arms.setdefault(key, set()).add(r.headers["x-model-version"])
+    assert all(len(v) == 1 for v in arms.values())
+    assert {next(iter(v)) for v in arms.values()} == {"1", "2"}
+
+
+def test_a_restarted_server_resumes_the_rollout(
+    project: Path, serve: Callable[..., ServerHandle]
+) -> None:
+    h = serve()
+    with Traffic(h.url):
+        run = cli(project, "deploy", "churn", "-c", "2", "--steps", "50,100", "--interval",
+                  "1s", "--manual", "--url", h.url)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        wait_state(project, h.url, "awaiting_approval")
+    assert h.stop() == 0
+    h2 = serve()
+    doc = wait_state(project, h2.url, "awaiting_approval")
+    assert doc["step_index"] == 0
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{h2.url}/v2/models/churn").json()["versions"] != ["1", "2"]:
+        assert time.monotonic() < deadline, "the candidate's pool did not come back"
+        time.sleep(0.2)
+    with Traffic(h2.url) as traffic:
+        promoted = cli(project, "rollout", "promote", "churn", "--url", h2.url)
+        assert promoted.returncode == 0, promoted.stderr
+        done = wait_state(project, h2.url, "promoted", "rolled_back")
+    assert done["state"] == "promoted"
+    assert traffic.statuses() == {200: len(traffic.answers)}
+
+
+def test_bad_input_is_refused_and_leaves_the_rollout_unchanged(
+    project: Path, serve: Callable[..., ServerHandle]
+) -> None:
+    token = {"MODELYARD_SERVING__ADMIN_TOKEN": "s3cret"}
+    h = serve(**token)
+    url = ("--url", h.url)
+    anonymous = cli(project, "deploy", "churn", "-c", "2", *url)
+    assert anonymous.returncode == 2
+    assert "needs a bearer token" in anonymous.stderr
+    same = cli(project, "deploy", "churn", "-c", "1", *url, **token)
+    assert same.returncode == 2
+    assert "is the stable version already" in same.stderr
+    unknown = cli(project, "deploy", "churn", "-c", "9", *url, **token)
+    assert unknown.returncode == 4
+    assert "no version 9" in unknown.stderr
+    steps = cli(project, "deploy", "churn", "-c", "2", "--steps", "50,20,100", *url, **token)
+    assert steps.returncode == 2
+    assert "does not rise strictly" in steps.stderr
+    first = cli(project, "deploy", "churn", "-c", "2", "--manual", *url, **token)
+    assert first.returncode == 0, first.stderr
+    before = status(project, h.url)
+    overlap = cli(project, "deploy", "churn", "-c", "4", *url, **token)
+    assert overlap.returncode == 5
+    assert "has a rollout in progress already" in overlap.stderr
+    steer = cli(project, "rollout", "abort", "churn", *url)
+    assert steer.returncode == 2
+    assert "needs a bearer token" in steer.stderr
+    after = status(project, h.url)
+    assert (after["id"], after["candidate_version"]) == (before["id"], 2)
+    assert after["state"] in ("progressing", "awaiting_approval")
+    assert cli(project, "rollout", "abort", "churn", *url, **token).returncode == 0
