@@ -58,7 +58,7 @@ def project(tmp_path: Path) -> Path:
     ]
     for i, model in enumerate(models):
         aliases = ["production"] if i == 0 else []
-        modelyard.models.save(model, reg, name="churn", input_example=x, aliases=aliases)
+        modelyard.models.register(model, reg, name="churn", input_example=x, aliases=aliases)
     reg.metadata_store.dispose()
     return tmp_path
 

@@ -109,14 +109,10 @@ def serve(  # noqa: PLR0917  (a Typer command: one parameter per flag)
     on_ready = []
     if model_class is None and model is not None and not Path(model).is_dir():
         from modelyard.delivery.serving import delivery_hook  # rollouts of registered models
-        from modelyard.registry.registry import Registry
+        from modelyard.workspace import Workspace
 
         hook = delivery_hook(
-            registry=Registry.from_settings(settings),
-            delivery=settings.delivery,
-            cache_dir=settings.resolved_home / "cache" / "serving",
-            port=lambda: server.port,
-            trust_pickle=trust_pickle,
+            Workspace.open(settings), port=lambda: server.port, trust_pickle=trust_pickle
         )
         on_ready.append(hook)
     server = Server(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from modelyard.serving._front import Front
     from modelyard.serving._model import ModelSpec
     from modelyard.serving.http import Request
+    from modelyard.workspace import Workspace
 
 __all__ = ["ServingFront", "delivery_hook"]
 
@@ -305,19 +305,16 @@ def _actor(body: bytes) -> str | None:
 
 
 def delivery_hook(
+    workspace: Workspace,
     *,
-    registry: Any,
-    delivery: Any,
-    cache_dir: Path,
     port: Callable[[], int],
     trust_pickle: bool = False,
 ) -> Callable[[Front], Awaitable[None]]:
     """The ``on_ready`` hook that makes a server able to run rollouts of its model.
 
     Args:
-        registry: the :class:`~modelyard.registry.Registry` the model is served from.
-        delivery: the ``DeliverySettings``.
-        cache_dir: where fetched model packages are kept (``<home>/cache/serving``).
+        workspace: where the model is registered (its registry, package cache and
+            ``settings.delivery``).
         port: returns the server's listening port (for the load test).
         trust_pickle: whether the candidate's package may be loaded with pickle.
     """
@@ -330,18 +327,17 @@ def delivery_hook(
             return
         router = RolloutRouter()
         front.router = router
+        registry = workspace.registry
 
         def spec_for(version: int) -> ModelSpec:
-            mv = registry.get_version(name, version)
-            folder = cache_dir / mv.manifest_sha256
-            if not (folder / "modelyard.json").is_file():
-                registry.download(mv, folder)
+            folder = workspace.fetch(registry.get_version(name, version))
             return ModelSpec.for_package(folder, trust_pickle=trust_pickle).with_version(
-                str(mv.version)
+                str(version)
             )
 
         adapter = ServingFront(front, router, spec_for, port)
-        store = RolloutStore(registry.metadata_store, actor=registry.user)
+        store = RolloutStore(workspace.metadata_store, actor=registry.user)
+        delivery = workspace.settings.delivery
         controller = RolloutController(store, adapter, registry, name, delivery)
         _ManagementApi(front, controller).install()
         stop = asyncio.Event()
