@@ -16,23 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Cycles still in the code, each with the engineer fixing it (issue 8 item 7). A cycle found
 #: that is not inside one of these fails the test; remove an entry when its cycle is gone.
 KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"data._frames", "data._pandas", "data._polars"}): "corefix",
     frozenset({"data._checks", "data.contract"}): "corefix",
-    frozenset(
-        {
-            "pipeline.codehash",
-            "pipeline.datafiles",
-            "pipeline.executors",
-            "pipeline.executors.local",
-            "pipeline.executors.ray",
-            "pipeline.graph",
-            "pipeline.loader",
-            "pipeline.progress",
-            "pipeline.runner",
-            "pipeline.step",
-            "pipeline.triggers",
-        }
-    ): "corefix",
 }
 
 

@@ -250,7 +250,7 @@ class Workspace:
     def run_pipeline(
         self, pipeline: Pipeline, params: Mapping[str, Any] | None = None, **options: Any
     ) -> PipelineResult:
-        """Run ``pipeline`` on this workspace's stores; every run is tracked.
+        """Run ``pipeline`` on this workspace's stores and tracking client; every run is tracked.
 
         Args:
             pipeline: the pipeline (``@modelyard.pipeline``).
@@ -264,4 +264,12 @@ class Workspace:
         """
         from modelyard.pipeline.runner import run_pipeline
 
-        return run_pipeline(pipeline, params, settings=self.settings, **options)
+        return run_pipeline(
+            pipeline,
+            params,
+            settings=self.settings,
+            metadata_store=self.metadata_store,
+            artifact_store=self.artifact_store,
+            tracking=self.tracking,
+            **options,
+        )
