@@ -39,6 +39,7 @@ from modelyard.registry._sql import (
     upsert_row,
     version_from_row,
 )
+from modelyard.registry.aliases import alias_target, move_alias, rollback_target
 from modelyard.registry.entities import MANIFEST_NAME, AliasEvent, ModelVersion, RegisteredModel
 from modelyard.registry.names import (
     check_tags,
@@ -383,7 +384,7 @@ class Registry:
                     ],
                 )
             for alias in alias_list:
-                self._move_alias(
+                move_alias(
                     conn,
                     model_id=model_id,
                     name=name,
@@ -587,7 +588,7 @@ class Registry:
                     model=name,
                     version=number,
                 )
-            self._move_alias(
+            move_alias(
                 conn,
                 model_id=model_id,
                 name=name,
@@ -610,7 +611,7 @@ class Registry:
         now, actor = self._now(), self._actor()
         with self._locked_model(name) as (conn, model_id):
             self._require_alias(conn, model_id, name, alias)
-            self._move_alias(
+            move_alias(
                 conn,
                 model_id=model_id,
                 name=name,
@@ -626,7 +627,7 @@ class Registry:
         self, conn: Connection, model_id: int, name: str, alias: str, purpose: str = ""
     ) -> int:
         """The version ``alias`` points at, or NotFoundError naming the model and alias."""
-        current = self._alias_target(conn, model_id, alias)
+        current = alias_target(conn, model_id, alias)
         if current is None:
             raise NotFoundError(
                 f"model {name!r} has no alias {alias!r}{purpose}",
@@ -651,20 +652,7 @@ class Registry:
         now, actor = self._now(), self._actor()
         with self._locked_model(name) as (conn, model_id):
             current = self._require_alias(conn, model_id, name, alias, " to roll back")
-            ev = t.alias_events
-            events = conn.execute(
-                sa.select(ev.c.to_version, ev.c.action)
-                .where(ev.c.model_id == model_id, ev.c.alias == alias)
-                .order_by(ev.c.id)
-            ).all()
-            stack: list[int | None] = []
-            for to_version, action in events:
-                if action == "rollback":
-                    if stack:
-                        stack.pop()
-                else:
-                    stack.append(to_version)
-            target = stack[-2] if len(stack) >= 2 else None
+            target = rollback_target(conn, model_id, alias)
             if target is None:
                 raise ConflictError(
                     f"alias {alias!r} of model {name!r} has no earlier version to roll back to "
@@ -674,7 +662,7 @@ class Registry:
                     model=name,
                     alias=alias,
                 )
-            self._move_alias(
+            move_alias(
                 conn,
                 model_id=model_id,
                 name=name,
@@ -729,69 +717,6 @@ class Registry:
             for r in rows
             if r[0] is not None
         ]
-
-    @staticmethod
-    def _alias_target(conn: Connection, model_id: int, alias: str) -> int | None:
-        value = conn.execute(
-            sa.select(t.aliases.c.version).where(
-                t.aliases.c.model_id == model_id, t.aliases.c.alias == alias
-            )
-        ).scalar()
-        return None if value is None else int(value)
-
-    def _move_alias(
-        self,
-        conn: Connection,
-        *,
-        model_id: int,
-        name: str,
-        alias: str,
-        to_version: int | None,
-        reason: str | None,
-        action: str,
-        now: float,
-        actor: str,
-    ) -> None:
-        """Move (or delete) an alias and record the event; the caller holds the model lock."""
-        current = self._alias_target(conn, model_id, alias)
-        if current == to_version:
-            return
-        al = t.aliases
-        where = sa.and_(al.c.model_id == model_id, al.c.alias == alias)
-        if to_version is None:
-            conn.execute(sa.delete(al).where(where))
-        elif current is None:
-            conn.execute(
-                sa.insert(al).values(
-                    model_id=model_id,
-                    alias=alias,
-                    version=to_version,
-                    updated_at=now,
-                    updated_by=actor,
-                )
-            )
-        else:
-            conn.execute(
-                sa.update(al)
-                .where(where)
-                .values(version=to_version, updated_at=now, updated_by=actor)
-            )
-        conn.execute(
-            sa.insert(t.alias_events).values(
-                model_id=model_id,
-                alias=alias,
-                from_version=current,
-                to_version=to_version,
-                at=now,
-                actor=actor,
-                reason=reason,
-                action=action,
-            )
-        )
-        _log.info(
-            "alias moved",
-            extra={"model": name, "alias": alias, "from_version": current, "version": to_version},
-        )
 
     # ------------------------------------------------------------------ tags
     def set_model_tag(self, name: str, key: str, value: str) -> None:
