@@ -39,6 +39,7 @@ __all__ = [
     "SecretStr",
     "ServingSettings",
     "Settings",
+    "UISettings",
     "find_project_root",
     "load_settings",
     "os_user",
@@ -228,6 +229,21 @@ class GateSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     alias: str = "candidate"
 
 
+class UISettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[tool.modelyard.ui]``: ``modelyard ui``, the web pages over the project's stores.
+
+    The pages are read-only unless ``admin_token`` is set; actions (promote, roll back, tag)
+    then need it, and record who and why as the CLI does.
+    """
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8780
+    admin_token: SecretStr | None = None  # actions need it; unset: the UI is read-only
+    page_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
+    refresh_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0  # pages that change reload this often
+    chart_points: Annotated[int, msgspec.Meta(ge=10, le=100_000)] = 1000  # per metric series
+
+
 _NO_SOURCES: Mapping[str, str] = types.MappingProxyType({})
 
 
@@ -253,6 +269,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=Tr
     packaging: PackagingSettings = msgspec.field(default_factory=PackagingSettings)
     monitor: MonitorSettings = msgspec.field(default_factory=MonitorSettings)
     gate: GateSettings = msgspec.field(default_factory=GateSettings)
+
+    ui: UISettings = msgspec.field(default_factory=UISettings)
 
     # field name, or ``table.field``, -> where its value came from; set by load_settings
     _sources = _NO_SOURCES

@@ -26,6 +26,7 @@ from modelyard.cli import pipeline as pipeline_cmd
 from modelyard.cli import rollout as rollout_cmd
 from modelyard.cli import runs as runs_cmd
 from modelyard.cli import serve as serve_cmd
+from modelyard.cli import ui as ui_cmd
 from modelyard.cli.state import state
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ build_cmd.register(app)
 ci_cmd.register(app)
 deploy_cmd.register(app)
 app.add_typer(rollout_cmd.app, name="rollout")
+ui_cmd.register(app)
 
 
 def _usage_error_type() -> type[ClickException]:

@@ -1,0 +1,161 @@
+"""The UI over HTTP on SQLite and PostgreSQL: pages, bad input, refused actions, downsampling."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modelyard.ui._data import downsample
+from tests.conftest import POSTGRES_URL, _postgres_database
+from tests.ui.conftest import EVIL_NAME, TOKEN, UIServer, fill, start_ui
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        "sqlite",
+        pytest.param(
+            "postgresql",
+            marks=[
+                pytest.mark.postgres,
+                pytest.mark.skipif(
+                    POSTGRES_URL is None, reason="MODELYARD_TEST_POSTGRES_URL is not set"
+                ),
+            ],
+        ),
+    ],
+)
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[UIServer]:
+    """A read-only ``modelyard ui`` (no admin token) over a filled store, on each database."""
+    from modelyard.config import load_settings
+
+    root = tmp_path_factory.mktemp("uipages")
+    project = root / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("[tool.modelyard]\n")
+    home = root / "home"
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            db_url = f"sqlite:///{root / 'meta.db'}"
+        else:
+            db_url = stack.enter_context(contextlib.contextmanager(_postgres_database)())
+        settings = load_settings(
+            start=project, home=str(home), db_url=db_url, experiment="training"
+        )
+        yield from start_ui(fill(settings), token=None)
+
+
+def _get(ui: UIServer, path: str) -> httpx.Response:
+    return httpx.get(ui.url + path, timeout=30)
+
+
+def test_pages_answer_on_every_database(served: UIServer) -> None:
+    filled = served.filled
+    runs = _get(
+        served, "/runs?experiment=sweep&order=metrics.auc+DESC&columns=params.lr,metrics.auc"
+    )
+    assert runs.status_code == 200
+    assert "server-timing" in runs.headers
+    assert runs.text.index("trial-24") < runs.text.index("trial-23")
+    assert "&lt;script&gt;" not in runs.text  # the lowest auc is on a later page
+    assert ">lr" in runs.text
+    assert "depth" not in runs.text
+    for path in (
+        f"/runs/{filled.sweep_ids[3]}",
+        f"/pipelines/{filled.pipeline_ids[0]}",
+        "/pipelines",
+        "/models",
+        "/models/churn",
+        "/models/churn/versions/3",
+        f"/compare?run={filled.sweep_ids[0]}&run={filled.sweep_ids[1]}",
+    ):
+        assert _get(served, path).status_code == 200, path
+    evil = _get(served, f"/runs/{filled.evil_id}")
+    assert EVIL_NAME not in evil.text
+    assert "&lt;script&gt;document.title=" in evil.text
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "needle"),
+    [
+        ("/runs?filter=metrics.auc+%3E", 400, "expected a value after"),
+        ("/runs?order=params.", 400, "invalid order_by item"),
+        ("/runs?columns=lr", 400, "invalid column &#39;lr&#39;"),
+        ("/runs?page=not-a-token", 400, "invalid page token"),
+        ("/compare?run=abc", 400, "compare needs at least two runs"),
+        ("/runs/nope", 404, "run &#39;nope&#39; not found"),
+        ("/models/churn/versions/7", 404, "not found"),
+        ("/models/churn/versions/x", 404, "page not found"),
+    ],
+)
+def test_bad_input_is_a_page_naming_the_problem(
+    served: UIServer, path: str, status: int, needle: str
+) -> None:
+    got = _get(served, path)
+    assert got.status_code == status
+    assert needle in got.text
+    assert "<html" in got.text
+
+
+def test_a_read_only_ui_refuses_every_action_and_changes_nothing(served: UIServer) -> None:
+    from modelyard.registry.registry import Registry
+
+    reg = Registry.from_settings(served.filled.settings)
+    before = (
+        reg.get_model("churn").aliases,
+        len(reg.alias_history("churn")),
+        reg.get_model("churn").tags,
+    )
+    for action, form in (
+        ("promote", {"version": "3", "alias": "production"}),
+        ("rollback", {"alias": "production"}),
+        ("tags", {"key": "team", "value": "x"}),
+    ):
+        sent = httpx.post(
+            f"{served.url}/models/churn/{action}",
+            data={**form, "token": TOKEN, "actor": "alice", "reason": "try"},
+            timeout=30,
+        )
+        assert sent.status_code == 401, action
+        assert "this UI is read-only" in sent.text
+    after = (
+        reg.get_model("churn").aliases,
+        len(reg.alias_history("churn")),
+        reg.get_model("churn").tags,
+    )
+    assert after == before
+
+
+def test_downsample_keeps_extremes_and_ends() -> None:
+    series = [(i, float(i % 100)) for i in range(100_000)]
+    series[51_234] = (51_234, 1e6)  # one spike
+    small = downsample(series, 500)
+    assert len(small) <= 502
+    assert small[0] == series[0]
+    assert small[-1] == series[-1]
+    assert (51_234, 1e6) in small
+    assert [s for s, _ in small] == sorted(s for s, _ in small)
+    assert downsample(series[:10], 500) == series[:10]
+
+
+def test_ui_command_needs_the_extra_named(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['starlette'] = None\n"
+        "from pathlib import Path\n"
+        "from modelyard import Workspace, load_settings\n"
+        "from modelyard.ui import create_app\n"
+        f"s = load_settings(start=Path({str(tmp_path)!r}), home={str(tmp_path / 'h')!r})\n"
+        "create_app(Workspace.open(s))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode != 0
+    assert "pip install 'modelyard[ui]'" in done.stderr
