@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from modelyard.cli import analyze as analyze_cmd
 from modelyard.cli import build as build_cmd
 from modelyard.cli import check as check_cmd
 from modelyard.cli import ci as ci_cmd
@@ -87,6 +88,7 @@ k8s_cmd.register(app)
 build_cmd.register(app)
 ci_cmd.register(app)
 deploy_cmd.register(app)
+analyze_cmd.register(app)
 app.add_typer(rollout_cmd.app, name="rollout")
 ui_cmd.register(app)
 
