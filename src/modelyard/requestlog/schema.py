@@ -104,7 +104,7 @@ def arrow_type(logical: str) -> Any:
     if m is None:
         raise InvalidInputError(f"unknown logical type {logical!r}", field="dtype")
     elem = pa.bool_() if m.group(1) == "bool" else pa.from_numpy_dtype(m.group(1))
-    return pa.list_(elem, int(m.group(2)))
+    return pa.list_(pa.field("item", elem, nullable=False), int(m.group(2)))
 
 
 def request_base_schema() -> Any:

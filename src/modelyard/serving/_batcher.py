@@ -190,7 +190,8 @@ class WorkerHandle:
         assert self.transport is not None
         self.batches[batch_id] = items
         meta["b"] = batch_id
-        self.transport.write(_ipc.encode_frame(meta, payload))
+        # header and tensor bytes go out in one writev: no copy of the batch into a frame
+        self.transport.writelines((_ipc.frame_head(meta, len(payload)), payload))
 
     def on_frame(self, meta: dict[str, Any], payload: bytes) -> None:
         kind = meta.get("k")

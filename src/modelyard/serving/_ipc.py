@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["HEADER", "FrameReader", "encode_frame", "recv_frame", "send_frame"]
+__all__ = ["HEADER", "FrameReader", "encode_frame", "frame_head", "recv_frame", "send_frame"]
 
 HEADER = struct.Struct("<II")
 
@@ -33,10 +33,15 @@ KIND_FLUSHED = "F"  # worker -> front: the flush's files or its error, and the d
 KIND_LOG_STATS = "s"  # worker -> front: after each timed flush: dropped and pending records
 
 
+def frame_head(meta: dict[str, Any], payload_size: int) -> bytes:
+    """The bytes of a frame before its payload (a writev sends both without joining them)."""
+    head = orjson.dumps(meta)
+    return HEADER.pack(len(head), payload_size) + head
+
+
 def encode_frame(meta: dict[str, Any], payload: bytes | bytearray | memoryview = b"") -> bytes:
     """One frame as bytes (meta first, then the payload)."""
-    head = orjson.dumps(meta)
-    return b"".join((HEADER.pack(len(head), len(payload)), head, payload))
+    return frame_head(meta, len(payload)) + payload
 
 
 def send_frame(
