@@ -280,8 +280,13 @@ class RequestLogWriter:
                 self._chunks.clear()
                 self.pending -= sum(c.rows for c in chunks)
             groups: dict[tuple[str, str], list[_Chunk]] = {}
+            hours: dict[int, str] = {}  # strftime once per hour, not once per batch
             for c in chunks:
-                groups.setdefault((c.kind, hour_of(c.ts_s)), []).append(c)
+                slot = int(c.ts_s // 3600)
+                hour = hours.get(slot)
+                if hour is None:
+                    hour = hours[slot] = hour_of(c.ts_s)
+                groups.setdefault((c.kind, hour), []).append(c)
             names: list[str] = []
             todo = list(groups.items())
             for i, ((kind, hour), chunks_of_hour) in enumerate(todo):
