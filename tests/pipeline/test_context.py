@@ -107,3 +107,44 @@ def test_cli_exit_code_of_a_refused_gate(sqlite_settings: Any, monkeypatch: Any)
         ]
     )
     assert code == GateFailed.exit_code
+
+
+@modelyard.step
+def fit_inline(n: int) -> int:
+    modelyard.log_metric("loss", 0.5)  # the fluent API, as in a plain training script
+    modelyard.log_param("n_seen", n)
+    return n
+
+
+@modelyard.step(timeout_s=120)  # a timeout: this one runs in a forked child
+def fit_forked(n: int) -> int:
+    modelyard.log_metric("loss", 0.25)
+    return n
+
+
+@modelyard.pipeline
+def fluent(n: int = 3) -> Any:
+    return fit_inline(n=n), fit_forked(n=n)
+
+
+def test_modelyard_log_metric_inside_a_step_logs_to_the_steps_run(settings: Any) -> None:
+    from modelyard.tracking.client import TrackingClient
+
+    result = fluent.run(settings=settings, max_parallel=1)
+    client = TrackingClient.from_settings(settings)
+    inline = client.get_run(result.steps["fit_inline"].run_id)  # type: ignore[arg-type]
+    forked = client.get_run(result.steps["fit_forked"].run_id)  # type: ignore[arg-type]
+    assert inline.metrics["loss"] == 0.5
+    assert inline.params["n_seen"] == "3"
+    assert forked.metrics["loss"] == 0.25
+    assert "loss" not in client.get_run(result.run_id).metrics  # type: ignore[arg-type]
+    # no stray run was started for the fluent calls: the pipeline's run and its two steps
+    with settings_store(settings).query() as q:
+        assert q.execute("SELECT count(*) FROM runs") == [(3,)]
+    assert modelyard.active_run() is None
+
+
+def settings_store(settings: Any) -> Any:
+    from modelyard.store.db import MetadataStore
+
+    return MetadataStore.from_settings(settings)

@@ -653,6 +653,7 @@ class _Scheduler:
                 pipeline_run_id=self.run_.id,
                 settings=self.settings,
             ),
+            tracking=self.tc,
         )
         executor.submit(task)
         self._tasks[n.id] = task

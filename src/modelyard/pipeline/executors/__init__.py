@@ -8,8 +8,11 @@ they were produced in the same process) and writes its outputs back before it re
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,6 +22,7 @@ from modelyard.pipeline.datafiles import MAX_PATH_CHARS
 if TYPE_CHECKING:
     from modelyard.pipeline.step import FunctionStep, Step, StepContext
     from modelyard.store.artifacts import ArtifactStore
+    from modelyard.tracking.client import TrackingClient
 
 __all__ = ["Completed", "Executor", "StepTask", "run_attempt"]
 
@@ -38,6 +42,10 @@ class StepTask:
         timeout_s: per-attempt limit, or None.
         ready_at: monotonic time before which the attempt must not start (retry backoff).
         context: what the step sees through :func:`modelyard.pipeline.current_context`.
+        tracking: the runner's tracking client, so that ``modelyard.log_metric`` inside the
+            step logs to the step's run (not pickled: elsewhere a client is opened from the
+            context's settings).
+        origin_pid: the runner's process.
     """
 
     node_id: str
@@ -50,6 +58,12 @@ class StepTask:
     timeout_s: float | None = None
     ready_at: float = 0.0
     context: StepContext | None = None
+    tracking: TrackingClient | None = field(default=None, compare=False)
+    origin_pid: int = field(default_factory=os.getpid)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a client holds connections: a task sent to another interpreter opens its own
+        return {**self.__dict__, "tracking": None}
 
 
 @dataclass
@@ -212,6 +226,37 @@ def _put(
     return out
 
 
+@contextlib.contextmanager
+def _step_run_active(task: StepTask) -> Iterator[None]:
+    """Make the step's tracked run the active run while the step runs.
+
+    ``modelyard.log_metric`` (and the other fluent calls) inside a step then log to the step's
+    run. In the runner's process that is the runner's own handle; in a forked child, a
+    forkserver child or on Ray a handle attached to the same run, flushed when the step ends.
+    """
+    ctx = task.context
+    if ctx is None or ctx.run_id is None:
+        yield
+        return
+    from modelyard.tracking.fluent import activate
+
+    client = task.tracking
+    if client is None:
+        if ctx.settings is None:
+            yield
+            return
+        from modelyard.tracking.client import TrackingClient
+
+        client = TrackingClient.from_settings(ctx.settings)
+    run = client.attach_run(ctx.run_id)
+    try:
+        with activate(run):
+            yield
+    finally:
+        if os.getpid() != task.origin_pid or task.tracking is None:
+            run.flush()  # this process's handle: the runner ends the run, not this one
+
+
 def run_attempt(
     task: StepTask, store: ArtifactStore, memo: dict[str, Any] | None = None
 ) -> Completed:
@@ -231,7 +276,8 @@ def run_attempt(
                 del kwargs[key]
         for arg, locator in task.inputs.items():
             kwargs[arg] = load_input(locator, store, cache, trust=trust)
-        value = task.step.invoke(kwargs)
+        with _step_run_active(task):
+            value = task.step.invoke(kwargs)
         record = store_outputs(value, task, store, memo)
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
