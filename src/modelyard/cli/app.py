@@ -23,6 +23,7 @@ from modelyard.cli import deploy as deploy_cmd
 from modelyard.cli import init as init_cmd
 from modelyard.cli import k8s as k8s_cmd
 from modelyard.cli import models as models_cmd
+from modelyard.cli import monitor as monitor_cmd
 from modelyard.cli import pipeline as pipeline_cmd
 from modelyard.cli import rollout as rollout_cmd
 from modelyard.cli import runs as runs_cmd
@@ -91,6 +92,7 @@ deploy_cmd.register(app)
 analyze_cmd.register(app)
 app.add_typer(rollout_cmd.app, name="rollout")
 ui_cmd.register(app)
+monitor_cmd.register(app)
 
 
 def _usage_error_type() -> type[ClickException]:

@@ -21,6 +21,7 @@ from modelyard.monitoring._drift import (
     normalised_wasserstein,
     score_counts,
 )
+from modelyard.monitoring._metrics import MonitorGauges, grafana_dashboard
 from modelyard.monitoring._monitor import (
     LogReader,
     References,
@@ -31,7 +32,9 @@ from modelyard.monitoring._monitor import (
 )
 from modelyard.monitoring._policy import MonitorPolicy, parse_duration_s
 from modelyard.monitoring._quality import Estimate, LiveQuality, estimated_quality, live_quality
+from modelyard.monitoring._report import render_report, write_report
 from modelyard.monitoring._results import MonitorStore, StoredResult, Trigger
+from modelyard.monitoring._run import Monitor, watch
 
 __all__ = [
     "Binner",
@@ -41,6 +44,8 @@ __all__ = [
     "FeatureDrift",
     "LiveQuality",
     "LogReader",
+    "Monitor",
+    "MonitorGauges",
     "MonitorPolicy",
     "MonitorStore",
     "References",
@@ -51,11 +56,15 @@ __all__ = [
     "WindowResult",
     "benjamini_hochberg",
     "estimated_quality",
+    "grafana_dashboard",
     "jensen_shannon",
     "live_quality",
     "monitor_window",
     "normalised_wasserstein",
     "parse_duration_s",
+    "render_report",
     "score_counts",
+    "watch",
     "windows",
+    "write_report",
 ]

@@ -30,6 +30,8 @@ __all__ = ["Binner", "WindowCounts"]
 
 IN = "in__"
 OUT = "out__"
+PROBA = "out__proba__"
+SCORE_BINS = 1000  # probability bins of the expected ROC curve (AUC error well below 0.001)
 # rules that cannot be summed over batches (uniqueness needs every row; row counts the frame)
 _WINDOW_RULES_SKIPPED = frozenset({"unique", "row_count", "unexpected_column"})
 
@@ -45,6 +47,11 @@ class WindowCounts:
         ranges: numeric feature or output -> [min, max] of its finite values.
         violations: ``column/rule`` -> rows breaking the contract's rule.
         outputs: the output columns (``out__...``) the log has.
+        scores: sums over the predicted probabilities, for quality estimated without labels
+            (:func:`~modelyard.monitoring.estimated_from_counts`): ``n``, ``confidence``
+            (sum of the top probability), ``confidence_var`` (sum of c (1 - c)) and, for binary
+            classifiers, ``brier`` (sum of p (1 - p)) and ``p_sum`` / ``p_count`` per
+            probability bin of the positive class.
     """
 
     rows: int = 0
@@ -53,6 +60,7 @@ class WindowCounts:
     ranges: dict[str, list[float]] = field(default_factory=dict)
     violations: dict[str, int] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
+    scores: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
 
     def merge(self, other: WindowCounts) -> WindowCounts:
         """Add ``other`` (a disjoint part of the same window) into this one; returns self."""
@@ -72,6 +80,8 @@ class WindowCounts:
         for key, n in other.violations.items():
             self.violations[key] = self.violations.get(key, 0) + n
         self.outputs = list(dict.fromkeys([*self.outputs, *other.outputs]))
+        for key, arr in other.scores.items():
+            self.scores[key] = self.scores[key] + arr if key in self.scores else arr.copy()
         return self
 
     def range_of(self, name: str) -> tuple[float | None, float | None]:
@@ -88,6 +98,7 @@ class WindowCounts:
             "ranges": self.ranges,
             "violations": self.violations,
             "outputs": self.outputs,
+            "scores": {k: v.tolist() for k, v in self.scores.items()},
         }
 
     @classmethod
@@ -102,6 +113,7 @@ class WindowCounts:
             ranges={k: [float(a), float(b)] for k, (a, b) in data["ranges"].items()},
             violations={k: int(v) for k, v in data["violations"].items()},
             outputs=[str(o) for o in data.get("outputs", ())],
+            scores={k: np.asarray(v, dtype=np.float64) for k, v in data.get("scores", {}).items()},
         )
 
 
@@ -166,6 +178,7 @@ class Binner:
                 out.ranges.update(_ranges(table, sub, OUT))
         if self.contract is not None:
             out.violations = _violations(self.contract, inputs)
+        out.scores = _scores(table)
         return out
 
     def count_all(self, batches: Iterable[Any]) -> WindowCounts:
@@ -174,6 +187,31 @@ class Binner:
         for batch in batches:
             total.merge(self.count(batch))
         return total
+
+
+def _scores(table: Any) -> dict[str, npt.NDArray[np.float64]]:
+    import numpy as np
+
+    cols = sorted(c for c in table.column_names if c.startswith(PROBA))
+    if not cols:
+        return {}
+    probs = np.column_stack(
+        [table.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in cols]
+    )
+    probs = probs[np.isfinite(probs).all(axis=1)]
+    top = probs.max(axis=1)
+    out = {
+        "n": np.asarray([float(probs.shape[0])]),
+        "confidence": np.asarray([float(top.sum())]),
+        "confidence_var": np.asarray([float(np.sum(top * (1 - top)))]),
+    }
+    if len(cols) == 2:
+        p = np.clip(probs[:, 1], 0.0, 1.0)
+        bins = np.minimum((p * SCORE_BINS).astype(np.int64), SCORE_BINS - 1)
+        out["brier"] = np.asarray([float(np.sum(p * (1 - p)))])
+        out["p_sum"] = np.bincount(bins, weights=p, minlength=SCORE_BINS).astype(np.float64)
+        out["p_count"] = np.bincount(bins, minlength=SCORE_BINS).astype(np.float64)
+    return out
 
 
 def _ranges(table: Any, profile: Profile, prefix: str) -> dict[str, list[float]]:

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from modelyard.errors import InvalidInputError, ModelyardError
 from modelyard.logs import get_logger
-from modelyard.monitoring._counts import OUT, Binner, WindowCounts
+from modelyard.monitoring._counts import IN, OUT, Binner, WindowCounts
 from modelyard.monitoring._drift import DRIFT, DatasetDrift, score_counts
-from modelyard.monitoring._quality import LiveQuality, live_quality
+from modelyard.monitoring._quality import LiveQuality, estimated_from_counts, live_quality
 
 if TYPE_CHECKING:
     from modelyard.data.contract import Contract
@@ -49,6 +49,7 @@ class LogReader(Protocol):
     """What monitoring reads from a request log (:class:`modelyard.requestlog.RequestLog`)."""
 
     skipped_files: int
+    store: Any  # has ``fs``, an fsspec file system
 
     def iter_request_batches(
         self,
@@ -66,6 +67,14 @@ class LogReader(Protocol):
         *,
         columns: list[str] | None = None,
     ) -> Any: ...
+
+    def feedback(
+        self, since: dt.datetime | None = None, until: dt.datetime | None = None
+    ) -> Any: ...
+
+    def files(
+        self, kind: str, since: dt.datetime | None = None, until: dt.datetime | None = None
+    ) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -278,9 +287,11 @@ def monitor_window(
         return _logged(result)
     binner = Binner(profile=refs.profile, predictions=refs.predictions, contract=refs.contract)
     try:
-        # every column: the output columns (probabilities per class) are not known in advance
+        columns = _columns(reader, refs, window)
         counts = binner.count_all(
-            reader.iter_request_batches(window.start, window.end, batch_rows=batch_rows)
+            reader.iter_request_batches(
+                window.start, window.end, columns=columns, batch_rows=batch_rows
+            )
         )
     except ModelyardError as exc:
         result.error = exc.message + (f" ({exc.hint})" if exc.hint else "")
@@ -313,7 +324,7 @@ def monitor_window(
             rows=counts.rows,
         )
     result.violations = counts.violations
-    result.quality = _quality(reader, window, policy, counts.outputs)
+    result.quality = _quality(reader, window, policy, counts)
     if counts.rows < policy.min_samples:
         result.verdict = INSUFFICIENT
         result.error = (
@@ -325,13 +336,47 @@ def monitor_window(
     return _logged(result)
 
 
-def _quality(
-    reader: LogReader, window: Window, policy: MonitorPolicy, outputs: list[str]
-) -> LiveQuality | None:
-    if OUT + "prediction" not in outputs:
+def _columns(reader: LogReader, refs: References, window: Window) -> list[str] | None:
+    """The columns to read: profiled and contracted inputs, and every output the log has (the
+    probability columns are named by class, so they are read from the first file's schema)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    profile = refs.profile
+    if profile is None:
         return None
+    names = [IN + f for f in profile.features]
+    if refs.contract is not None:
+        names += [IN + c for c in refs.contract.columns]
+    files = reader.files("requests", window.start, window.end)
+    if not files:
+        return names
     try:
-        table = reader.joined(window.start, window.end, columns=outputs)
+        with reader.store.fs.open(files[0], "rb") as fh:
+            present = pq.read_schema(fh).names
+    except (OSError, ValueError, pa.ArrowException) as exc:  # the reader skips and counts it
+        log.debug("schema not read", extra={"path": files[0], "error": str(exc)})
+        return None
+    # name every input column the log has when profiled features are missing
+    Binner(profile=profile).check_columns(present)
+    outputs = [n for n in present if n.startswith(OUT)]
+    return list(dict.fromkeys([*names, *outputs]))
+
+
+def _quality(
+    reader: LogReader, window: Window, policy: MonitorPolicy, counts: WindowCounts
+) -> LiveQuality | None:
+    if OUT + "prediction" not in counts.outputs:
+        return None
+    estimated = estimated_from_counts(counts.scores)
+    task = policy.task
+    if task == "auto":
+        task = "classification" if counts.scores else "regression"
+    try:
+        # labels arrive after the requests they judge: read feedback from the window's start on
+        if reader.feedback(window.start).num_rows == 0:
+            return LiveQuality(task=task, labelled=0, unlabelled=counts.rows, estimated=estimated)
+        table = reader.joined(window.start, window.end, columns=counts.outputs)
     except ModelyardError as exc:
         log.warning("live quality not measured", extra={"error": exc.message})
         return None

@@ -16,6 +16,7 @@ Intervals are 95 % (``z = 1.96``).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,13 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["Estimate", "LiveQuality", "estimated_quality", "live_quality"]
+__all__ = [
+    "Estimate",
+    "LiveQuality",
+    "estimated_from_counts",
+    "estimated_quality",
+    "live_quality",
+]
 
 Z95 = 1.959963984540054
 
@@ -221,4 +228,34 @@ def estimated_quality(table: Any) -> dict[str, Estimate]:
             out["auc"] = Estimate(a, a, a, n)
         brier = p * (1 - p)
         out["brier"] = _mean_ci(brier)
+    return out
+
+
+def estimated_from_counts(scores: Mapping[str, Any]) -> dict[str, Estimate]:
+    """CBPE-style estimated quality from a window's streamed probability sums.
+
+    The same estimates as :func:`estimated_quality`, from the sums
+    :class:`~modelyard.monitoring.WindowCounts` keeps (mergeable, no rows): expected accuracy
+    and, for binary classifiers, Brier score and AUC (the expected ROC curve over 1,000
+    probability bins, ties within a bin counted half).
+    """
+    import numpy as np
+
+    n = float(scores["n"][0]) if "n" in scores else 0.0
+    if n <= 0:
+        return {}
+    mean = float(scores["confidence"][0]) / n
+    half = Z95 * math.sqrt(float(scores["confidence_var"][0])) / n
+    count = int(n)
+    out = {"accuracy": Estimate(mean, max(mean - half, 0.0), min(mean + half, 1.0), count)}
+    if "p_sum" in scores:
+        brier = float(scores["brier"][0]) / n
+        out["brier"] = Estimate(brier, brier, brier, count)
+        tp = np.asarray(scores["p_sum"], dtype=np.float64)[::-1]
+        fp = np.asarray(scores["p_count"], dtype=np.float64)[::-1] - tp
+        if tp.sum() > 0 and fp.sum() > 0:
+            tpr = np.concatenate([[0.0], np.cumsum(tp)]) / tp.sum()
+            fpr = np.concatenate([[0.0], np.cumsum(fp)]) / fp.sum()
+            a = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+            out["auc"] = Estimate(a, a, a, count)
     return out
