@@ -238,3 +238,49 @@ def test_windows_from_since_and_aligned_last_windows() -> None:
     last = windows(3600, now=now, last=2)
     assert [w.start for w in last] == [T0 + HOUR, T0 + 2 * HOUR]
     assert last[-1].end == T0 + 3 * HOUR
+
+
+def test_estimated_quality_streamed_from_counts_matches_the_rows(
+    store: ArtifactStore, refs: References
+) -> None:
+    from modelyard.monitoring import estimated_quality
+
+    rng = np.random.default_rng(9)
+    n = 3_000
+    proba = rng.beta(2, 2, n)
+    pred = (proba >= 0.5).astype(float)
+    outputs = {"prediction": pred, "proba__0": 1 - proba, "proba__1": proba}
+    # two files: the sums of both are merged
+    write_requests(store, "churn", 1, _frame(rng, n), ts_s=T0.timestamp(), outputs=outputs)
+    write_requests(
+        store,
+        "churn",
+        1,
+        _frame(rng, 10),
+        ts_s=T0.timestamp(),
+        outputs={"prediction": pred[:10], "proba__0": 1 - proba[:10], "proba__1": proba[:10]},
+    )
+    q = _score(store, refs).quality
+    assert (q.labelled, q.unlabelled) == (0, n + 10)
+    table = RequestLog(store, "churn", "1").requests(columns=["out__proba__0", "out__proba__1"])
+    exact = estimated_quality(table)
+    assert q.estimated["accuracy"].value == pytest.approx(exact["accuracy"].value)
+    assert q.estimated["brier"].value == pytest.approx(exact["brier"].value)
+    assert q.estimated["auc"].value == pytest.approx(exact["auc"].value, abs=1e-3)
+    assert 0.5 < q.estimated["auc"].value < 1.0
+
+
+def test_the_report_holds_bins_and_scores_not_rows(
+    store: ArtifactStore, refs: References, tmp_path: Path
+) -> None:
+    from modelyard.monitoring import write_report
+
+    frame = _frame(np.random.default_rng(10), 1_000, shift=12)
+    ids = write_requests(store, "churn", 1, frame, ts_s=T0.timestamp())
+    result = _score(store, refs)
+    path = write_report(tmp_path / "r.html", result, refs.profile)
+    html = path.read_text()
+    assert "data_drift" in html
+    assert "age" in html
+    assert ids[0] not in html
+    assert f"{frame['income'].iloc[0]:.6g}" not in html

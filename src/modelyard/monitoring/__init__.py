@@ -7,6 +7,10 @@
   and an importance-weighted dataset verdict (:class:`DatasetDrift`).
 * :func:`live_quality` measures quality from feedback joined by request id, and estimates it
   from calibrated probabilities while labels are missing.
+* :func:`monitor_window` scores one window against a version's :class:`References` and a
+  :class:`MonitorPolicy`; :class:`Monitor` (over a Workspace) scores, stores
+  (:class:`MonitorStore`), reports (:func:`write_report`), exports gauges
+  (:class:`MonitorGauges`) and starts retraining (:meth:`Monitor.act`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,13 @@ from modelyard.monitoring._monitor import (
     windows,
 )
 from modelyard.monitoring._policy import MonitorPolicy, parse_duration_s
-from modelyard.monitoring._quality import Estimate, LiveQuality, estimated_quality, live_quality
+from modelyard.monitoring._quality import (
+    Estimate,
+    LiveQuality,
+    estimated_from_counts,
+    estimated_quality,
+    live_quality,
+)
 from modelyard.monitoring._report import render_report, write_report
 from modelyard.monitoring._results import MonitorStore, StoredResult, Trigger
 from modelyard.monitoring._run import Monitor, watch
@@ -55,6 +65,7 @@ __all__ = [
     "WindowCounts",
     "WindowResult",
     "benjamini_hochberg",
+    "estimated_from_counts",
     "estimated_quality",
     "grafana_dashboard",
     "jensen_shannon",
