@@ -149,7 +149,8 @@ def test_exit_0_within_policy_and_3_naming_the_drifted_features(
 def test_a_version_without_a_profile_gets_a_stored_no_verdict(
     ws: Workspace, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = _run(capsys, "monitor", "churn:2", "--since", T0.isoformat())
+    until = (T0 + dt.timedelta(hours=1)).isoformat()
+    code, out, _ = _run(capsys, "monitor", "churn:2", "--since", T0.isoformat(), "--until", until)
     assert code == 0
     assert "verdict=no_verdict: model 'churn' version 2 has no reference profile" in out
     assert {r.verdict for r in _history(ws, "churn", 2)} == {"no_verdict"}
@@ -247,6 +248,11 @@ def test_no_verdict_never_retrains(ws: Workspace, capsys: pytest.CaptureFixture[
         '[tool.modelyard.pipeline]\nentrypoint = "flows:missing"\n'
     )
     code, out, _ = _run(capsys, "monitor", "churn:2", "--since", T0.isoformat(), "--act")
+    assert code == 2  # thousands of hourly windows until now: refused, naming the fix
+    until = (T0 + dt.timedelta(hours=2)).isoformat()
+    code, out, _ = _run(
+        capsys, "monitor", "churn:2", "--since", T0.isoformat(), "--until", until, "--act"
+    )
     assert code == 0
     assert "retraining" not in out
     from modelyard.monitoring import MonitorStore

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from modelyard.errors import InvalidInputError
+from modelyard.errors import InvalidInputError, require_extra
 
 if TYPE_CHECKING:
     import numpy as np
@@ -149,9 +149,16 @@ class Binner:
             )
 
     def count(self, batch: Any) -> WindowCounts:
-        """Summarise one ``pyarrow.RecordBatch`` or ``pyarrow.Table`` of the request log."""
-        import polars as pl
+        """Summarise one ``pyarrow.RecordBatch`` or ``pyarrow.Table`` of the request log.
+
+        Raises:
+            InvalidInputError: the batch lacks a profiled feature's column.
+            MissingExtraError: polars (``modelyard[monitor]``) is not installed.
+        """
         import pyarrow as pa
+
+        # polars wraps Arrow columns without copying them (pandas would copy every batch)
+        pl = require_extra("polars", "monitor")
 
         table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
         self.check_columns(table.column_names)

@@ -39,6 +39,7 @@ __all__ = [
 
 log = get_logger("modelyard.monitoring")
 
+MAX_WINDOWS = 1000  # per command: a typo in --since must not score years hour by hour
 OK = "ok"
 CROSSED = "crossed"
 INSUFFICIENT = "insufficient_data"
@@ -162,12 +163,19 @@ def windows(
                 f"({dt.datetime.fromtimestamp(end_s, dt.UTC).isoformat()})",
                 hint="pass an ISO time in the past, e.g. --since 2026-01-01T00:00:00Z",
             )
+        count = math.ceil((end_s - start) / window_s)
+        if count > MAX_WINDOWS:
+            raise InvalidInputError(
+                f"--since {since.isoformat()} gives {count:,} windows of {window_s:g} s, more "
+                f"than {MAX_WINDOWS:,}",
+                hint="pass a longer --window (1d), a later --since or an --until",
+            )
         while start < end_s:
             out.append(_window(start, min(start + window_s, end_s)))
             start += window_s
         return out
-    if last < 1:
-        raise InvalidInputError(f"--last must be at least 1, got {last}")
+    if not 1 <= last <= MAX_WINDOWS:
+        raise InvalidInputError(f"--last must be between 1 and {MAX_WINDOWS}, got {last}")
     current = math.floor(end_s / window_s) * window_s
     for i in range(last - 1, -1, -1):
         start = current - i * window_s

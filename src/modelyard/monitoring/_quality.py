@@ -115,13 +115,15 @@ def _mean_ci(values: npt.NDArray[np.float64]) -> Estimate:
 
 def auc(scores: npt.NDArray[np.float64], positive: npt.NDArray[np.bool_]) -> Estimate:
     """ROC AUC (ties count half) with the Hanley-McNeil interval."""
-    from scipy.stats import rankdata
+    import numpy as np
 
     n_pos = int(positive.sum())
     n_neg = int(positive.size - n_pos)
     if n_pos == 0 or n_neg == 0:
         return Estimate(math.nan, math.nan, math.nan, int(positive.size))
-    ranks = rankdata(scores)
+    # average ranks of tied scores (1-based), as the Mann-Whitney U statistic needs
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]
     a = float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
     q1 = a / (2 - a)
     q2 = 2 * a * a / (1 + a)

@@ -44,7 +44,7 @@ def _figure_module() -> Any:
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise MissingExtraError(
-            "the HTML report needs matplotlib", hint="pip install 'modelyard[report]'"
+            "the HTML report needs matplotlib", hint="pip install 'modelyard[monitor]'"
         ) from exc
     return Figure
 
