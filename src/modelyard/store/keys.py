@@ -2,7 +2,8 @@
 
 Runs (``tracking``) and models and versions (``registry``) store tags in the same kind of
 ``(key, value)`` rows, so both check them here; the limits are the widths of those columns
-(:data:`modelyard.store.schema.NAME`, :data:`modelyard.store.schema.VALUE`).
+(:data:`modelyard.store.schema.NAME`, :data:`modelyard.store.schema.VALUE`, which take them from
+here: this module is on the path of every run and must not import SQLAlchemy).
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ import re
 from typing import Any
 
 from modelyard.errors import InvalidInputError, InvalidNameError
-from modelyard.store.schema import NAME, VALUE
 
 __all__ = ["MAX_KEY", "MAX_VALUE", "check_key", "check_value"]
 
 #: The longest key (metric, param, tag) and the longest param or tag value, in characters.
-MAX_KEY = NAME
-MAX_VALUE = VALUE
+MAX_KEY = 255
+MAX_VALUE = 8000
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_\-. /:]{1,255}$")
 _valid_keys: set[str] = set()  # keys already checked: the hot path skips the regex

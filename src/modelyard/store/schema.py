@@ -24,6 +24,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from modelyard.store.keys import MAX_KEY, MAX_VALUE
+
 __all__ = ["metadata"]
 
 metadata = MetaData(
@@ -36,8 +38,8 @@ metadata = MetaData(
     }
 )
 
-NAME = 255  # max length of model, experiment, alias, param and tag names
-VALUE = 8000  # max length of a param or tag value
+NAME = MAX_KEY  # max length of model, experiment, alias, param and tag names
+VALUE = MAX_VALUE  # max length of a param or tag value
 
 # ---------------------------------------------------------------- tracking
 experiments = Table(
