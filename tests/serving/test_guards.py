@@ -79,7 +79,7 @@ def test_workers_log_the_registry_version_they_serve(tmp_path: Path) -> None:
     reg = Registry.from_settings(load_settings(start=project, home=str(home)))
     x = np.arange(12, dtype=np.float64).reshape(6, 2)
     for k in (1, 2):
-        modelyard.models.save(LinearRegression().fit(x, x[:, 0] * k), reg, name="lr")
+        modelyard.models.register(LinearRegression().fit(x, x[:, 0] * k), reg, name="lr")
     with (tmp_path / "err.log").open("wb") as err:
         h = launch("lr:2", home=home, workers=1, cwd=project, stderr=err, request_log=False)
     try:

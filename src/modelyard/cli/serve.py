@@ -52,10 +52,17 @@ def serve(  # noqa: PLR0917  (a Typer command: one parameter per flag)
     trust_pickle: Annotated[
         bool, typer.Option("--trust-pickle", help="allow pickle-flavoured packages")
     ] = False,
+    contract: Annotated[
+        Path | None,
+        typer.Option(
+            "--contract",
+            help="a data contract (TOML) requests are checked against (default: the "
+            "registered version's)",
+        ),
+    ] = None,
     listen_fd: Annotated[int | None, typer.Option("--listen-fd", hidden=True)] = None,
 ) -> None:
     from modelyard.cli.state import state
-    from modelyard.errors import InvalidInputError
 
     serving: dict[str, Any] = {
         k: v
@@ -73,73 +80,62 @@ def serve(  # noqa: PLR0917  (a Typer command: one parameter per flag)
         if v is not None
     }
     settings = state.settings(serving=serving) if serving else state.settings()
-    if (model is None) == (model_class is None):
-        raise InvalidInputError(
-            "give either MODEL (NAME@alias, NAME:version or a folder) or --model module:Class",
-            hint="modelyard serve churn@production   or   modelyard serve --model app:Model",
-        )
-    from modelyard.serving._model import ModelSpec
+    from modelyard.serving._launch import serve_model
 
-    version: str | None = None
-    if model_class is not None:
-        folders = tuple(str(Path(p).resolve()) for p in (python_path or []))
-        cwd = str(Path.cwd())
-        spec = ModelSpec.for_class(model_class, (*folders, cwd))
-    elif model is not None and Path(model).is_dir():
-        spec = ModelSpec.for_package(model, trust_pickle=trust_pickle)
-    else:
-        assert model is not None
-        spec, reg_name, version = _from_registry(settings, model, trust_pickle)
-        name = name or reg_name
-    log_store = None
-    if request_log:
-        from modelyard.store.artifacts import ArtifactStore
-
-        log_store = ArtifactStore.from_settings(settings)
     sock = None
     if listen_fd is not None:
         import socket
 
         sock = socket.socket(fileno=listen_fd)
-    from modelyard.errors import require_extra
-
-    require_extra("httptools", "serve")  # a clear 'pip install modelyard[serve]' if missing
-    from modelyard.serving._server import Server
-
-    on_ready = []
-    if model_class is None and model is not None and not Path(model).is_dir():
-        from modelyard.delivery.serving import delivery_hook  # rollouts of registered models
-        from modelyard.workspace import Workspace
-
-        hook = delivery_hook(
-            Workspace.open(settings), port=lambda: server.port, trust_pickle=trust_pickle
-        )
-        on_ready.append(hook)
-    server = Server(
-        spec,
-        settings.serving,
+    code = serve_model(
+        settings,
+        model,
+        model_class=model_class,
+        python_path=python_path or (),
         name=name,
-        version=version,
-        log_store=log_store,
-        log_level=settings.log_level,
-        on_ready=on_ready,
+        contract=contract,
+        request_log=request_log,
+        trust_pickle=trust_pickle,
+        sock=sock,
+        resolve=_workspace_resolver(settings),
+        on_ready=rollout_hooks(settings, model, model_class, trust_pickle),
     )
-    code = server.run(sock)
     if code:
         raise typer.Exit(code)
 
 
-def _from_registry(settings: Any, ref: str, trust_pickle: bool) -> tuple[Any, str, str]:
-    """Resolve ``ref`` once (all workers serve the same version) and fetch its package.
+def rollout_hooks(settings: Any, model: Any, model_class: str | None, trust: bool) -> list[Any]:
+    """The ``on_ready`` hooks of a ``modelyard serve`` process: a registered model's server
+    runs its rollouts (the delivery hook); others have none. ``modelyard.serving.launch``
+    names this function for its child process, so both start the same server."""
+    if model_class is not None or model is None or Path(str(model)).is_dir():
+        return []
+
+    async def hook(front: Any) -> None:
+        from modelyard.delivery.serving import delivery_hook
+        from modelyard.workspace import Workspace
+
+        install = delivery_hook(
+            Workspace.open(settings), port=lambda: front.port, trust_pickle=trust
+        )
+        await install(front)
+
+    return [hook]
+
+
+def _workspace_resolver(settings: Any) -> Any:
+    """Resolve a reference once (all workers serve the same version) through the Workspace.
 
     The package comes from the Workspace's cache, every file checked against the sha256 the
-    metadata store records for the version (a changed cached copy is downloaded again).
+    metadata store records for the version (a changed cached copy is downloaded again); the
+    version's data contract comes with it.
     """
-    from modelyard.serving._model import ModelSpec
-    from modelyard.workspace import Workspace
 
-    ws = Workspace.open(settings)
-    mv = ws.resolve(ref)
-    folder = ws.fetch(mv)
-    spec = ModelSpec.for_package(folder, trust_pickle=trust_pickle).with_version(str(mv.version))
-    return spec, mv.name, str(mv.version)
+    def resolve(ref: str) -> tuple[Path, str, str, Any]:
+        from modelyard.workspace import Workspace
+
+        ws = Workspace.open(settings)
+        mv = ws.resolve(ref)
+        return ws.fetch(mv), mv.name, str(mv.version), mv.contract
+
+    return resolve

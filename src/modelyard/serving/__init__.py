@@ -5,7 +5,7 @@ Public API::
     from modelyard.serving import launch, serve, ModelSpec, Server, ServerHandle
     handle = launch(model_class="mypkg.model:MyModel", workers=2)   # a child process
     handle.url ; handle.stop()
-    serve(ModelSpec.for_class("mypkg.model:MyModel"), settings.serving)  # blocking, this process
+    serve(settings, "churn@production")     # blocking, in this process (as `modelyard serve`)
 
 Processes: one front process (asyncio on uvloop, a lean HTTP/1.1 server on httptools, orjson)
 decodes requests into raw tensor bytes and batches them; model worker processes (one per core by
@@ -51,17 +51,21 @@ _LAZY = {
 }
 
 
-def serve(spec: ModelSpec, settings: Any, **kwargs: Any) -> int:
+def serve(settings: Settings, model: Any = None, **kwargs: Any) -> int:
     """Run a server in this process until SIGTERM/SIGINT; return the exit code.
 
-    Args:
-        spec: the model (:class:`ModelSpec`).
-        settings: a ``ServingSettings``.
-        **kwargs: passed to :class:`Server` (``name``, ``version``, ``log_store``, ...).
-    """
-    from modelyard.serving._server import Server
+    The same as ``modelyard serve``, without a command line: see
+    :func:`modelyard.serving._launch.serve_model` for the arguments.
 
-    return Server(spec, settings, **kwargs).run()
+    Args:
+        settings: the project's settings.
+        model: a :class:`ModelSpec`, a package folder or a registry reference.
+        **kwargs: ``model_class``, ``name``, ``version``, ``contract``, ``request_log``,
+            ``sock``, ``resolve`` (how a reference is resolved; the Workspace passes its own).
+    """
+    from modelyard.serving._launch import serve_model
+
+    return serve_model(settings, model, **kwargs)
 
 
 def __getattr__(name: str) -> Any:
@@ -71,6 +75,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from modelyard.config import Settings
     from modelyard.serving._front import Front as Front
     from modelyard.serving._launch import ServerHandle as ServerHandle
     from modelyard.serving._launch import launch as launch

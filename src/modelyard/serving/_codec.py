@@ -68,12 +68,14 @@ class Codec:
         self.post = getattr(hooks, "postprocess", None) if desc.get("postprocess") else None
         self.input_name = self.input["name"] if self.input else "input-0"
         self.output_name = self.outputs[0]["name"] if self.outputs else "output-0"
+        self.classes: list[Any] | None = desc.get("classes")
         self.dtype: str | None = None
         self.feature_shape: tuple[int, ...] | None = None
         self.code: str | None = None
         self.pack_row: Any = None
         self.dim = -1
-        self.bounds: tuple[float | None, float | None] = (None, None)
+        self.bounds: tuple[Any, Any] = (None, None)
+        self.columns: list[str] | None = None
         if self.input is not None and self.input["datatype"] != "BYTES":
             self.dtype = V2_TO_NUMPY[self.input["datatype"]]
             shape = self.input.get("shape")
@@ -84,7 +86,11 @@ class Codec:
                     self.code = _ARRAY_CODES.get(self.input["datatype"])
                     if self.code is not None:
                         self.pack_row = struct.Struct(f"={self.dim}{self.code}").pack
-            self.bounds = (self.input.get("min"), self.input.get("max"))
+            self.bounds = (
+                _bound(self.input.get("min"), -np.inf),
+                _bound(self.input.get("max"), np.inf),
+            )
+            self.columns = self.input.get("columns")
         self.tensor_key: BatchKey | None = (
             BatchKey("t", self.dtype, self.feature_shape)
             if self.dtype is not None
@@ -105,13 +111,35 @@ class Codec:
                 }
             ]
         elif self.fields:
-            inputs = [{"name": "instances", "datatype": "BYTES", "shape": [-1]}]
+            # one tensor per column (the form MLServer's and KServe's pandas clients send); an
+            # [N, C] numeric tensor in this column order, or BYTES JSON objects, work too
+            inputs = [
+                {
+                    "name": f["name"],
+                    "datatype": _FIELD_DATATYPES.get(f["type"], "BYTES"),
+                    "shape": [-1],
+                }
+                for f in self.fields
+            ]
         else:
             inputs = []
         outputs = [
             {"name": o["name"], "datatype": o["datatype"], "shape": o.get("shape") or [-1]}
             for o in self.outputs
         ]
+        if not outputs and self.classes is not None:
+            outputs = [
+                {"name": self.output_name, "datatype": _datatype_of(self.classes), "shape": [-1]}
+            ]
+        if self.classes is not None:
+            outputs.append(
+                {
+                    "name": PROBA,
+                    "datatype": "FP64",
+                    "shape": [-1, len(self.classes)],
+                    "parameters": {"classes": self.classes},
+                }
+            )
         return {
             "name": self.name,
             "versions": [self.version],
@@ -119,6 +147,25 @@ class Codec:
             "inputs": inputs,
             "outputs": outputs,
         }
+
+    def _method(self, names: Any, where: str) -> str:
+        """The model method a request asks for by its requested outputs: ``""`` (predict)
+        or ``"proba"``."""
+        if names is None:
+            return ""
+        if type(names) is not list or not all(type(n) is str for n in names):
+            raise InvalidInputError(f"'{where}' must be a list of output names", field=where)
+        if PROBA not in names:
+            return ""
+        if self.classes is None:
+            raise InvalidInputError(
+                f"this model has no output {PROBA!r} (it has no predict_proba)",
+                hint="leave out 'outputs' to get the predictions",
+                field=where,
+            )
+        if len(names) > 1:
+            raise InvalidInputError(f"ask for one output per request; got {names[:5]}", field=where)
+        return PROBA
 
     # --- decoding
     def _check_rows(self, n: int, where: str) -> None:
@@ -149,9 +196,13 @@ class Codec:
                 field="instances",
             )
         self._check_rows(len(inst), "instances")
+        method = self._method(doc.get("outputs"), "outputs")
         if self.pre is not None:
             inst = self._preprocess(inst)
-        return self._from_instances(inst, "instances")
+        decoded = self._from_instances(inst, "instances")
+        if method:
+            decoded.key = decoded.key._replace(method=method)
+        return decoded
 
     def _preprocess(self, inst: list[Any]) -> list[Any]:
         pre = self.pre
@@ -285,15 +336,19 @@ class Codec:
                 v = row[name]
                 t = f["type"]
                 if t in ("number", "integer"):
-                    if type(v) not in (int, float) or (t == "integer" and type(v) is float):
+                    if type(v) not in (int, float) or (
+                        t == "integer" and type(v) is float and not v.is_integer()
+                    ):
                         raise InvalidInputError(
                             f"{loc} is a JSON {_kind(v)}; expected a {t}", field=loc
                         )
                     lo, hi = f.get("min"), f.get("max")
                     if (lo is not None and v < lo) or (hi is not None and v > hi):
                         raise ValidationFailed(
-                            f"{loc} = {v!r} is out of range; expected {lo} <= value <= {hi}",
+                            f"{loc} = {v!r} is out of range; expected {_range(lo, hi)}",
                             field=loc,
+                            allowed_min=lo,
+                            allowed_max=hi,
                         )
                 elif t == "string" and type(v) is not str:
                     raise InvalidInputError(
@@ -326,6 +381,123 @@ class Codec:
         if req_id is not None and type(req_id) is not str:
             raise InvalidInputError(f"'id' must be a string, got {_kind(req_id)}", field="id")
         inputs = doc.get("inputs")
+        method = self._method(_output_names(doc.get("outputs")), "outputs")
+        if (
+            type(inputs) is list
+            and inputs
+            and self.fields
+            and self.input is None
+            and not _json_objects(inputs, self.fields)
+        ):
+            decoded = self._v2_columns(inputs)
+        else:
+            decoded = self._v2_tensor(inputs, binary)
+        if method:
+            decoded.key = decoded.key._replace(method=method)
+        return decoded, req_id
+
+    def _v2_columns(self, inputs: list[Any]) -> Decoded:
+        """A tabular request: one tensor per column, or one numeric ``[N, C]`` tensor whose
+        columns are the contract's, in its order. Rows become JSON objects, checked field by
+        field (the errors name the row and the column)."""
+        names = [f["name"] for f in self.fields]
+        first = inputs[0]
+        shape = first.get("shape") if type(first) is dict else None
+        if len(inputs) == 1 and type(shape) is list and len(shape) == 2 and shape[1] != 1:
+            records = self._v2_matrix(first, names)
+        else:
+            records = self._v2_column_tensors(inputs, names)
+        self._check_rows(len(records), "inputs")
+        if self.pre is not None:
+            records = self._preprocess(records)
+        self._check_fields(records, "rows")
+        return Decoded(JSON_KEY, len(records), records, records)
+
+    def _v2_matrix(self, t: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:
+        shape = t["shape"]
+        if not all(type(d) is int and d >= 0 for d in shape) or shape[1] != len(names):
+            raise InvalidInputError(
+                f"inputs[0].shape is {str(shape)[:100]}; a tabular tensor is [rows, "
+                f"{len(names)}] with the columns {names[:10]}{'...' if len(names) > 10 else ''}",
+                field="inputs[0].shape",
+            )
+        if t.get("datatype") not in V2_TO_NUMPY:
+            raise InvalidInputError(
+                f"inputs[0].datatype is {str(t.get('datatype'))[:30]!r}; a [rows, columns] tensor "
+                "holds numbers (FP64, FP32, INT64, ...); send strings as one tensor per column",
+                field="inputs[0].datatype",
+            )
+        data = t.get("data")
+        try:
+            arr = np.asarray(data, dtype=np.float64)
+        except (ValueError, TypeError):
+            raise InvalidInputError(
+                "inputs[0].data must hold numbers (flat row-major, or one list per row)",
+                field="inputs[0].data",
+            ) from None
+        need = shape[0] * shape[1]
+        if arr.size != need:
+            raise InvalidInputError(
+                f"inputs[0].data has {arr.size} values; shape {shape} needs {need}",
+                field="inputs[0].data",
+            )
+        rows = arr.reshape(shape).tolist()
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def _v2_column_tensors(self, inputs: list[Any], names: list[str]) -> list[dict[str, Any]]:
+        columns: dict[str, list[Any]] = {}
+        n = -1
+        for i, t in enumerate(inputs):
+            where = f"inputs[{i}]"
+            if type(t) is not dict:
+                raise InvalidInputError(f"{where} must be an object, got {_kind(t)}", field=where)
+            name = t.get("name")
+            if name not in names:
+                raise InvalidInputError(
+                    f"{where}.name {str(name)[:100]!r} is not a column of this model; expected "
+                    f"one tensor per column of {names[:30]}",
+                    field=f"{where}.name",
+                )
+            shape = t.get("shape")
+            if type(shape) is not list or len(shape) not in (1, 2) or shape[1:] not in ([], [1]):
+                raise InvalidInputError(
+                    f"{where} ({name}) has shape {str(shape)[:50]}; a column tensor is [rows] "
+                    "or [rows, 1]",
+                    field=f"{where}.shape",
+                )
+            if t.get("datatype") not in V2_TO_NUMPY and t.get("datatype") != "BYTES":
+                raise InvalidInputError(
+                    f"{where}.datatype {str(t.get('datatype'))[:30]!r} is not an Open Inference "
+                    "Protocol datatype",
+                    field=f"{where}.datatype",
+                )
+            data = t.get("data")
+            if type(data) is list and data and type(data[0]) is list:
+                data = [row[0] if type(row) is list and len(row) == 1 else row for row in data]
+            if type(data) is not list or len(data) != shape[0]:
+                got = f"{len(data)} values" if type(data) is list else f"a JSON {_kind(data)}"
+                raise InvalidInputError(
+                    f"{where}.data ({name}) has {got}; shape {shape} needs {shape[0]}",
+                    field=f"{where}.data",
+                )
+            if n >= 0 and len(data) != n:
+                raise InvalidInputError(
+                    f"{where} ({name}) has {len(data)} rows; the tensors before it have {n}",
+                    field=f"{where}.shape",
+                )
+            n = len(data)
+            columns[name] = data
+        missing = [c for c in names if c not in columns]
+        if missing:
+            raise InvalidInputError(
+                f"the request has no tensor for the columns {missing[:20]}; send one tensor "
+                "per column (null values where a column allows them)",
+                field="inputs",
+            )
+        return [{c: columns[c][i] for c in names} for i in range(n)]
+
+    def _v2_tensor(self, inputs: Any, binary: bytes | None) -> Decoded:
+        """The single-tensor forms: numeric (JSON or binary), or BYTES of JSON instances."""
         if type(inputs) is not list or len(inputs) != 1:
             got = f"{len(inputs)} inputs" if type(inputs) is list else f"a JSON {_kind(inputs)}"
             raise InvalidInputError(
@@ -365,7 +537,7 @@ class Codec:
         params = t.get("parameters")
         size = params.get("binary_data_size") if type(params) is dict else None
         if size is not None or binary is not None:
-            return self._v2_binary(shape, datatype, size, binary), req_id
+            return self._v2_binary(shape, datatype, size, binary)
         data = t.get("data")
         if type(data) is not list:
             raise InvalidInputError(
@@ -374,6 +546,12 @@ class Codec:
         rows = shape[0]
         self._check_rows(rows, "inputs[0]")
         if datatype == "BYTES" or (self.input is None and self.fields):
+            if len(shape) != 1:
+                raise InvalidInputError(
+                    f"inputs[0] is a tensor of {datatype} instances, one per row: its shape is "
+                    f"[rows], got {shape}",
+                    field="inputs[0].shape",
+                )
             if len(data) != rows:
                 raise InvalidInputError(
                     f"inputs[0].data has {len(data)} values; shape {shape} needs {rows}",
@@ -382,7 +560,7 @@ class Codec:
             inst = self._preprocess(data) if self.pre is not None else data
             if self.fields:
                 self._check_fields(inst, "inputs[0].data")
-            return Decoded(JSON_KEY, rows, inst, inst), req_id
+            return Decoded(JSON_KEY, rows, inst, inst)
         if self.dtype is not None and datatype != self.input["datatype"]:  # type: ignore[index]
             raise InvalidInputError(
                 f"inputs[0].datatype is {datatype}; this model takes {self.input['datatype']}",  # type: ignore[index]
@@ -407,7 +585,7 @@ class Codec:
                     f"inputs[0].data holds a value that is not a {datatype} number: {exc}",
                     field="inputs[0].data",
                 ) from None
-            return Decoded(self.tensor_key, rows, packed, None), req_id  # type: ignore[arg-type]
+            return Decoded(self.tensor_key, rows, packed, None)  # type: ignore[arg-type]
         dtype = self.dtype or V2_TO_NUMPY[datatype]
         try:
             loose = np.asarray(data)
@@ -424,7 +602,7 @@ class Codec:
         arr = loose.reshape(shape)
         decoded = self._numpy_rows(arr, "inputs[0]", dtype, self.feature_shape)
         decoded.instances = None
-        return decoded, req_id
+        return decoded
 
     def _v2_binary(
         self, shape: list[int], datatype: str, size: Any, binary: bytes | None
@@ -473,7 +651,10 @@ class Codec:
             data: list[Any] = []
             for it in items:
                 data.extend(it.data)
-            return items, ({"k": _ipc.KIND_JSON}, orjson.dumps(data, option=_NP_OPTS))
+            meta: dict[str, Any] = {"k": _ipc.KIND_JSON}
+            if key.method:
+                meta["m"] = key.method
+            return items, (meta, orjson.dumps(data, option=_NP_OPTS))
         dtype, feature = key.dtype, key.shape
         payload = b"".join(it.data for it in items) if len(items) > 1 else items[0].data
         n = sum(it.rows for it in items)
@@ -493,15 +674,14 @@ class Codec:
                 payload = b"".join(it.data for it in items)
                 n = sum(it.rows for it in items)
         meta = {"k": _ipc.KIND_TENSOR, "dt": dtype, "sh": [n, *feature]}
+        if key.method:
+            meta["m"] = key.method
         return items, (meta, payload)
 
     def _drop_bad(self, items: list[Item], bad: Any, arr: Any) -> list[Item]:
         keep: list[Item] = []
         off = 0
         lo, hi = self.bounds
-        limits = "a finite value"
-        if lo is not None or hi is not None:
-            limits = f"a finite value within [{lo}, {hi}]"
         for it in items:
             rows = bad[off : off + it.rows]
             if rows.any():
@@ -514,11 +694,19 @@ class Codec:
                     if hi is not None:
                         wrong |= values > hi
                 c = int(np.argmax(wrong))
+                col_lo = _at(lo, c)
+                col_hi = _at(hi, c)
+                limits = "a finite value"
+                if col_lo is not None or col_hi is not None:
+                    limits = f"a finite value, {_range(col_lo, col_hi)}"
+                column = f" ({self.columns[c]})" if self.columns and c < len(self.columns) else ""
                 it.finish(
                     ValidationFailed(
-                        f"instances[{r}][{c}] = {float(values[c])!r} is out of range; "
+                        f"instances[{r}][{c}]{column} = {float(values[c])!r} is out of range; "
                         f"expected {limits}",
                         field=f"instances[{r}][{c}]",
+                        allowed_min=col_lo,
+                        allowed_max=col_hi,
                     )
                 )
             else:
@@ -557,7 +745,7 @@ class Codec:
         return b'{"predictions":' + orjson.dumps(outputs, option=_NP_OPTS, default=_default) + b"}"
 
     def v2_body(
-        self, outputs: Any, req_id: str | None, *, binary: bool = False
+        self, outputs: Any, req_id: str | None, *, binary: bool = False, method: str = ""
     ) -> tuple[bytes, int | None]:
         """The v2 answer; with ``binary`` numeric outputs follow the JSON header as raw bytes.
 
@@ -590,6 +778,9 @@ class Codec:
                     "shape": [len(outputs)],
                     "data": outputs,
                 }
+        if method == PROBA:
+            tensor["name"] = PROBA
+            tensor["parameters"] = {"classes": self.classes}
         body: dict[str, Any] = {
             "model_name": self.name,
             "model_version": self.version,
@@ -599,10 +790,76 @@ class Codec:
             body["id"] = req_id
         if binary and isinstance(tensor["data"], np.ndarray):
             raw = _le_bytes(tensor.pop("data"))
-            tensor["parameters"] = {"binary_data_size": len(raw)}
+            params: dict[str, Any] = tensor.get("parameters") or {}  # type: ignore[assignment]
+            tensor["parameters"] = {**params, "binary_data_size": len(raw)}
             head = orjson.dumps(body, option=_NP_OPTS, default=_default)
             return head + raw, len(head)
         return orjson.dumps(body, option=_NP_OPTS, default=_default), None
+
+
+PROBA = "proba"  # the output holding class probabilities (predict_proba), by class
+# signature field types -> the v2 datatype a column tensor is advertised with
+_FIELD_DATATYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL", "string": "BYTES"}
+
+
+def _datatype_of(labels: list[Any]) -> str:
+    """The v2 datatype of a classifier's labels."""
+    if all(type(x) is bool for x in labels):
+        return "BOOL"
+    if all(type(x) is int for x in labels):
+        return "INT64"
+    if all(type(x) in (int, float) for x in labels):
+        return "FP64"
+    return "BYTES"
+
+
+def _output_names(outputs: Any) -> list[Any] | None:
+    """The names of a v2 request's requested ``outputs`` (None: not given)."""
+    if outputs is None:
+        return None
+    if type(outputs) is not list:
+        return [outputs]
+    return [o.get("name") if type(o) is dict else o for o in outputs]
+
+
+def _json_objects(inputs: list[Any], fields: list[dict[str, Any]]) -> bool:
+    """Is this the one-BYTES-tensor form (JSON objects, one per row)?"""
+    t = inputs[0]
+    names = {f["name"] for f in fields}
+    return (
+        len(inputs) == 1
+        and type(t) is dict
+        and t.get("datatype") == "BYTES"
+        and t.get("name") not in names
+    )
+
+
+def _bound(value: Any, missing: float) -> Any:
+    """A bound as the codec compares it: a number, a per-column array, or None."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return np.array([missing if v is None else float(v) for v in value], dtype=np.float64)
+    return float(value)
+
+
+def _at(bound: Any, column: int) -> float | None:
+    """Column ``column``'s bound (None when it has none)."""
+    if bound is None:
+        return None
+    if isinstance(bound, np.ndarray):
+        v = float(bound[column])
+        return None if math.isinf(v) else v
+    return float(bound)
+
+
+def _range(lo: Any, hi: Any) -> str:
+    """``lo <= value <= hi`` with only the bounds there are."""
+    if lo is not None and hi is not None:
+        return f"{lo} <= value <= {hi}"
+    if lo is not None:
+        return f"value >= {lo}"
+    return f"value <= {hi}"
 
 
 def _le_bytes(arr: Any) -> bytes:

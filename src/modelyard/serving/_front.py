@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -39,6 +39,9 @@ from modelyard.serving.http import BodyBudget, Handler, HttpProtocol, Request
 from modelyard.serving.routing import Router, StableRouter
 
 __all__ = ["Front", "loads"]
+
+if TYPE_CHECKING:
+    from modelyard.data.contract import Contract
 
 log = get_logger("modelyard.serving")
 
@@ -77,6 +80,7 @@ class Front:
         self.load_timeout_s = load_timeout_s
         self.pools: dict[str, VersionPool] = {}
         self.stable = ""
+        self.port = 0  # the port the server listens on, once it does
         self.routes: dict[str, Handler] = {}
         self.labels: dict[str, str] = {}
         self.connections: set[HttpProtocol] = set()
@@ -103,6 +107,7 @@ class Front:
         version: str | None = None,
         workers: int | None = None,
         stable: bool = False,
+        contract: Contract | None = None,
         stop: Any = None,
     ) -> VersionPool:
         """Start a worker pool for another version and serve it once its workers have loaded.
@@ -112,6 +117,7 @@ class Front:
             version: its label (default: the version the model states).
             workers: its worker processes (default: as the serving settings say).
             stable: make it the stable version (the first version always is).
+            contract: its data contract (requests are checked against it).
             stop: an ``asyncio.Event`` that aborts the start when set.
 
         Returns:
@@ -129,6 +135,7 @@ class Front:
             log_store=self.log_store,
             log_level=self.log_level,
             load_timeout_s=self.load_timeout_s,
+            contract=contract,
         )
         if version is not None and version in self.pools:
             raise ConflictError(f"version {version!r} of {self.name!r} is served here already")

@@ -141,7 +141,9 @@ class Inference:
                 return
             head_len = None
             if call.v2 is not None:
-                body, head_len = codec.v2_body(outputs, call.v2[0], binary=call.v2[1])
+                body, head_len = codec.v2_body(
+                    outputs, call.v2[0], binary=call.v2[1], method=item.key.method
+                )
             else:
                 body = codec.v1_body(outputs)
         except ModelyardError as exc:

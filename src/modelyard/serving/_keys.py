@@ -14,11 +14,14 @@ class BatchKey(NamedTuple):
         kind: ``"t"`` (raw tensor bytes) or ``"j"`` (a list of JSON instances).
         dtype: the numpy dtype name of a tensor's values (``""`` for JSON).
         shape: the shape of one row of a tensor (``()`` for JSON).
+        method: the model method the batch runs: ``""`` (predict) or ``"proba"``
+            (predict_proba).
     """
 
     kind: str
     dtype: str = ""
     shape: tuple[int, ...] = ()
+    method: str = ""
 
     @property
     def tensor(self) -> bool:

@@ -1,11 +1,17 @@
-"""Start ``modelyard serve`` as a child process and stop it cleanly (for demos, tests, notebooks).
+"""Serve a model from Python: in this process (:func:`serve_model`) or in a child process
+(:func:`launch`, for demos, tests, notebooks), without going through the CLI.
 
 The parent binds the listening socket (port 0 picks a free one) and hands it to the child, so the
-URL is known before the child starts and no port can be taken in between.
+URL is known before the child starts and no port can be taken in between. The child runs
+``python -m modelyard.serving._launch OPTIONS`` (this module's :func:`main`): it reads its
+settings at its own edge (``MODELYARD_*`` variables of its environment carry the serving
+overrides, so no token appears on a command line) and calls :func:`serve_model`.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
 import signal
 import socket
@@ -14,13 +20,131 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from modelyard.errors import ServiceUnavailable, TimeoutExceeded
+from modelyard.errors import InvalidInputError, ServiceUnavailable, TimeoutExceeded
 
-__all__ = ["ServerHandle", "launch"]
+if TYPE_CHECKING:
+    from modelyard.config import Settings
+    from modelyard.data.contract import Contract
+    from modelyard.serving._front import Front
+    from modelyard.serving._model import ModelSpec
+
+__all__ = ["DEFAULT_HOOKS", "Resolved", "ServerHandle", "launch", "serve_model"]
+
+# the hooks of a `modelyard serve` process, named (imported in the child, like a model class)
+DEFAULT_HOOKS = ("modelyard.cli.serve:rollout_hooks",)
+
+# what a registry reference resolves to: the package folder, the model name, the version label
+# and the version's data contract
+Resolved = tuple[Path, str, str, "Contract | None"]
+
+
+def serve_model(
+    settings: Settings,
+    model: str | os.PathLike[str] | ModelSpec | None = None,
+    *,
+    model_class: str | None = None,
+    python_path: Sequence[str | os.PathLike[str]] = (),
+    name: str | None = None,
+    version: str | None = None,
+    contract: Contract | str | os.PathLike[str] | None = None,
+    request_log: bool = True,
+    trust_pickle: bool = False,
+    sock: socket.socket | None = None,
+    resolve: Callable[[str], Resolved] | None = None,
+    on_ready: Sequence[Callable[[Front], Awaitable[None]]] = (),
+) -> int:
+    """Serve a model in this process until SIGTERM/SIGINT; return the exit code.
+
+    Args:
+        settings: the project's settings (``settings.serving`` configures the server).
+        model: a :class:`ModelSpec`, a model package folder, or a registry reference
+            (``NAME``, ``NAME@alias``, ``NAME:version``).
+        model_class: ``module:Class`` instead of ``model``.
+        python_path: folders ``model_class`` is imported from (the working folder is added).
+        name: the model name in URLs (default: the registry's or the model's own name).
+        version: the version label (default: the registry version, else the model's own).
+        contract: a data contract (or a contract file) requests are checked against
+            (default: the registry version's contract).
+        request_log: write the request and feedback logs to the artifact store.
+        trust_pickle: allow pickle-flavoured packages.
+        sock: a bound, listening socket to serve on (default: ``serving.host:port``).
+        resolve: resolves a registry reference (default: the settings' registry, fetching the
+            package into the hash-checked package cache). The Workspace passes its own.
+        on_ready: coroutines run with the :class:`Front` once the model is ready (the CLI
+            installs the delivery hook of a registered model this way).
+
+    Raises:
+        InvalidInputError: not exactly one of ``model`` and ``model_class``; an illegal name.
+        NotFoundError: the reference names no version.
+        ConfigError: the model cannot be loaded.
+    """
+    from modelyard.errors import require_extra
+    from modelyard.serving._model import ModelSpec
+    from modelyard.serving._server import Server
+
+    if (model is None) == (model_class is None):
+        raise InvalidInputError(
+            "give either MODEL (NAME@alias, NAME:version or a folder) or --model module:Class",
+            hint="modelyard serve churn@production   or   modelyard serve --model app:Model",
+        )
+    if isinstance(contract, str | os.PathLike):
+        from modelyard.data.contract import Contract
+
+        contract = Contract.from_file(Path(contract))
+    if model_class is not None:
+        folders = tuple(str(Path(p).resolve()) for p in python_path)
+        spec = ModelSpec.for_class(model_class, (*folders, str(Path.cwd())))
+    elif isinstance(model, ModelSpec):
+        spec = model
+    elif Path(model).is_dir():  # type: ignore[arg-type]
+        spec = ModelSpec.for_package(model, trust_pickle=trust_pickle)  # type: ignore[arg-type]
+    else:
+        folder, reg_name, reg_version, reg_contract = (resolve or _registry_resolver(settings))(
+            str(model)
+        )
+        spec = ModelSpec.for_package(folder, trust_pickle=trust_pickle)
+        name = name or reg_name
+        version = version or reg_version
+        contract = contract if contract is not None else reg_contract
+    if version is not None:
+        spec = spec.with_version(version)
+    log_store = None
+    if request_log:
+        from modelyard.store.artifacts import ArtifactStore
+
+        log_store = ArtifactStore.from_settings(settings)
+    require_extra("httptools", "serve")  # a clear 'pip install modelyard[serve]' if missing
+    server = Server(
+        spec,
+        settings.serving,
+        name=name,
+        version=version,
+        log_store=log_store,
+        log_level=settings.log_level,
+        contract=contract,
+        on_ready=list(on_ready),
+    )
+    return server.run(sock)
+
+
+def _registry_resolver(settings: Settings) -> Callable[[str], Resolved]:
+    """Resolve a reference in the settings' registry; fetch its package, every file checked
+    against the sha256 the metadata store records (the package cache's one fetch path)."""
+
+    def resolve(ref: str) -> Resolved:
+        from modelyard.registry.cache import PackageCache
+        from modelyard.registry.registry import Registry
+
+        registry = Registry.from_settings(settings)
+        mv = registry.resolve(ref)
+        cache = PackageCache(settings.resolved_home / "cache" / "packages")
+        return cache.fetch(registry, mv), mv.name, str(mv.version), mv.contract
+
+    return resolve
 
 
 class ServerHandle:
@@ -105,6 +229,10 @@ def launch(
     wait: bool = True,
     ready_timeout_s: float = 120.0,
     new_session: bool = False,
+    version: str | None = None,
+    contract: str | os.PathLike[str] | None = None,
+    trust_pickle: bool = False,
+    hooks: Sequence[str] = DEFAULT_HOOKS,
 ) -> ServerHandle:
     """Start a server in a child process; return its handle once ready (``wait=True``).
 
@@ -126,6 +254,14 @@ def launch(
         ready_timeout_s: how long to wait for readiness.
         new_session: start the server in its own session and process group (its pid is the
             group id), so that a signal to the group reaches the front and its workers.
+        version: the version label (default: the registry version, else the model's own).
+        contract: a data contract file requests are checked against (default: the registry
+            version's contract).
+        trust_pickle: allow pickle-flavoured packages.
+        hooks: ``module:function`` names the child imports and calls with ``(settings, model,
+            model_class, trust_pickle)``; each returns ``on_ready`` hooks for the server. The
+            default adds what ``modelyard serve`` adds (a registered model's rollouts), so the
+            child is the server the command starts.
 
     Returns:
         A :class:`ServerHandle` with ``.url`` and ``.stop()``.
@@ -135,27 +271,28 @@ def launch(
     sock.bind((host, port))
     sock.listen(2048)
     bound_port = sock.getsockname()[1]
-    argv = [sys.executable, "-m", "modelyard.cli"]
-    if home is not None:
-        argv += ["--home", str(home)]
-    argv += ["serve"]
-    if model is not None:
-        argv.append(str(model))
-    if model_class is not None:
-        argv += ["--model", model_class]
-    if name is not None:
-        argv += ["--name", name]
-    if workers is not None:
-        argv += ["--workers", str(workers)]
-    for folder in python_path:
-        argv += ["--python-path", str(Path(folder).resolve())]
-    if not request_log:
-        argv.append("--no-request-log")
-    argv += ["--host", host, "--listen-fd", str(sock.fileno())]
+    options = {
+        "model": None if model is None else str(model),
+        "model_class": model_class,
+        "python_path": [str(Path(p).resolve()) for p in python_path],
+        "name": name,
+        "version": version,
+        "contract": None if contract is None else str(Path(contract).resolve()),
+        "home": None if home is None else str(home),
+        "request_log": request_log,
+        "trust_pickle": trust_pickle,
+        "listen_fd": sock.fileno(),
+        "hooks": list(hooks),
+    }
+    argv = [sys.executable, "-m", "modelyard.serving._launch", json.dumps(options)]
     child_env = dict(os.environ)
     if env:
         child_env.update(env)
-    for key, value in (serving or {}).items():
+    overrides = dict(serving or {})
+    if workers is not None:
+        overrides["workers"] = workers
+    overrides["host"] = host
+    for key, value in overrides.items():
         child_env[f"MODELYARD_SERVING__{key.upper()}"] = str(value)
     try:
         proc = subprocess.Popen(
@@ -173,3 +310,40 @@ def launch(
     if wait:
         handle.wait_ready(ready_timeout_s)
     return handle
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The child process of :func:`launch`: settings at this edge, then :func:`serve_model`."""
+    from modelyard.config import load_settings
+    from modelyard.errors import ModelyardError
+    from modelyard.logs import configure_logging
+
+    opts = json.loads((argv if argv is not None else sys.argv[1:])[0])
+    try:
+        settings = load_settings(home=opts["home"])
+        configure_logging(settings.log_level)
+        on_ready = []
+        for target in opts["hooks"]:
+            module, _, attr = target.partition(":")
+            factory = getattr(importlib.import_module(module), attr)
+            on_ready += factory(settings, opts["model"], opts["model_class"], opts["trust_pickle"])
+        return serve_model(
+            settings,
+            opts["model"],
+            model_class=opts["model_class"],
+            python_path=opts["python_path"],
+            name=opts["name"],
+            version=opts["version"],
+            contract=opts["contract"],
+            request_log=opts["request_log"],
+            trust_pickle=opts["trust_pickle"],
+            sock=socket.socket(fileno=opts["listen_fd"]),
+            on_ready=on_ready,
+        )
+    except ModelyardError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import ConfigError, InvalidInputError
 
-__all__ = ["ModelSpec", "load_model", "normalize_signature"]
+if TYPE_CHECKING:
+    from modelyard.data.contract import Contract
+
+__all__ = [
+    "ModelSpec",
+    "apply_contract",
+    "check_model_name",
+    "load_model",
+    "normalize_signature",
+    "proba_method",
+]
 
 # Open Inference Protocol datatypes -> numpy dtype names
 V2_TO_NUMPY: dict[str, str] = {
@@ -172,6 +183,7 @@ def load_model(spec: ModelSpec) -> tuple[Any, dict[str, Any]]:
         }
         if spec.version is not None:
             desc["version"] = spec.version
+        _describe_outputs(model, desc)
         return model, desc
     if spec.kind == "package":
         from modelyard import models
@@ -188,8 +200,86 @@ def load_model(spec: ModelSpec) -> tuple[Any, dict[str, Any]]:
         }
         if spec.version is not None:
             desc["version"] = spec.version
+        _describe_outputs(loaded, desc)
         return loaded, desc
     raise ConfigError(f"unknown model spec kind {spec.kind!r}", value=spec.kind)
+
+
+def proba_method(model: Any) -> Callable[[Any], Any] | None:
+    """The class-probability function of a loaded model (``predict_proba``), if it has one.
+
+    A model package's estimator is reached through ``LoadedModel.raw``.
+    """
+    for obj in (model, getattr(model, "raw", None)):
+        fn = getattr(obj, "predict_proba", None)
+        if callable(fn):
+            return fn  # type: ignore[no-any-return]
+    return None
+
+
+def _describe_outputs(model: Any, desc: dict[str, Any]) -> None:
+    """Add ``classes`` (JSON-able labels) when the model is a classifier with probabilities."""
+    if proba_method(model) is None:
+        return
+    for obj in (model, getattr(model, "raw", None)):
+        classes = getattr(obj, "classes_", None)
+        if classes is not None:
+            labels = classes.tolist() if hasattr(classes, "tolist") else list(classes)
+            desc["classes"] = [
+                x if isinstance(x, int | float | str | bool) else str(x) for x in labels
+            ]
+            return
+
+
+# data-contract dtypes -> the types the codec checks JSON values against
+_CONTRACT_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "string": "string"}
+
+
+def contract_fields(contract: Contract) -> list[dict[str, Any]]:
+    """The contract's columns as signature fields (type, ``min``/``max``, categories, nulls).
+
+    Datetimes, dates, durations and objects travel as JSON strings and are not type-checked.
+    """
+    out: list[dict[str, Any]] = []
+    for col in contract.columns.values():
+        kind = _CONTRACT_TYPES.get(col.dtype, "any")
+        field: dict[str, Any] = {"name": col.name, "type": kind, "nullable": col.nullable}
+        if kind in ("integer", "number"):
+            if col.min is not None:
+                field["min"] = float(col.min)
+            if col.max is not None:
+                field["max"] = float(col.max)
+        if col.categories is not None:
+            field["categories"] = list(col.categories)
+        out.append(field)
+    return out
+
+
+def apply_contract(signature: dict[str, Any] | None, contract: Contract | None) -> Any:
+    """The signature a server validates requests with, once the version's contract is known.
+
+    Fields (JSON-object instances) take the contract's type, range, categories and
+    nullability column by column; a signature without inputs takes the contract's columns as
+    its fields; a 2-d numeric input whose width is the number of columns gets per-column
+    bounds and the column names.
+    """
+    if contract is None:
+        return signature
+    fields = contract_fields(contract)
+    by_name = {f["name"]: f for f in fields}
+    sig: dict[str, Any] = dict(signature or {"inputs": [], "outputs": [], "fields": []})
+    inputs = list(sig.get("inputs") or [])
+    if sig.get("fields"):
+        sig["fields"] = [{**f, **by_name.get(f["name"], {})} for f in sig["fields"]]
+    elif not inputs:
+        sig["fields"] = fields
+    elif len(inputs) == 1 and (inputs[0].get("shape") or [])[1:] == [len(fields)]:
+        tensor = dict(inputs[0])
+        tensor["columns"] = [f["name"] for f in fields]
+        tensor["min"] = [f.get("min") for f in fields]
+        tensor["max"] = [f.get("max") for f in fields]
+        sig["inputs"] = [tensor]
+    return sig
 
 
 def _datatype(value: Any) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelyard.config import ServingSettings
 from modelyard.errors import ServiceUnavailable
@@ -12,10 +12,13 @@ from modelyard.logs import get_logger
 from modelyard.serving._batcher import Batcher, Item
 from modelyard.serving._codec import Codec
 from modelyard.serving._metrics import ServingMetrics
-from modelyard.serving._model import ModelSpec, check_model_name, import_class
+from modelyard.serving._model import ModelSpec, apply_contract, check_model_name, import_class
 from modelyard.serving._reqlog import LogRelay, LogStore
 
 __all__ = ["VersionPool"]
+
+if TYPE_CHECKING:
+    from modelyard.data.contract import Contract
 
 log = get_logger("modelyard.serving")
 
@@ -33,6 +36,8 @@ class VersionPool:
             workers write them); ``None`` turns them off.
         log_level: level for the worker loggers.
         load_timeout_s: how long a worker may take to load the model.
+        contract: the version's data contract: requests are checked against its types,
+            nulls, ranges and categories (on top of the model's own signature).
     """
 
     def __init__(
@@ -46,8 +51,10 @@ class VersionPool:
         log_store: LogStore | None = None,
         log_level: str = "INFO",
         load_timeout_s: float = 300.0,
+        contract: Contract | None = None,
     ) -> None:
         self.spec = spec
+        self.contract = contract
         self.settings = settings
         self.name = name or ""
         self.version = version or ""
@@ -118,6 +125,7 @@ class VersionPool:
             desc["version"] = self.version
         self.name = check_model_name(str(desc["name"]))
         self.version = str(desc["version"])
+        desc["signature"] = apply_contract(desc.get("signature"), self.contract)
         self.codec = Codec(desc, max_batch_size=self.settings.max_batch_size, hooks=hooks)
         b.prepare = self.codec.prepare
         b.decode = self.codec.decode_result

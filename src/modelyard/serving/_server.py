@@ -26,7 +26,7 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -40,6 +40,9 @@ from modelyard.serving._reqlog import LogStore
 from modelyard.serving.routing import Router
 
 __all__ = ["Server", "reap_orphans"]
+
+if TYPE_CHECKING:
+    from modelyard.data.contract import Contract
 
 log = get_logger("modelyard.serving")
 
@@ -80,6 +83,8 @@ class Server:
         router: chooses the version of each inference request (default: the stable one).
         on_ready: coroutines run once the stable version is ready, with the :class:`Front`
             (to add more versions, routes, a management API...).
+        contract: the stable version's data contract (``ModelVersion.contract``): requests
+            are checked against its types, nulls, ranges and categories.
 
     Attributes:
         front: the versions served and the request plumbing (``add_version``,
@@ -98,8 +103,10 @@ class Server:
         load_timeout_s: float = 300.0,
         router: Router | None = None,
         on_ready: list[Callable[[Front], Awaitable[None]]] | None = None,
+        contract: Contract | None = None,
     ) -> None:
         self.spec = spec
+        self.contract = contract
         self.settings = settings
         self.version = version
         self.front = Front(
@@ -155,7 +162,7 @@ class Server:
             server = await loop.create_server(front.protocol, s.host, s.port, backlog=2048)
         else:
             server = await loop.create_server(front.protocol, sock=sock, backlog=2048)
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = front.port = server.sockets[0].getsockname()[1]
         # our own handles on the listening sockets: closing the server then stops the loop's
         # accepting but not the kernel's listening, so the drain can take the backlog
         listeners = [socket.socket(fileno=os.dup(ts.fileno())) for ts in server.sockets]
@@ -167,7 +174,9 @@ class Server:
         reaper = loop.create_task(self._reap_orphans()) if os.getpid() == 1 else None
         try:
             try:
-                pool = await front.add_version(self.spec, version=self.version, stop=self._stop)
+                pool = await front.add_version(
+                    self.spec, version=self.version, contract=self.contract, stop=self._stop
+                )
             except BaseException:
                 server.close()
                 for ls in listeners:

@@ -28,7 +28,7 @@ import orjson
 
 from modelyard.logs import configure_logging, get_logger
 from modelyard.serving import _ipc
-from modelyard.serving._model import ModelSpec, load_model
+from modelyard.serving._model import ModelSpec, load_model, proba_method
 
 log = get_logger("modelyard.serving.worker")
 
@@ -92,6 +92,7 @@ class Worker:
         self.spec = spec
         self.worker_id = worker_id
         self.model: Any = None
+        self.proba: Any = None  # predict_proba, for batches whose meta says "m": "proba"
         self.desc: dict[str, Any] = {}
         self.columns: list[str] | None = None
         self.log_level = "INFO"
@@ -106,6 +107,7 @@ class Worker:
     def load(self) -> bool:
         try:
             self.model, self.desc = load_model(self.spec)
+            self.proba = proba_method(self.model)
         except Exception as exc:  # any failure of user code: report it to the front
             log.exception("model load failed", extra={"worker_id": self.worker_id})
             self.send(
@@ -149,9 +151,10 @@ class Worker:
                 import pandas as pd
 
                 batch = pd.DataFrame.from_records(batch, columns=self.columns)
+        predict = self.proba if meta.get("m") == "proba" else self.model.predict
         t0 = time.perf_counter()
         try:
-            out = _to_numpy(self.model.predict(batch))
+            out = _to_numpy(predict(batch))
             out_meta, out_payload = encode_output(out, n)
         except Exception as exc:  # user code: isolate the request that breaks it
             if len(rows) == 1:
@@ -164,18 +167,18 @@ class Worker:
                     "request_ids": meta.get("ids"),
                 },
             )
-            return {"k": _ipc.KIND_MIXED}, self._one_by_one(batch, rows), batch, None
+            return {"k": _ipc.KIND_MIXED}, self._one_by_one(predict, batch, rows), batch, None
         out_meta["t"] = time.perf_counter() - t0
         return out_meta, out_payload, batch, out
 
-    def _one_by_one(self, batch: Any, rows: list[int]) -> bytes:
+    def _one_by_one(self, predict: Any, batch: Any, rows: list[int]) -> bytes:
         results: list[dict[str, Any]] = []
         off = 0
         for n in rows:
             part = batch[off : off + n]
             off += n
             try:
-                results.append({"o": _as_rows(self.model.predict(part), n)})
+                results.append({"o": _as_rows(predict(part), n)})
             except Exception as exc:  # user code
                 results.append({"e": _describe(exc)})
         return orjson.dumps(results, option=_JSON_OPTS, default=_json_default)
@@ -274,6 +277,9 @@ class Worker:
         ids: list[str] = meta["ids"]
         rows: list[int] = meta["r"]
         latency = [(now - q) * 1000.0 for q in meta.get("q") or ()] or None
+        classes = self.desc.get("classes")
+        if out is not None and meta.get("m") == "proba" and classes and out.ndim == 2:
+            out = {f"proba__{c}": out[:, j] for j, c in enumerate(classes)}  # typed columns
         if out is not None:
             self.reqlog.add_batch(ids, rows, batch, out, latency_ms=latency)
             return
