@@ -129,6 +129,17 @@ def test_versions_come_and_go_at_run_time_and_a_failing_one_falls_back(front: st
         assert r.json()["predictions"] == [V7]
         text = c.get("/metrics").text
         assert metric(text, "modelyard_retried_requests_total", version="9") == 1
+        # the failed attempt is in 9's request counts (what Prometheus-based analysis reads)
+        route = "/v1/models/{name}:predict"
+        assert metric(text, "modelyard_requests_total", version="9", route=route, status="500") == 1
+        # a request the input check refuses falls back too, but is no failure of 9
+        bad = c.post(
+            "/v1/models/linear:predict", json={"instances": [[1, 2]]}, headers={"x-arm": "try:9"}
+        )
+        assert (bad.status_code, bad.headers["x-model-version"]) == (400, "7")
+        text = c.get("/metrics").text
+        assert metric(text, "modelyard_requests_total", version="9", route=route, status="500") == 1
+        assert metric(text, "modelyard_requests_total", version="9", route=route, status="400") == 1
         # the stable version cannot be removed; another can, and its routes go with it
         stable = c.post("/test/versions", json={"op": "remove", "version": "7"})
         assert stable.status_code == 409

@@ -122,7 +122,7 @@ class Inference:
             item.ctx = call
             pool.submit(item)
         except ModelyardError as exc:
-            self._failed(call, exc)
+            self._failed(call, exc, decoded=False)
 
     def _done(self, item: Item, result: Any) -> None:
         """Answer one request from its batch's result (or the error that ended it)."""
@@ -137,7 +137,7 @@ class Inference:
             outputs = codec.outputs_of(item, result)
             if call.mirror:  # counted; the mirror's workers log it
                 pool.metrics.mirrored += 1
-                pool.metrics.observe_inference(200, time.monotonic() - req.t0)
+                _count(pool, req, 200, self.front.label(req))
                 return
             head_len = None
             if call.v2 is not None:
@@ -168,18 +168,23 @@ class Inference:
                 headers=[(_HEAD_LEN, str(head_len).encode())],
             )
 
-    def _failed(self, call: _Call, exc: ModelyardError) -> None:
+    def _failed(self, call: _Call, exc: ModelyardError, *, decoded: bool = True) -> None:
+        """Answer ``exc``, or retry on the route's fallback. A failure after the version
+        accepted the request counts as its error; a refusal of the input (a 4xx before it was
+        queued) counts as invalid input, not as a failure of the version."""
         f = self.front
         pool = call.pool
         req = call.req
         if call.mirror:
             pool.metrics.mirrored += 1
-            pool.metrics.observe_inference(exc.http_status, time.monotonic() - req.t0)
+            _count(pool, req, exc.http_status, f.label(req))
             return
         fallback = f.pools.get(call.fallback) if call.fallback is not None else None
         if fallback is not None and fallback is not pool and not isinstance(exc, TimeoutExceeded):
             pool.metrics.retried += 1
-            pool.metrics.observe_inference(max(exc.http_status, 500), time.monotonic() - req.t0)
+            _count(
+                pool, req, max(exc.http_status, 500) if decoded else exc.http_status, f.label(req)
+            )
             log.warning(
                 "version failed; answering from the fallback",
                 extra={
@@ -196,6 +201,14 @@ class Inference:
         if pool.reqlog is not None:  # refused: logged with null inputs and outputs
             pool.reqlog.add_refused(req.request_id, exc.http_status, time.monotonic() - req.t0)
         f.error(req, exc, f.label(req), pool=pool)
+
+
+def _count(pool: VersionPool, req: Request, status: int, route: str) -> None:
+    """Count an attempt whose answer the client does not get (a mirrored copy, or a failure
+    answered by the fallback) in its version's metrics, the Prometheus ones included."""
+    seconds = time.monotonic() - req.t0
+    pool.metrics.observe_request(route, status, seconds, req.size)
+    pool.metrics.observe_inference(status, seconds)
 
 
 def _v2_doc(req: Request) -> tuple[Any, bytes | None]:
