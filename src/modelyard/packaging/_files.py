@@ -6,7 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from modelyard.errors import ConflictError, InvalidInputError, InvalidNameError
@@ -21,13 +21,18 @@ def _check_relative(name: str) -> None:
 
 
 def write_folder(
-    folder: Path, files: Mapping[str, str | bytes], *, replace_own: bool = False
+    folder: Path,
+    files: Mapping[str, str | bytes],
+    *,
+    replace_own: bool = False,
+    fill: Callable[[Path], object] | None = None,
 ) -> Path:
     """Write ``files`` (relative name -> content) as the new folder ``folder``.
 
     Everything is written into a temporary folder beside ``folder`` and renamed into place, so a
     failure leaves nothing behind. ``folder`` may exist only if it is empty, or, with
     ``replace_own``, if it holds nothing but files of the same names (an earlier generation).
+    ``fill(staging)`` may write more (large) files into the staging folder before the rename.
 
     Raises:
         ConflictError: ``folder`` exists and holds other files.
@@ -60,6 +65,8 @@ def write_folder(
             target.parent.mkdir(parents=True, exist_ok=True)
             data = content.encode() if isinstance(content, str) else content
             target.write_bytes(data)
+        if fill is not None:
+            fill(staging)
         staging.chmod(0o755)
         if previous is not None:  # swap: the old generation goes aside, then away
             old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
