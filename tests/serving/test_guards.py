@@ -9,7 +9,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 
+from modelyard.errors import ServiceUnavailable
 from modelyard.serving import ServerHandle, launch
 
 from .conftest import HERE, log_lines
@@ -63,6 +65,16 @@ def test_a_name_that_escapes_its_folder_is_refused_at_start_up(tmp_path: Path) -
     assert run.returncode == 2, run.stderr[-2000:]
     assert "'../../x' is not a valid name" in run.stderr
     assert "listening" not in run.stderr  # refused before it served anything
+
+
+def test_a_version_label_that_escapes_its_folder_is_refused_at_start_up(tmp_path: Path) -> None:
+    with (tmp_path / "server.log").open("ab") as err, pytest.raises(ServiceUnavailable) as info:
+        launch(model_class="models:Linear", python_path=[HERE], version="../v", workers=1,
+               request_log=False, cwd=tmp_path, stderr=err)  # fmt: skip
+    assert "exited with code 2" in str(info.value)
+    log = (tmp_path / "server.log").read_text()
+    assert "version label '../v' is not valid" in log
+    assert "listening" not in log
 
 
 def test_workers_log_the_registry_version_they_serve(tmp_path: Path) -> None:

@@ -129,6 +129,27 @@ def check_model_name(name: str) -> str:
     return validate_model_name(name)
 
 
+def check_version_label(version: str) -> str:
+    """Return ``version`` if it may label a served version, else raise.
+
+    It names the request log's folders (``version=<label>``) like a model name does.
+
+    Raises:
+        InvalidNameError: the label could escape its folder or is otherwise illegal.
+    """
+    from modelyard.errors import InvalidNameError
+
+    try:
+        return check_model_name(version)
+    except InvalidNameError as exc:
+        raise InvalidNameError(
+            f"version label {version!r} is not valid: it must be 1-255 characters from "
+            "A-Z a-z 0-9 . _ -, starting with a letter or digit, no '..'",
+            hint="label versions like '7' or 'v2.candidate'",
+            value=version,
+        ) from exc
+
+
 def import_class(spec: ModelSpec) -> Any:
     """Import the class of a ``class`` spec (its module may live on ``python_path``)."""
     for folder in reversed(spec.python_path):

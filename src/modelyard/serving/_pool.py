@@ -12,7 +12,13 @@ from modelyard.logs import get_logger
 from modelyard.serving._batcher import Batcher, Item
 from modelyard.serving._codec import Codec
 from modelyard.serving._metrics import ServingMetrics
-from modelyard.serving._model import ModelSpec, apply_contract, check_model_name, import_class
+from modelyard.serving._model import (
+    ModelSpec,
+    apply_contract,
+    check_model_name,
+    check_version_label,
+    import_class,
+)
 from modelyard.serving._reqlog import LogRelay, LogStore
 
 __all__ = ["VersionPool"]
@@ -124,7 +130,7 @@ class VersionPool:
         if self.version:
             desc["version"] = self.version
         self.name = check_model_name(str(desc["name"]))
-        self.version = str(desc["version"])
+        self.version = check_version_label(str(desc["version"]))
         desc["signature"] = apply_contract(desc.get("signature"), self.contract)
         self.codec = Codec(desc, max_batch_size=self.settings.max_batch_size, hooks=hooks)
         b.prepare = self.codec.prepare

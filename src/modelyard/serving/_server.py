@@ -35,7 +35,7 @@ from modelyard.errors import TimeoutExceeded
 from modelyard.logs import get_logger
 from modelyard.serving import _handlers
 from modelyard.serving._front import Front, enabled_debug
-from modelyard.serving._model import ModelSpec, check_model_name
+from modelyard.serving._model import ModelSpec, check_model_name, check_version_label
 from modelyard.serving._reqlog import LogStore
 from modelyard.serving.routing import Router
 
@@ -147,6 +147,8 @@ class Server:
         front = self.front
         if front.name is not None:
             check_model_name(front.name)  # it names the request log's folders: refuse it now
+        if self.version is not None:
+            check_version_label(self.version)
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self._hurry = asyncio.Event()
