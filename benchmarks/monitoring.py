@@ -186,7 +186,7 @@ def rss():
 reference = pd.read_parquet(cfg["reference"])
 base = rss()
 start = time.perf_counter()
-table = pq.read_table(cfg["files"], columns=["in__" + c for c in cfg["columns"]])
+table = pq.read_table(cfg["files"], columns=["in__" + c for c in cfg["columns"]], partitioning=None)
 current = table.to_pandas().rename(columns=lambda c: c[4:])
 del table
 snapshot = Report([DataDriftPreset()]).run(current, reference)

@@ -10,7 +10,10 @@ In a throw-away home (a temporary folder unless one is given) the demo:
 4. tries a worse model (two key features dropped by a "refactoring"): the gate stops it, says
    why, and no alias moves;
 5. serves ``credit-risk@production`` over HTTP, sends a few requests (one of them invalid),
-   posts feedback for one answer and shows a few ``/metrics`` lines, then stops the server.
+   posts feedback for one answer and shows a few ``/metrics`` lines, then stops the server;
+6. logs a day of drifted traffic for production: ``modelyard monitor`` finds the drifted
+   features, writes its HTML report, and the policy retrains; the new candidate goes through
+   the gate and the trigger records the drift, the run and the version.
 
 :func:`run_demo` is the Python API; the command is a thin wrapper over it. Each chapter's facts
 are collected in a :class:`DemoReport` (``--json`` prints it). A chapter whose part is missing
@@ -315,6 +318,14 @@ def _demo(home: Path, echo: Callable[[str], None], serve: bool, rows: int) -> De
         facts.update(ok=True, skipped=True)
     else:
         facts.update(_serve(story, home, settings, data_mod))
+
+    # 6 ------------------------------------------------------------------------------------
+    facts = story.chapter(6, "traffic drifts: monitoring detects it and retrains")
+    facts.update(
+        _monitor_chapter(
+            story, workspace, home=home, pipeline=pipeline, data_mod=data_mod, rows=rows
+        )
+    )
     report.duration_s = time.perf_counter() - story.started
     echo("")
     status = "done" if report.ok else "done, with surprises (see above)"
@@ -340,6 +351,85 @@ def _drift(version: Any, data_mod: Any, rows: int) -> list[str]:
     if drifted:
         lines.append("drifted: " + ", ".join(drifted))
     return lines
+
+
+def _monitor_chapter(
+    story: _Story, workspace: Workspace, *, home: Path, pipeline: Any, data_mod: Any, rows: int
+) -> dict[str, Any]:
+    """Log a day of drifted traffic for production, monitor it, report, and let the policy
+    retrain through the gate."""
+    import uuid
+
+    import modelyard.models
+    from modelyard.monitoring import DriftThresholds, Monitor, MonitorPolicy, write_report
+    from modelyard.requestlog import RequestLogWriter
+
+    version = workspace.resolve(f"{MODEL}@production")
+    loaded = modelyard.models.load(workspace.fetch(version))
+    drifted = data_mod.SCENARIOS["drifted"]
+    # later still: incomes keep falling, loans grow
+    shift = {**drifted.get("shift", {}), "income": -0.9, "loan_amount": 0.5}
+    traffic = data_mod.generate(rows, seed=7, **{**drifted, "shift": shift})
+    inputs = traffic[list(data_mod.FEATURES)]
+    predictions = loaded.predict(inputs)
+    writer = RequestLogWriter(
+        workspace.artifact_store, MODEL, str(version.version), max_records=rows + 1
+    )
+    writer.add_batch([uuid.uuid4().hex for _ in range(len(inputs))], None, inputs, predictions)
+    writer.flush()
+    story.say(f"{len(inputs):,} requests to v{version.version} logged (as the server logs them)")
+    policy = MonitorPolicy(
+        window_s=86400.0, thresholds=DriftThresholds(min_samples=200), cooldown_s=0.0
+    )
+    monitor = Monitor(workspace, policy)
+    [result] = monitor.check(version, last=1)
+    if result.drift is None:
+        story.say(f"monitor: {result.verdict}: {result.error}")
+        return {"ok": False, "verdict": result.verdict, "error": result.error}
+    story.say(
+        f"modelyard monitor {MODEL}@production: {result.verdict}, "
+        f"{len(result.drift.drifted)} of {len(result.drift.features)} features drifted "
+        f"({', '.join(result.drift.drifted)})"
+    )
+    report_path = write_report(
+        home / "monitor-report.html",
+        result,
+        monitor.references(version).profile,
+        monitor.store.history(MODEL, version.version),
+    )
+    story.say(f"report: {report_path}")
+    trigger = monitor.act(
+        result, pipeline=pipeline, params={"rows": rows, "seed": 2, "scenario": "drifted"}
+    )
+    facts: dict[str, Any] = {
+        "verdict": result.verdict,
+        "drifted": result.drift.drifted,
+        "report": str(report_path),
+        "window_start": result.window.start.isoformat(),
+    }
+    if trigger is None:
+        story.say("the policy did not call for a retraining")
+        return {**facts, "ok": not result.crossed}
+    story.say(
+        f"the policy started retraining {trigger.id} (run {trigger.run_id}): {trigger.status}"
+    )
+    if trigger.new_version is not None:
+        candidate = workspace.registry.get_version(MODEL, trigger.new_version)
+        verdict = _verdict_of(candidate)
+        if verdict is not None:
+            story.say(verdict.summary())
+        story.say(
+            f"registered {MODEL} v{candidate.version} -> alias "
+            f"{', '.join(candidate.aliases) or '(none)'}; the trigger records the drift, the run "
+            "and the version"
+        )
+    elif trigger.error:
+        story.say(f"the gate or the run said: {trigger.error.splitlines()[0]}")
+    return {
+        **facts,
+        "ok": result.crossed and trigger.status in ("succeeded", "gate_refused"),
+        "trigger": trigger.to_dict(),
+    }
 
 
 def _reasons(message: str) -> list[str]:

@@ -49,6 +49,11 @@ def test_demo_tells_the_whole_story_and_exits_0(tmp_path: Path) -> None:
         "-> 202",
         "modelyard_requests_total",
         "server stopped cleanly",
+        "== 6. traffic drifts: monitoring detects it and retrains",
+        "modelyard monitor credit-risk@production: crossed",
+        f"report: {home.resolve() / 'monitor-report.html'}",
+        "the policy started retraining 1 (run ",
+        "registered credit-risk v3 -> alias candidate",
         "demo done in",
     ):
         assert line in out, f"missing {line!r} in:\n{out}"
@@ -62,7 +67,9 @@ def test_demo_tells_the_whole_story_and_exits_0(tmp_path: Path) -> None:
     )
     registry = Registry.from_settings(settings)
     versions = {v.version: set(v.aliases) for v in registry.list_versions("credit-risk")}
-    assert versions == {1: set(), 2: {"candidate", "production"}}
+    # v3: the candidate the monitoring policy's retraining registered (chapter 6)
+    assert versions == {1: set(), 2: {"production"}, 3: {"candidate"}}
+    assert (home / "monitor-report.html").read_text().startswith("<!doctype html>")
     events = [(e.alias, e.to_version) for e in registry.alias_history("credit-risk")]
     assert ("production", 1) in events
     assert ("production", 2) in events
@@ -88,3 +95,5 @@ def test_demo_json_without_serving(tmp_path: Path) -> None:
     ]
     assert report["chapters"][3]["refused"] is True
     assert report["chapters"][4]["skipped"] is True
+    assert report["chapters"][5]["verdict"] == "crossed"
+    assert report["chapters"][5]["trigger"]["status"] in ("succeeded", "gate_refused")

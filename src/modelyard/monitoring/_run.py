@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import ModelyardError
@@ -30,6 +30,7 @@ from modelyard.monitoring._policy import MonitorPolicy
 from modelyard.monitoring._results import MonitorStore, StoredResult, Trigger
 
 if TYPE_CHECKING:
+    from modelyard.pipeline.graph import Pipeline
     from modelyard.registry.registry import ModelVersion
     from modelyard.workspace import Workspace
 
@@ -139,7 +140,13 @@ class Monitor:
             number = self.workspace.resolve(ref).version
         return self.store.history(name, number, limit=limit)
 
-    def act(self, result: WindowResult) -> Trigger | None:
+    def act(
+        self,
+        result: WindowResult,
+        *,
+        pipeline: Pipeline | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Trigger | None:
         """Start the project's training pipeline when the policy says so; record the trigger.
 
         Only a ``crossed`` window can start a retraining, and only when ``consecutive`` windows
@@ -148,6 +155,11 @@ class Monitor:
         ``window_start`` / ``window_end`` parameters (ISO strings) when it declares them. The
         trigger is stored before the pipeline starts and updated with its run, the version the
         gate registered, or the error.
+
+        Args:
+            result: the scored window.
+            pipeline: the pipeline to run instead of the configured entrypoint.
+            params: more parameters for it (the window's are added when it declares them).
 
         Returns:
             The trigger, or None when the policy did not call for a retraining.
@@ -176,29 +188,38 @@ class Monitor:
             "retraining started",
             extra={"model": result.model, "version": result.version, "trigger": trigger.id},
         )
-        return self._retrain(trigger, result)
+        return self._retrain(trigger, result, pipeline, params or {})
 
-    def _retrain(self, trigger: Trigger, result: WindowResult) -> Trigger:
+    def _retrain(
+        self,
+        trigger: Trigger,
+        result: WindowResult,
+        pipeline: Pipeline | None,
+        params: Mapping[str, Any],
+    ) -> Trigger:
         from modelyard.errors import GateFailed
         from modelyard.pipeline.loader import load_pipeline
 
         settings = self.workspace.settings
         run_id: str | None = None
         try:
-            pipeline = load_pipeline(settings.pipeline.entrypoint, settings.project_root)
-            params = _window_params(pipeline, result.window)
-            outcome = self.workspace.run_pipeline(pipeline, params)
+            if pipeline is None:
+                pipeline = load_pipeline(settings.pipeline.entrypoint, settings.project_root)
+            given = {**params, **_window_params(pipeline, result.window)}
+            outcome = self.workspace.run_pipeline(pipeline, given)
             run_id = outcome.run_id
             mine = [r for r in outcome.registered if r.get("name") == result.model]
             new_version = int(mine[-1]["version"]) if mine else None
             return self.store.finish_trigger(
                 trigger.id, status="succeeded", run_id=run_id, new_version=new_version
             )
-        except GateFailed as exc:
-            return self.store.finish_trigger(
-                trigger.id, status="gate_refused", run_id=run_id, error=exc.message
-            )
         except ModelyardError as exc:
+            found = exc.details.get("run_id")
+            run_id = run_id or (str(found) if found else None)
+            if isinstance(exc, GateFailed) or isinstance(exc.__cause__, GateFailed):
+                return self.store.finish_trigger(
+                    trigger.id, status="gate_refused", run_id=run_id, error=exc.message
+                )
             log.warning("retraining failed", extra={"trigger": trigger.id, "error": exc.message})
             return self.store.finish_trigger(
                 trigger.id, status="failed", run_id=run_id, error=exc.message
