@@ -24,9 +24,9 @@ _JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
 def _registry() -> Registry:
-    from modelyard.registry.registry import Registry
+    from modelyard.workspace import Workspace
 
-    return Registry.from_settings(state.settings())
+    return Workspace.open(state.settings()).registry
 
 
 def _when(ts: float | None) -> str:

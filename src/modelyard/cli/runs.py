@@ -16,9 +16,9 @@ app = typer.Typer(help="List, search and inspect tracked runs.", no_args_is_help
 
 
 def _client() -> TrackingClient:
-    from modelyard.tracking.client import TrackingClient
+    from modelyard.workspace import Workspace
 
-    return TrackingClient.from_settings(state.settings())
+    return Workspace.open(state.settings()).tracking
 
 
 def _when(ts: float | None) -> str:
