@@ -179,6 +179,18 @@ def test_gpu_and_gateway_api(project: Path) -> None:
     kubernetes_validate.validate(objects["Deployment"], "1.30.0", strict=True)
 
 
+def test_a_model_image_is_mounted_instead_of_fetched(project: Path) -> None:
+    import kubernetes_validate
+
+    objects = _objects(project, "--model-image", "registry.example.com/ml/churn-model:v1")
+    spec = objects["Deployment"]["spec"]["template"]["spec"]
+    assert "initContainers" not in spec
+    models = next(v for v in spec["volumes"] if v["name"] == "models")
+    assert models["image"]["reference"] == "registry.example.com/ml/churn-model:v1"
+    assert spec["containers"][0]["args"][:2] == ["serve", "/models/model"]
+    kubernetes_validate.validate(objects["Deployment"], "1.33.0", strict=True)
+
+
 def test_the_pod_commands_fetch_and_serve_on_the_probed_paths(
     project: Path, objects: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
     app.command("k8s", help=_HELP)(k8s)
 
 
-def k8s(
+def k8s(  # noqa: PLR0917  (a Typer command: one parameter per flag)
     model: Annotated[str, typer.Argument(help="NAME@alias or NAME:version")],
     out: Annotated[
         Path | None, typer.Option("--out", help="write one file per object into this folder")
@@ -32,6 +32,10 @@ def k8s(
     ] = None,
     gpu: Annotated[
         bool | None, typer.Option("--gpu/--no-gpu", help="one nvidia.com/gpu per pod")
+    ] = None,
+    model_image: Annotated[
+        str | None,
+        typer.Option("--model-image", help="mount this model image (Kubernetes 1.33+) instead"),
     ] = None,
     rollout: Annotated[
         bool, typer.Option("--rollout/--no-rollout", help="Argo Rollouts canary and analysis")
@@ -53,6 +57,7 @@ def k8s(
         settings=settings,
         gpu=gpu,
         rollout=rollout,
+        model_image=model_image,
     )
     if out is None:
         typer.echo(to_yaml(objects), nl=False)

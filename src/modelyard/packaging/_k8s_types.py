@@ -100,9 +100,15 @@ class EmptyDirVolumeSource(K8s):
     size_limit: str | None = None
 
 
+class ImageVolumeSource(K8s):
+    reference: str
+    pull_policy: str | None = None
+
+
 class Volume(K8s):
     name: str
-    empty_dir: EmptyDirVolumeSource
+    empty_dir: EmptyDirVolumeSource | None = None
+    image: ImageVolumeSource | None = None
 
 
 class Toleration(K8s):

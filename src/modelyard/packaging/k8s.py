@@ -93,7 +93,15 @@ def _hardened() -> k.SecurityContext:
     )
 
 
-def _pod(model: str, version: int, *, image: str, settings: Settings, gpu: bool) -> k.PodSpec:
+def _pod(
+    model: str,
+    version: int,
+    *,
+    image: str,
+    settings: Settings,
+    gpu: bool,
+    model_image: str | None,
+) -> k.PodSpec:
     serving = settings.serving
     pack = settings.packaging
     drain_s = float(getattr(serving, "drain_delay_s", DEFAULT_DRAIN_DELAY_S))
@@ -124,10 +132,21 @@ def _pod(model: str, version: int, *, image: str, settings: Settings, gpu: bool)
         ),
         security_context=_hardened(),
     )
+    models = k.Volume(name="models", empty_dir=k.EmptyDirVolumeSource())
+    model_dir = MODEL_DIR
+    init = [fetch]
+    if model_image is not None:  # `modelyard build --model`: the files under /model, read-only
+        models = k.Volume(
+            name="models",
+            image=k.ImageVolumeSource(reference=model_image, pull_policy="IfNotPresent"),
+        )
+        model_dir = "/models/model"
+        init = []
+        mounts[0] = k.VolumeMount(name="models", mount_path="/models", read_only=True)
     server = k.Container(
         name="server",
         image=image,
-        args=["serve", MODEL_DIR, "--name", model],
+        args=["serve", model_dir, "--name", model],
         env=env,
         env_from=secrets,
         ports=[k.ContainerPort(name="http", container_port=serving.port)],
@@ -146,10 +165,10 @@ def _pod(model: str, version: int, *, image: str, settings: Settings, gpu: bool)
             k.Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
         )
     return k.PodSpec(
-        init_containers=[fetch],
+        init_containers=init,
         containers=[server],
         volumes=[
-            k.Volume(name="models", empty_dir=k.EmptyDirVolumeSource()),
+            models,
             k.Volume(name="state", empty_dir=k.EmptyDirVolumeSource(size_limit="1Gi")),
             k.Volume(name="tmp", empty_dir=k.EmptyDirVolumeSource(size_limit="1Gi")),
         ],
@@ -343,6 +362,7 @@ def kubernetes_manifests(
     settings: Settings,
     gpu: bool | None = None,
     rollout: bool = True,
+    model_image: str | None = None,
 ) -> list[k.K8s]:
     """The objects that serve ``model`` version ``version`` from ``image``.
 
@@ -356,6 +376,8 @@ def kubernetes_manifests(
         gpu: one ``nvidia.com/gpu`` per pod (default: ``packaging.gpu``).
         rollout: add the Argo Rollouts ``Rollout`` and ``AnalysisTemplate`` (the HPA then
             scales the Rollout).
+        model_image: mount this model image (``modelyard build --model``) as an image volume
+            (Kubernetes 1.33+) instead of fetching the version in an init container.
 
     Raises:
         InvalidNameError: ``model`` cannot be a Kubernetes name.
@@ -372,7 +394,7 @@ def kubernetes_manifests(
         "modelyard.dev/model": name,
     }
     meta = k.ObjectMeta(name=name, namespace=pack.namespace, labels=labels)
-    pod = _pod(model, version, image=image, settings=settings, gpu=use_gpu)
+    pod = _pod(model, version, image=image, settings=settings, gpu=use_gpu, model_image=model_image)
     template_meta = k.ObjectMeta(
         labels={**labels, "modelyard.dev/version": str(version)},
         annotations={
