@@ -17,6 +17,7 @@ PAIRS = [
     ("modelyard.data._views", "modelyard.data._frames"),
     ("modelyard.data._pandas", "modelyard.data._frames"),
     ("modelyard.data._polars", "modelyard.data._frames"),
+    ("modelyard.data.contract", "modelyard.data._checks"),
 ]
 
 

@@ -7,7 +7,8 @@ for strings); example rows are looked up only for the rules that fail.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from modelyard.data._frames import RANGED, ColumnView, from_epoch_us, to_epoch_us
 from modelyard.data._views import view
@@ -17,9 +18,38 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from modelyard.data.contract import ColumnSpec, Contract
-
 __all__ = ["check_frame"]
+
+
+class ColumnSpec(Protocol):
+    """What the checks read of a :class:`modelyard.data.contract.ColumnSpec` (the contract
+    module calls these checks, so they take its parts by shape, not by import)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def nullable(self) -> bool: ...
+    @property
+    def min(self) -> Any: ...
+    @property
+    def max(self) -> Any: ...
+    @property
+    def categories(self) -> tuple[Any, ...] | None: ...
+    @property
+    def unique(self) -> bool: ...
+
+
+class Contract(Protocol):
+    """What the checks read of a :class:`modelyard.data.contract.Contract`."""
+
+    @property
+    def columns(self) -> Mapping[str, ColumnSpec]: ...
+    @property
+    def min_rows(self) -> int | None: ...
+    @property
+    def max_rows(self) -> int | None: ...
 
 
 def _examples(
