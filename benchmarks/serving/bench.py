@@ -297,10 +297,13 @@ def bench_modelyard(
     from modelyard.serving import launch
 
     with tempfile.TemporaryDirectory(prefix="modelyard-bench-") as home:
+        # the server runs THIS checkout's modelyard (not whatever an installed copy points to)
+        path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
         handle = launch(
             model_class="mlp:MLP",
             python_path=[str(HERE)],
             home=home,
+            env={"PYTHONPATH": path},
             request_log=request_log,
             ready_timeout_s=180,
             stderr=subprocess.DEVNULL,
@@ -398,6 +401,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="interleaved repetitions")
     parser.add_argument("--mosec-workers", type=int, nargs="*", default=[2, 1])
     parser.add_argument("--no-naive", action="store_true", help="skip the naive peer variants")
+    parser.add_argument("--quick", action="store_true", help="5 s runs, no naive variants")
+    parser.add_argument("--skip-peer", action="store_true", help="modelyard and the ceiling only")
     parser.add_argument(
         "--nice",
         type=int,
@@ -409,6 +414,11 @@ def main() -> None:
     if args.nice:
         os.nice(args.nice)  # inherited by every server, worker and wrk started from here
     only = set(args.only or ["modelyard", "mosec", "fastapi", "ceiling"])
+    if args.skip_peer:
+        only -= {"mosec", "fastapi"}
+    if args.quick:
+        args.duration = min(args.duration, 5)
+        args.no_naive = True
     wrk = ensure_wrk()
     body = body_bytes()
     results: dict[str, Any] = {"servers": [], "ceiling": [], "load_before": os.getloadavg()}

@@ -119,9 +119,11 @@ class Worker:
             # a data-frame model: JSON-object instances become a frame with its columns
             self.columns = [f["name"] for f in sig["fields"]]
         if self.request_log:
-            import pyarrow.parquet  # noqa: F401  (~0.2 s: here, not under the first requests)
+            # pyarrow's imports and first Parquet file cost ~0.5 s of CPU holding the GIL: pay
+            # it while loading, not under the first requests or inside the first flush
+            from modelyard.requestlog import RequestLogWriter
 
-            import modelyard.requestlog  # noqa: F401
+            RequestLogWriter(_Discard(), "warm-up", "0").warm_up()
         configure_logging(
             self.log_level,
             static={
@@ -233,7 +235,7 @@ class Worker:
         if sig.get("fields"):
             inputs = {f["name"]: _LOG_TYPES.get(f["type"], "string") for f in sig["fields"]}
         tensor = (sig.get("inputs") or [{}])[0].get("name") or "input"
-        self.reqlog = RequestLogWriter(
+        self.reqlog = writer = RequestLogWriter(
             store,
             cfg["model"],
             cfg["version"],
@@ -244,7 +246,7 @@ class Worker:
             max_records=cfg["max_records"],
             on_flush=self._report,
         )
-        self.reqlog.start()
+        writer.start()
 
     def _report(self, result: Any) -> None:
         self.send(
@@ -295,6 +297,13 @@ class Worker:
             else:
                 self.reqlog.add_records([(rid, 422, lat)])
             off += n
+
+
+class _Discard:
+    """A store that keeps nothing (the log's warm-up writes no file)."""
+
+    def write_named(self, name: str, data: bytes) -> None:
+        return None
 
 
 _LOG_TYPES = {"number": "float", "integer": "int", "boolean": "bool", "string": "string"}
