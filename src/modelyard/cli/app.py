@@ -27,6 +27,7 @@ from modelyard.cli import monitor as monitor_cmd
 from modelyard.cli import pipeline as pipeline_cmd
 from modelyard.cli import rollout as rollout_cmd
 from modelyard.cli import runs as runs_cmd
+from modelyard.cli import score as score_cmd
 from modelyard.cli import serve as serve_cmd
 from modelyard.cli import ui as ui_cmd
 from modelyard.cli.state import state
@@ -83,6 +84,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(check_cmd.app, name="check")
 pipeline_cmd.register(app)
 serve_cmd.register(app)
+score_cmd.register(app)
 demo_cmd.register(app)
 init_cmd.register(app)
 k8s_cmd.register(app)

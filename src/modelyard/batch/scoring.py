@@ -1,0 +1,489 @@
+"""Batch scoring: a registered model over Parquet/CSV files, in parallel, resumable, checked.
+
+``score`` resolves a version, fetches its verified package, splits the input into chunks
+(row groups of Parquet files, whole CSV files) and scores them in worker processes, each
+loading the model once. Every row is checked against the version's data contract first: rows
+that break it go to a quarantine file with the reason, the others are scored. Output goes to
+``OUT.partial/`` (one Parquet part per chunk, each renamed into place when complete) and the
+folder becomes ``OUT`` only when every chunk is done, with a ``_SUCCESS.json`` manifest, so a
+half-written output is never mistaken for a result. After an interruption (Ctrl-C, SIGKILL, a
+crash), ``resume=True`` scores only the chunks whose part is missing. The job is a tracked run
+with the version, the inputs' fingerprints and the counts.
+
+Layout of a finished output folder::
+
+    OUT/part-00000.parquet ...          kept input columns + prediction (+ proba_<class>)
+    OUT/_quarantine/part-00000.parquet  the rejected rows as read, + _reason
+    OUT/_SUCCESS.json                   version, inputs (sha256), counts, run id
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelyard.batch._plan import Chunk, plan_chunks, scan_inputs
+from modelyard.errors import ConflictError, InvalidInputError
+from modelyard.logs import get_logger
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from modelyard.workspace import Workspace
+
+__all__ = ["ScoreResult", "score"]
+
+log = get_logger("modelyard.batch")
+
+_PLAN = "_plan.json"
+_SUCCESS = "_SUCCESS.json"
+_QUARANTINE = "_quarantine"
+_BATCH_ROWS = 65_536  # rows per read batch inside a chunk: bounds a worker's memory
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    """What a scoring job did.
+
+    Attributes:
+        output: the finished output folder.
+        model: the model name; ``version``: the version scored with.
+        rows_scored: rows written with predictions; ``rows_quarantined``: rows rejected.
+        chunks: chunks in the job; ``chunks_resumed``: chunks found done and not re-scored.
+        run_id: the tracking run of the job.
+        seconds: wall time of this call.
+    """
+
+    output: Path
+    model: str
+    version: int
+    rows_scored: int
+    rows_quarantined: int
+    chunks: int
+    chunks_resumed: int
+    run_id: str | None
+    seconds: float
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def rows_per_s(self) -> float:
+        return (self.rows_scored + self.rows_quarantined) / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": str(self.output),
+            "model": self.model,
+            "version": self.version,
+            "rows_scored": self.rows_scored,
+            "rows_quarantined": self.rows_quarantined,
+            "chunks": self.chunks,
+            "chunks_resumed": self.chunks_resumed,
+            "run_id": self.run_id,
+            "seconds": round(self.seconds, 3),
+            "rows_per_s": round(self.rows_per_s, 1),
+            "inputs": self.inputs,
+        }
+
+
+def score(
+    workspace: Workspace,
+    ref: str,
+    inputs: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    keep_columns: Sequence[str] | None = None,
+    chunk_rows: int = 1_000_000,
+    workers: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    trusted: bool | Sequence[str] = (),
+    trust_pickle: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    track: bool = True,
+) -> ScoreResult:
+    """Score ``inputs`` with the model version ``ref`` into the Parquet folder ``out``.
+
+    Args:
+        workspace: the project's stores and registry.
+        ref: ``NAME``, ``NAME@ALIAS`` or ``NAME:VERSION``.
+        inputs: Parquet or CSV files, or folders of them.
+        out: the output folder; it must not exist (unless ``overwrite``), and it appears only
+            once every chunk is scored.
+        keep_columns: input columns copied beside the predictions (default: every input
+            column that is not a feature, such as ids).
+        chunk_rows: about how many rows make one unit of parallel work and of resumption.
+        workers: processes scoring in parallel (default: one per core).
+        resume: continue an interrupted job with the same version and inputs.
+        overwrite: replace an existing output folder.
+        trusted, trust_pickle: as for :func:`modelyard.models.load`.
+        progress: called with (rows done, rows in total) as chunks finish.
+        track: record the job as a tracking run.
+
+    Raises:
+        NotFoundError: no such model, version or input file.
+        InvalidInputError: an input misses a feature column or holds an impossible type, an
+            empty input, or ``resume`` for another version or other inputs.
+        ConflictError: ``out`` exists (pass ``overwrite=True``) or a job is under way there.
+    """
+    started = time.perf_counter()
+    if chunk_rows < 1:
+        raise InvalidInputError(f"chunk_rows must be at least 1, not {chunk_rows}")
+    out_dir = Path(out)
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    if out_dir.exists() and not overwrite:
+        raise ConflictError(
+            f"output {str(out_dir)!r} already exists",
+            hint="choose another --out, or pass --overwrite to replace it",
+            path=str(out_dir),
+        )
+    version = workspace.resolve(ref)
+    contract = version.contract
+    package = workspace.fetch(version)
+    files = scan_inputs(inputs)
+    chunks = plan_chunks(files, chunk_rows)
+    total_rows = sum(c.rows or 0 for c in chunks)
+    if all(c.format == "parquet" for c in chunks) and total_rows == 0:
+        raise InvalidInputError(
+            "the input holds no rows", hint="check the files given", files=[f.path for f in files]
+        )
+    plan = {
+        "model": version.name,
+        "version": version.version,
+        "manifest_sha256": version.manifest_sha256,
+        "inputs": [f.to_dict() for f in files],
+        "chunk_rows": chunk_rows,
+        "keep_columns": list(keep_columns) if keep_columns is not None else None,
+    }
+    done = _prepare(partial, plan, resume=resume)
+    run = None
+    if track:
+        run = workspace.tracking.start_run(
+            experiment="scoring",
+            name=f"score {version.name}:{version.version}",
+            tags={"modelyard.kind": "batch-score"},
+        )
+        run.log_params(
+            {
+                "model": version.name,
+                "version": version.version,
+                "inputs": len(files),
+                "chunk_rows": chunk_rows,
+                "resume": resume,
+            }
+        )
+        run.set_tags({f"input.{i}.sha256": f.sha256 for i, f in enumerate(files)})
+    todo = [c for c in chunks if c.part_name not in done]
+    counts = {"scored": 0, "quarantined": 0}
+    for name in done:
+        meta = _part_counts(partial, name)
+        counts["scored"] += meta[0]
+        counts["quarantined"] += meta[1]
+    try:
+        _run_chunks(
+            todo,
+            package=package,
+            partial=partial,
+            contract=contract.to_dict() if contract is not None else None,
+            signature=version.signature,
+            keep_columns=list(keep_columns) if keep_columns is not None else None,
+            trusted=trusted if isinstance(trusted, bool) else list(trusted),
+            trust_pickle=trust_pickle,
+            workers=workers or os.cpu_count() or 1,
+            counts=counts,
+            progress=progress,
+            total_rows=total_rows,
+        )
+    except BaseException as exc:
+        if run is not None:
+            run.set_tag("error", f"{type(exc).__name__}: {exc}"[:500])
+            run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    seconds = time.perf_counter() - started
+    manifest = {
+        **plan,
+        "rows_scored": counts["scored"],
+        "rows_quarantined": counts["quarantined"],
+        "chunks": len(chunks),
+        "run_id": run.id if run is not None else None,
+        "finished_at": time.time(),
+    }
+    _write_atomic(partial / _SUCCESS, json.dumps(manifest, indent=2).encode())
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    partial.rename(out_dir)
+    if run is not None:
+        run.log_metrics(
+            {
+                "rows_scored": counts["scored"],
+                "rows_quarantined": counts["quarantined"],
+                "seconds": seconds,
+                "rows_per_s": (counts["scored"] + counts["quarantined"]) / seconds,
+            }
+        )
+        run.set_tag("output", str(out_dir.resolve()))
+        run.end()
+    log.info(
+        "scored",
+        extra={
+            "model": version.name,
+            "version": version.version,
+            "rows_scored": counts["scored"],
+            "rows_quarantined": counts["quarantined"],
+            "seconds": round(seconds, 3),
+        },
+    )
+    return ScoreResult(
+        output=out_dir,
+        model=version.name,
+        version=version.version,
+        rows_scored=counts["scored"],
+        rows_quarantined=counts["quarantined"],
+        chunks=len(chunks),
+        chunks_resumed=len(done),
+        run_id=run.id if run is not None else None,
+        seconds=seconds,
+        inputs=[f.to_dict() for f in files],
+    )
+
+
+# ---------------------------------------------------------------------------- output folder
+
+
+def _prepare(partial: Path, plan: dict[str, Any], *, resume: bool) -> set[str]:
+    """Create (or, resuming, check) the staging folder; return the parts already done."""
+    plan_file = partial / _PLAN
+    if partial.exists():
+        if not resume:
+            raise ConflictError(
+                f"{str(partial)!r} holds an unfinished scoring job",
+                hint="pass --resume to finish it, or delete the folder to start again",
+                path=str(partial),
+            )
+        try:
+            before = json.loads(plan_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConflictError(
+                f"{str(partial)!r} has no readable {_PLAN}; it is not a job to resume",
+                hint="delete the folder to start again",
+                path=str(partial),
+            ) from exc
+        if before != plan:
+            changed = sorted(k for k in plan if before.get(k) != plan[k])
+            raise InvalidInputError(
+                f"cannot resume {str(partial)!r}: {', '.join(changed)} differ from the "
+                "interrupted job's",
+                hint="resume with the same model version and unchanged inputs, or delete the "
+                "folder to start again",
+                changed=changed,
+            )
+        return {p.name for p in partial.glob("part-*.parquet")}
+    (partial / _QUARANTINE).mkdir(parents=True)
+    _write_atomic(plan_file, json.dumps(plan, indent=2).encode())
+    return set()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def _part_counts(partial: Path, name: str) -> tuple[int, int]:
+    import pyarrow.parquet as pq
+
+    scored = pq.ParquetFile(partial / name).metadata.num_rows
+    bad = partial / _QUARANTINE / name
+    quarantined = pq.ParquetFile(bad).metadata.num_rows if bad.exists() else 0
+    return scored, quarantined
+
+
+# ---------------------------------------------------------------------------- workers
+
+
+def _run_chunks(
+    todo: list[Chunk],
+    *,
+    package: Path,
+    partial: Path,
+    workers: int,
+    counts: dict[str, int],
+    progress: Callable[[int, int], None] | None,
+    total_rows: int,
+    **job: Any,
+) -> None:
+    if not todo:
+        return
+    import multiprocessing
+
+    workers = max(1, min(workers, len(todo)))
+    job["package"] = str(package)
+    job["partial"] = str(partial)
+    rows_done = counts["scored"] + counts["quarantined"]
+    # spawn, not fork: the parent holds threads (tracking, logging) that a fork would copy
+    # mid-flight; each worker imports the model's libraries once and loads the model once
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(job,)) as pool:
+        pending: set[Future[tuple[int, int]]] = set()
+        queue = iter(todo)
+        for chunk in queue:
+            pending.add(pool.submit(_score_chunk, chunk))
+            if len(pending) >= workers * 2:
+                break
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    scored, bad = fut.result()
+                    counts["scored"] += scored
+                    counts["quarantined"] += bad
+                    rows_done += scored + bad
+                    if progress is not None:
+                        progress(rows_done, max(total_rows, rows_done))
+                    nxt = next(queue, None)
+                    if nxt is not None:
+                        pending.add(pool.submit(_score_chunk, nxt))
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+
+
+_JOB: dict[str, Any] = {}
+
+
+def _init(job: dict[str, Any]) -> None:
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent stops the job, workers just exit
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from modelyard.data.contract import Contract
+    from modelyard.registry.packages import load
+
+    _JOB.update(job)
+    _JOB["model"] = load(job["package"], trusted=job["trusted"], trust_pickle=job["trust_pickle"])
+    raw = job["contract"]
+    _JOB["contract_obj"] = Contract.from_dict(raw, source="contract") if raw else None
+
+
+def _score_chunk(chunk: Chunk) -> tuple[int, int]:
+    """Score one chunk into its part file (and quarantine file); return (scored, rejected)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from modelyard.batch._rows import check_rows, feature_columns
+
+    model = _JOB["model"]
+    contract = _JOB["contract_obj"]
+    features = feature_columns(contract, _JOB["signature"] or model.signature)
+    partial = Path(_JOB["partial"])
+    target = partial / chunk.part_name
+    bad_target = partial / _QUARANTINE / chunk.part_name
+    tmp = target.with_name(f".{chunk.part_name}.{uuid.uuid4().hex}.tmp")
+    bad_tmp = bad_target.with_name(f".{chunk.part_name}.{uuid.uuid4().hex}.tmp")
+    writer: pq.ParquetWriter | None = None
+    bad_writer: pq.ParquetWriter | None = None
+    scored = rejected = 0
+    try:
+        for batch in _read(chunk):
+            check = check_rows(batch, features, contract, source=chunk.path)
+            keep = _JOB["keep_columns"]
+            if keep is None:
+                keep = [c for c in batch.schema.names if c not in features]
+            good = ~check.bad
+            if check.bad.any():
+                rejected_rows = batch.filter(pa.array(check.bad))
+                rejected_rows = rejected_rows.append_column(
+                    "_reason", pa.array(check.reasons, pa.string())
+                )
+                if bad_writer is None:
+                    bad_writer = pq.ParquetWriter(bad_tmp, rejected_rows.schema)
+                bad_writer.write_table(pa.Table.from_batches([rejected_rows]))
+                rejected += rejected_rows.num_rows
+            table = _predict(model, batch, check=check, good=good, features=features, keep=keep)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            scored += table.num_rows
+        if writer is None:  # an empty chunk still leaves a part: the chunk is done
+            writer = pq.ParquetWriter(tmp, pa.schema([]))
+    finally:
+        if writer is not None:
+            writer.close()
+        if bad_writer is not None:
+            bad_writer.close()
+    if bad_writer is not None:
+        bad_tmp.replace(bad_target)
+    tmp.replace(target)  # last: a part on disk means its quarantine file is in place too
+    return scored, rejected
+
+
+def _read(chunk: Chunk) -> Iterator[pa.RecordBatch]:
+    if chunk.format == "parquet":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(chunk.path)
+        if chunk.row_groups:
+            yield from pf.iter_batches(batch_size=_BATCH_ROWS, row_groups=list(chunk.row_groups))
+        return
+    import pyarrow.csv as pacsv
+
+    reader = pacsv.open_csv(chunk.path, read_options=pacsv.ReadOptions(block_size=8 << 20))
+    yield from reader
+
+
+def _predict(
+    model: Any,
+    batch: pa.RecordBatch,
+    *,
+    check: Any,
+    good: Any,
+    features: list[str],
+    keep: list[str],
+) -> pa.Table:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    n_good = int(good.sum())
+    columns: dict[str, Any] = {}
+    kept = batch.filter(pa.array(good)) if n_good != batch.num_rows else batch
+    for name in keep:
+        if name in batch.schema.names:
+            columns[name] = kept.column(name)
+    frame = pd.DataFrame({name: check.features[name][good] for name in features})
+    raw = model.raw
+    options = model.manifest.get("flavor_options") or {}
+    if n_good == 0:
+        columns["prediction"] = pa.array([], pa.float64())
+        return pa.table(columns)
+    method = options.get("method", "predict")
+    if (
+        method in {"predict", "predict_proba"}
+        and hasattr(raw, "predict_proba")
+        and hasattr(raw, "classes_")
+    ):
+        # one predict_proba gives both: the class is its argmax, as classifiers' predict does
+        proba = np.asarray(raw.predict_proba(frame))
+        classes = np.asarray(raw.classes_)
+        columns["prediction"] = pa.array(classes[proba.argmax(axis=1)])
+        for i, cls in enumerate(classes):
+            columns[f"proba_{cls}"] = pa.array(proba[:, i])
+    else:
+        out = np.asarray(model.predict(frame))
+        if out.ndim == 1:
+            columns["prediction"] = pa.array(out)
+        else:
+            for i in range(out.shape[1]):
+                columns[f"prediction_{i}"] = pa.array(out[:, i])
+    return pa.table(columns)
