@@ -273,7 +273,7 @@ def monitor_window(
     model: str,
     version: int,
     window: Window,
-    batch_rows: int = 262_144,
+    batch_rows: int = 65_536,
 ) -> WindowResult:
     """Score one window of the request log (see the module docstring for the verdicts).
 

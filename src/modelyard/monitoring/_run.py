@@ -55,7 +55,7 @@ class Monitor:
         policy: MonitorPolicy,
         *,
         clock: Callable[[], float] = time.time,
-        batch_rows: int = 262_144,
+        batch_rows: int = 65_536,
     ) -> None:
         self.workspace = workspace
         self.policy = policy
