@@ -284,6 +284,9 @@ def _timed(call: Any, timeout_s: float) -> float | None:
         response = call(timeout_s)
     except httpx.TimeoutException:
         return None
+    except httpx.TransportError as exc:  # e.g. the server closed the connection unanswered
+        print(f"  no answer: {exc!r}", file=sys.stderr)
+        return None
     response.raise_for_status()
     return time.perf_counter() - start
 
@@ -314,7 +317,7 @@ def query_times(kind: str, url: str, exp_id: str, timeout_s: float) -> dict[str,
             first = _timed(call, timeout_s)  # warm-up
             if first is None:
                 out[label] = None
-                print(f"  {kind} {label}: no answer within {timeout_s:.0f} s", file=sys.stderr)
+                print(f"  {kind} {label}: no answer (limit {timeout_s:.0f} s)", file=sys.stderr)
                 continue
             times = (
                 [first]

@@ -221,3 +221,43 @@ def screenshot_dir() -> Path | None:
     """Where ``MODELYARD_UI_SCREENSHOTS`` asks the tests to save screenshots (docs/img)."""
     value = os.environ.get("MODELYARD_UI_SCREENSHOTS")
     return Path(value) if value else None
+
+
+def start_rollout(settings: Any) -> str:
+    """A canary of churn v3 over v1, moved to its second step with an analysis; its id."""
+    from modelyard.delivery.store import RolloutStore
+    from modelyard.delivery.strategies import Step
+    from modelyard.store.db import MetadataStore
+
+    store = RolloutStore(MetadataStore.from_settings(settings), actor="ci")
+    steps = [
+        Step(weight=5.0, mode="split", pause_s=30.0),
+        Step(weight=25.0, mode="split", pause_s=30.0),
+    ]
+    r = store.create(
+        model="churn", stable_version=1, candidate_version=3, strategy="canary", steps=steps,
+        config={"max_error_rate": 0.01},
+    )  # fmt: skip
+    moved = store.transition(r, "progressing", reason="load test passed")
+    assert moved is not None
+    moved = store.transition(
+        moved, "progressing", step_index=1, reason="analysis passed",
+        evidence={"error_rate": {"stable": 0.001, "candidate": 0.002}},
+    )  # fmt: skip
+    assert moved is not None
+    return moved.id
+
+
+def record_monitoring(settings: Any) -> None:
+    """Two monitored windows of churn v1: one fine, one drifted."""
+    from modelyard.monitoring import MonitorStore
+    from modelyard.store.db import MetadataStore
+
+    monitor = MonitorStore(MetadataStore.from_settings(settings))
+    for i, (verdict, drift) in enumerate((("ok", 0.02), ("crossed", 0.4))):
+        monitor.record(
+            model="churn", version=1, window_start=1.7e9 + 3600 * i,
+            window_end=1.7e9 + 3600 * (i + 1), verdict=verdict, rows=800, drift_score=drift,
+            signals=[{"signal": "data_drift", "features": ["a"]}] if verdict == "crossed" else [],
+            summary={"quality": {"accuracy": 0.9 - 0.1 * i}},
+        )  # fmt: skip

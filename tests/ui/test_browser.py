@@ -288,3 +288,25 @@ def test_a_running_run_page_refreshes_itself(ui: UIServer, page: Any) -> None:
     run.log_metric("loss", 0.5)
     run.end("FINISHED")
     _until(page, lambda d: "FINISHED" in d.find_element(By.CSS_SELECTOR, "h1 .status").text)
+
+
+def test_an_authorised_abort_leaves_the_command_for_the_rollout(ui: UIServer, page: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    from modelyard.delivery.store import RolloutStore
+    from modelyard.store.db import MetadataStore
+    from tests.ui.conftest import start_rollout
+
+    rollout_id = start_rollout(ui.filled.settings)
+    page.get(ui.url + "/models/churn")
+    _wait(page, "#rollout-link").click()
+    form = _wait(page, "#abort-form")
+    assert "25.0%" in page.find_element(By.ID, "rollout-weight").text
+    form.find_element(By.NAME, "token").send_keys(TOKEN)
+    form.find_element(By.NAME, "actor").send_keys("bob")
+    form.find_element(By.TAG_NAME, "button").click()
+    _until(page, lambda d: "pending command" in d.find_element(By.CSS_SELECTOR, "dl.facts").text)
+    stored = RolloutStore(MetadataStore.from_settings(ui.filled.settings))
+    assert stored.get(rollout_id).command == "abort"
+    assert stored.events(rollout_id)[-1].actor == "bob"
+    _shot(page, "rollout")

@@ -159,3 +159,37 @@ def test_ui_command_needs_the_extra_named(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode != 0
     assert "pip install 'modelyard[ui]'" in done.stderr
+
+
+def test_rollout_and_monitoring_pages(served: UIServer) -> None:
+    from tests.ui.conftest import record_monitoring, start_rollout
+
+    rollout_id = start_rollout(served.filled.settings)
+    record_monitoring(served.filled.settings)
+    model = _get(served, "/models/churn")
+    assert f'href="/rollouts/{rollout_id}"' in model.text
+    page = _get(served, f"/rollouts/{rollout_id}")
+    assert page.status_code == 200
+    assert "progressing" in page.text
+    assert "25.0%</b> of traffic" in page.text
+    assert "analysis passed" in page.text
+    assert 'hx-trigger="every 1' in page.text  # an active rollout reloads itself
+    refused = httpx.post(
+        f"{served.url}/rollouts/{rollout_id}/abort",
+        data={"token": TOKEN, "actor": "alice"},
+        timeout=30,
+    )
+    assert refused.status_code == 401
+    from modelyard.delivery.store import RolloutStore
+    from modelyard.store.db import MetadataStore
+
+    assert (
+        RolloutStore(MetadataStore.from_settings(served.filled.settings)).get(rollout_id).command
+        is None
+    )
+    monitoring = _get(served, "/models/churn/monitoring")
+    assert monitoring.status_code == 200
+    assert "crossed" in monitoring.text
+    assert "data_drift" in monitoring.text
+    assert _get(served, "/rollouts/0123456789abcdef").status_code == 404
+    assert _get(served, "/models/nope/monitoring").status_code == 404

@@ -262,9 +262,13 @@ class _Pages:
         model = reg.get_model(name)
         versions = reg.list_versions(name)
         history = reg.alias_history(name)
+        from modelyard.delivery.store import RolloutStore
+
+        rollout = RolloutStore(self.workspace.metadata_store).latest(name)
         return self.render(
             request,
             "model.html",
+            rollout=rollout,
             model=model,
             versions=list(reversed(versions)),
             history=list(reversed(history)),
@@ -285,6 +289,37 @@ class _Pages:
             gate=_data.gate_rules(v.extra),
             contract=contract,
             profile=profile,
+        )
+
+    # ------------------------------------------------------------------ delivery, monitoring
+    def rollout(self, request: Request) -> Response:
+        from modelyard.delivery.store import RolloutStore
+
+        rollouts = RolloutStore(self.workspace.metadata_store)
+        r = rollouts.get(request.path_params["rollout_id"])
+        events = list(reversed(rollouts.events(r.id)))
+        return self.render(request, "rollout.html", r=r, events=events[:500], live=r.active)
+
+    def monitoring(self, request: Request) -> Response:
+        from modelyard.monitoring import MonitorStore
+
+        name = request.path_params["name"]
+        self.workspace.registry.get_model(name)  # 404 for an unknown model
+        monitor = MonitorStore(self.workspace.metadata_store)
+        results = monitor.history(name, limit=500)
+        by_version: dict[str, list[list[float]]] = {}
+        for res in results:
+            if res.drift_score is not None:
+                xs, ys = by_version.setdefault(f"v{res.version}", [[], []])
+                xs.append(res.window_end)
+                ys.append(res.drift_score)
+        return self.render(
+            request,
+            "monitoring.html",
+            name=name,
+            results=list(reversed(results)),
+            drift=by_version,
+            triggers=monitor.triggers(name, limit=50),
         )
 
     # ------------------------------------------------------------------ actions
@@ -374,6 +409,26 @@ class _Pages:
         _log.info("ui tag set", extra={"model": name, "version": version or None, "actor": actor})
         return RedirectResponse(f"/models/{name}", status_code=303)
 
+    async def rollout_command(self, request: Request) -> Response:
+        from modelyard.delivery.store import RolloutStore
+
+        rollout_id = request.path_params["rollout_id"]
+        command = request.path_params["command"]
+        if command not in ("promote", "abort"):
+            raise NotFoundError(f"no rollout action {command!r}: use promote or abort")
+        form = await self._form(request)
+        actor, _reason = self._authorise(form, f"rollout {command}")
+        rollouts = RolloutStore(self.workspace.metadata_store, actor=actor)
+        r = await run_in_threadpool(rollouts.get, rollout_id)
+        if not r.active:
+            raise InvalidInputError(
+                f"rollout {rollout_id} is {r.state}: nothing to {command}",
+                rollout_id=rollout_id,
+            )
+        await run_in_threadpool(rollouts.request, rollout_id, command, actor=actor)
+        _log.info("ui rollout command", extra={"rollout_id": rollout_id, "actor": actor})
+        return RedirectResponse(f"/rollouts/{rollout_id}", status_code=303)
+
     # ------------------------------------------------------------------ errors
     def error(self, request: Request, exc: Exception) -> Response:
         if isinstance(exc, ModelyardError):
@@ -408,6 +463,13 @@ def build_app(workspace: Workspace, settings: UISettings) -> Starlette:
         Route("/models/{name:str}/promote", pages.promote, methods=["POST"]),
         Route("/models/{name:str}/rollback", pages.rollback, methods=["POST"]),
         Route("/models/{name:str}/tags", pages.tag, methods=["POST"]),
+        Route("/models/{name:str}/monitoring", pages.monitoring),
+        Route("/rollouts/{rollout_id:str}", pages.rollout),
+        Route(
+            "/rollouts/{rollout_id:str}/{command:str}",
+            pages.rollout_command,
+            methods=["POST"],
+        ),
         Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
     ]
     return Starlette(
