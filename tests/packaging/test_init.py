@@ -92,10 +92,16 @@ def test_the_registered_model_serves(project: dict[str, Any]) -> None:
             assert answer.status_code == 200, answer.text
             assert answer.json()["predictions"] == [0]  # the first row is malignant
             assert client.get("/v2/models/churn/ready").status_code == 200
-            missing = {"instances": [{"mean_radius": 1.0}]}
-            refused = client.post("/v1/models/churn:predict", json=missing)
+            row = dict(body["instances"][0])
+            del row["mean_texture"]
+            refused = client.post("/v1/models/churn:predict", json={"instances": [row]})
             assert refused.status_code in (400, 422), refused.text
             assert "mean_texture" in refused.text, refused.text
+            # the inferred contract travels with the version: out of its range is refused
+            row = {**body["instances"][0], "mean_radius": 1.0}
+            refused = client.post("/v1/models/churn:predict", json={"instances": [row]})
+            assert refused.status_code == 422, refused.text
+            assert "mean_radius = 1.0 is out of range" in refused.text
     finally:
         assert handle.stop() == 0
 

@@ -67,6 +67,10 @@ def write_folder(
             target.write_bytes(data)
         if fill is not None:
             fill(staging)
+        # readable by every user (a pod's server may run as another uid than its init
+        # container; temporary files are created 0600)
+        for path in staging.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
         staging.chmod(0o755)
         if previous is not None:  # swap: the old generation goes aside, then away
             old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
