@@ -10,12 +10,19 @@ Public API::
 Processes: one front process (asyncio on uvloop, a lean HTTP/1.1 server on httptools, orjson)
 decodes requests into raw tensor bytes and batches them; model worker processes (one per core by
 default) each load the model once and run ``predict`` on whole batches. See ``_batcher`` for the
-batch policy, ``_codec`` for validation, ``_server`` for routes, probes and shutdown,
-``_worker`` and ``_reqlog`` for the request/feedback logs (the workers write them).
+batch policy, ``_codec`` for validation, ``_server`` for the lifecycle (signals, drain, reaper),
+``_front`` for the versions served and the plumbing, ``_handlers`` and ``_inference`` for the
+routes, ``routing`` for the router seam, ``http`` for the HTTP layer, ``_worker`` and
+``_reqlog`` for the request/feedback logs (the workers write them).
+
+Several versions of one model can be served by one front (``Server(router=...)``,
+``server.front.add_version(...)``), each with its own workers and batcher; every answer says
+which in ``x-model-version``.
 
 Routes: ``/v2/health/live|ready`` (``/healthz``, ``/readyz``), ``/v2``, ``/v2/models/{name}``
 [``/versions/{v}``] [``/ready`` | ``/infer``], ``/v1/models/{name}:predict``, ``/v1/feedback``,
-``/v1/admin/flush`` (bearer token when ``serving.admin_token`` is set), ``/metrics``,
+``/v1/admin/flush`` (bearer token when ``serving.admin_token`` is set; ``/v1/feedback`` takes
+``serving.feedback_token`` too), ``/metrics``,
 ``/openapi.json``. The v2 infer routes accept and answer the binary tensor extension
 (``Inference-Header-Content-Length``) that tritonclient uses by default.
 """
