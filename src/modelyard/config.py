@@ -340,9 +340,9 @@ def os_user() -> str:
         return "unknown"
 
 
-def find_project_root(start: Path | None = None) -> tuple[Path, Path | None]:
+def find_project_root(start: str | os.PathLike[str] | None = None) -> tuple[Path, Path | None]:
     """Return (project root, config file or None), searching upwards from ``start``."""
-    here = (start or Path.cwd()).resolve()
+    here = (Path(start) if start is not None else Path.cwd()).resolve()
     for folder in (here, *here.parents):
         for name in ("modelyard.toml", "pyproject.toml"):
             candidate = folder / name
@@ -353,7 +353,7 @@ def find_project_root(start: Path | None = None) -> tuple[Path, Path | None]:
     return here, None
 
 
-def load_settings(start: Path | None = None, **overrides: Any) -> Settings:
+def load_settings(start: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
     """Resolve settings from arguments, environment, project file and defaults.
 
     Args:
