@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, peer_python, save_results  # noqa: E402
+from _common import ROOT, peer_python, save_results
 
 N_FEATURES = 20
 CHUNK = 1_000_000
