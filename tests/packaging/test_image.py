@@ -80,6 +80,11 @@ def _base_image() -> None:
         _buildah("rm", ctr)
 
 
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
 @contextmanager
 def _wheel_index(lock_file: Path, tmp: Path) -> Iterator[str]:
     """A local index (find-links) over HTTP: the pinned wheels, cached, and modelyard's own
@@ -119,9 +124,7 @@ def _wheel_index(lock_file: Path, tmp: Path) -> Iterator[str]:
     )
     for wheel in cached.iterdir():
         (index / wheel.name).symlink_to(wheel)
-    handler = partial(SimpleHTTPRequestHandler, directory=str(index))
-    handler.log_message = lambda *_: None  # type: ignore[method-assign, assignment]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(index)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
