@@ -185,6 +185,7 @@ class Workspace:
         production: tuple[Any, int] | Literal["auto"] | None = "auto",
         clock: Clock | None = None,
         reason: str | None = None,
+        explain_rows: int = 0,
     ) -> GateOutcome:
         """Gate ``candidate`` against ``name@production``; register it with its verdict if it
         passes.
@@ -213,6 +214,10 @@ class Workspace:
             production: ``"auto"``, ``(model, version)`` or None (no baseline).
             clock: time source for the latency rule.
             reason: why the alias moves (recorded in its history).
+            explain_rows: when positive, store the candidate's feature attributions on at most
+                this many test rows with the version (``extra["gate"]["explanation"]``, and
+                ``extra["feature_importance"]`` for monitoring); needs ``modelyard[explain]``
+                for tree and linear models, else the reason is recorded.
 
         Raises:
             GateFailed: a rule failed; nothing was registered.
@@ -239,6 +244,7 @@ class Workspace:
             reason=reason,
             contract=contract,
             profile=profile,
+            explain_rows=explain_rows,
         )
 
     def gate_policy(self) -> GatePolicy:

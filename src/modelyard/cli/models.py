@@ -87,6 +87,11 @@ def _show_version(v: ModelVersion) -> None:
     typer.echo("  files:")
     for path, sha in v.files.items():
         typer.echo(f"    {sha[:12]}  {path}")
+    explanation = (v.extra or {}).get("gate", {}).get("explanation")
+    if isinstance(explanation, dict):
+        from modelyard.evaluate.explain import Explanation
+
+        typer.echo("  " + Explanation.from_dict(explanation).render_text().replace("\n", "\n  "))
     if v.extra:
         import orjson
 

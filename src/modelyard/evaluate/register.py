@@ -9,6 +9,7 @@ keeps the verdict as a named file (:func:`refusals` lists them) and moves no ali
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import tempfile
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from modelyard.errors import GateFailed, ModelyardError, NotFoundError
-from modelyard.evaluate.gate import Gate
+from modelyard.evaluate.gate import Gate, _split
 from modelyard.evaluate.policy import GatePolicy
 from modelyard.evaluate.verdict import GateVerdict
 from modelyard.logs import get_logger
@@ -118,6 +119,21 @@ def _unwrap(loaded: Any) -> Any:
     return loaded
 
 
+def _with_explanation(
+    verdict: GateVerdict, candidate: Any, test_frame: Any, *, target: str | None, y: Any, rows: int
+) -> GateVerdict:
+    from modelyard.evaluate.explain import explain_or_reason
+
+    features, labels = _split(test_frame, target, y)
+    explanation = explain_or_reason(_unwrap(candidate), features, y=labels, max_rows=rows)
+    if explanation.error is not None:
+        log.warning(
+            "candidate not explained",
+            extra={"model": verdict.model, "reason": explanation.error},
+        )
+    return dataclasses.replace(verdict, explanation=explanation.to_dict())
+
+
 def evaluate_and_register(
     registry: Registry,
     name: str,
@@ -140,6 +156,7 @@ def evaluate_and_register(
     save: Callable[[Any, Path], Path] | None = None,
     contract: Contract | None = None,
     profile: Profile | None = None,
+    explain_rows: int = 0,
 ) -> GateOutcome:
     """Gate ``candidate`` and, when it passes, register it with the verdict.
 
@@ -175,6 +192,12 @@ def evaluate_and_register(
             ``modelyard.models.save``.
         contract: the data contract of the model's input, stored with the version.
         profile: the reference profile of the training data, stored with the version.
+        explain_rows: when positive, a passing candidate's feature attributions are computed
+            on at most this many test rows (:func:`modelyard.evaluate.explain.explain`) and
+            stored in the verdict (``extra["gate"]["explanation"]``); the mean |attribution|
+            per feature also becomes ``extra["feature_importance"]`` (unless ``extra`` sets it),
+            the weights of monitoring's drift verdict. A model that cannot be explained is
+            registered all the same, with the reason in ``explanation["error"]``.
 
     Returns:
         A :class:`GateOutcome` with the verdict, the new version and its alias.
@@ -212,6 +235,13 @@ def evaluate_and_register(
     first = base is None and not _has_production(registry, name)
     alias = "production" if first and policy.allow_first_production else policy.alias
     body = dict(extra or {})
+    if explain_rows > 0:
+        verdict = _with_explanation(
+            verdict, candidate, test_frame, target=target, y=y, rows=explain_rows
+        )
+        importances = (verdict.explanation or {}).get("features") or []
+        if importances and "feature_importance" not in body:
+            body["feature_importance"] = {f["feature"]: f["mean_abs"] for f in importances}
     body["gate"] = verdict.to_dict()
     alias_reason = reason or f"gate passed: {verdict.summary()}"
     with tempfile.TemporaryDirectory(prefix="modelyard-pkg-") as tmp:

@@ -80,6 +80,8 @@ class GateVerdict:
         policy: the policy, as a dict.
         model: the model name, when known.
         evaluated_at: UNIX time of the evaluation.
+        explanation: the candidate's feature attributions
+            (:meth:`modelyard.evaluate.explain.Explanation.to_dict`), when computed.
     """
 
     passed: bool
@@ -92,6 +94,7 @@ class GateVerdict:
     policy: dict[str, Any]
     model: str | None = None
     evaluated_at: float = 0.0
+    explanation: dict[str, Any] | None = None
 
     @property
     def failures(self) -> list[RuleResult]:
@@ -112,6 +115,7 @@ class GateVerdict:
             "rules": [r.to_dict() for r in self.rules],
             "failures": [r.name for r in self.failures],
             "policy": _clean(self.policy),
+            **({"explanation": _clean(self.explanation)} if self.explanation else {}),
         }
 
     def to_json(self) -> str:
@@ -135,6 +139,7 @@ class GateVerdict:
             policy=dict(data.get("policy") or {}),
             model=data.get("model"),
             evaluated_at=float(data.get("evaluated_at", 0.0)),
+            explanation=data.get("explanation"),
         )
 
     def summary(self) -> str:
@@ -151,6 +156,10 @@ class GateVerdict:
         if self.production_version is not None:
             lines.append(f"  compared with production v{self.production_version}")
         lines.extend(f"  [{mark[r.status]}] {r.name}: {r.message}" for r in self.rules)
+        if self.explanation:
+            from modelyard.evaluate.explain import Explanation
+
+            lines.append(Explanation.from_dict(self.explanation).render_text())
         return "\n".join(lines)
 
     def print(self, console: Any = None) -> None:
@@ -171,3 +180,8 @@ class GateVerdict:
         for r in self.rules:
             table.add_row(r.rule, r.name, f"[{style[r.status]}]{r.status}[/]", r.message)
         console.print(table)
+        if self.explanation:
+            from modelyard.evaluate.explain import Explanation
+
+            text = Explanation.from_dict(self.explanation).render_text()
+            console.print(text, markup=False, highlight=False)
