@@ -246,7 +246,7 @@ def test_blue_green_previews_then_switches(
     h = serve()
     with Traffic(h.url) as traffic:
         run = cli(project, "deploy", "churn", "-c", "2", "--strategy", "blue-green",
-                  "--interval", "2s", "--url", h.url)  # fmt: skip
+                  "--interval", "2s", "--manual", "--url", h.url)  # fmt: skip
         assert run.returncode == 0, run.stderr
         preview = httpx.post(
             f"{h.url}/v2/models/churn/versions/2/infer",
@@ -256,6 +256,10 @@ def test_blue_green_previews_then_switches(
         assert preview.headers["x-model-version"] == "2"
         early = Counter(a[1] for a in traffic.answers)
         assert set(early) == {"1"}  # no user traffic on the candidate before the switch
+        wait_state(project, h.url, "awaiting_approval")  # the pre-promotion analysis passed
+        assert set(Counter(a[1] for a in traffic.answers)) == {"1"}
+        switch = cli(project, "rollout", "promote", "churn", "--url", h.url)
+        assert switch.returncode == 0, switch.stderr
         done = wait_state(project, h.url, "promoted", "rolled_back")
     assert done["state"] == "promoted", done["reason"]
     assert traffic.statuses() == {200: len(traffic.answers)}
