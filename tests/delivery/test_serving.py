@@ -31,7 +31,7 @@ min_samples = 30
 load_test_s = 1.0
 load_test_rps = 100
 max_error_rate = 0.05
-max_latency_ratio = 3.0  # two cores shared by servers, clients and the test: latency is noisy
+max_latency_ratio = 6.0  # shared cores (the suite, an image build): noisy; v4 is ~80x slower
 deadline_s = 30
 """
 BODY = {"instances": [[1.0, 2.0, 3.0]]}

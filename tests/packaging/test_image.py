@@ -5,6 +5,7 @@ process left. The base image and the dependency wheels are cached between runs (
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -164,11 +165,12 @@ def _free_port() -> int:
 
 
 def _processes_under(root: Path) -> list[int]:
+    root = root.resolve()  # /proc/PID/root is the resolved path (a symlinked cache differs)
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.readlink(f"/proc/{entry}/root") == str(root):
+                if Path(os.readlink(f"/proc/{entry}/root")) == root:
                     found.append(int(entry))
             except OSError:
                 continue
@@ -264,6 +266,10 @@ def test_the_image_builds_and_its_entrypoint_serves_as_pid_1(tmp_path: Path) -> 
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
+        # --setuid drops unshare's --kill-child: kill whatever still runs in the image's root
+        for pid in _processes_under(rootfs):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         _buildah("umount", ctr)
         _buildah("rm", ctr)
         _buildah("rmi", "--force", tag)

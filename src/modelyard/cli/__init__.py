@@ -16,10 +16,12 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``modelyard`` script; returns the exit code."""
     args = sys.argv[1:] if argv is None else argv
+    from modelyard.cli.state import state
+
+    state.reset()
     split = _leading_globals(args)
     if split is not None:
         from modelyard.cli._run import run_without_typer
-        from modelyard.cli.state import state
 
         debug, overrides, run_args = split
         before = (state.debug, dict(state.overrides))

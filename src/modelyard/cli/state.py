@@ -15,6 +15,13 @@ class _State:
     overrides: dict[str, Any] = field(default_factory=dict)
     _settings: Settings | None = None
 
+    def reset(self) -> None:
+        """Forget the previous invocation's options and settings (``main()`` called again in
+        one process, from another folder, must not reuse the first project's stores)."""
+        self.debug = False
+        self.overrides = {}
+        self._settings = None
+
     def settings(self, **extra: Any) -> Settings:
         """Settings for this invocation (global options > env > project file > defaults)."""
         from modelyard.config import load_settings
