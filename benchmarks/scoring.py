@@ -142,7 +142,7 @@ MLFLOW_SETUP = (
     TRAIN
     + r"""
 import mlflow, mlflow.sklearn
-mlflow.set_tracking_uri("file://" + cfg["work"] + "/mlruns")
+mlflow.set_tracking_uri("sqlite:///" + cfg["work"] + "/mlflow.db")
 with mlflow.start_run():
     info = mlflow.sklearn.log_model(model, name="model", input_example=X.head(5))
 print(json.dumps({"uri": info.model_uri, "version": mlflow.__version__}))
@@ -154,7 +154,7 @@ import json, sys, time
 import pyarrow.parquet as pq
 import mlflow
 cfg = json.loads(sys.argv[1])
-mlflow.set_tracking_uri("file://" + cfg["work"] + "/mlruns")
+mlflow.set_tracking_uri("sqlite:///" + cfg["work"] + "/mlflow.db")
 model = mlflow.pyfunc.load_model(cfg["uri"])
 pf = pq.ParquetFile(cfg["input"])
 rows = 0
@@ -225,8 +225,10 @@ def main() -> None:
             py = peer_python("mlflow-scoring", ["mlflow", "pyarrow", "scikit-learn", "pandas"])
             setup = subprocess.run(
                 [str(py), "-c", MLFLOW_SETUP, json.dumps({"work": str(work)})],
-                check=True, capture_output=True, text=True,
+                check=False, capture_output=True, text=True,
             )  # fmt: skip
+            if setup.returncode != 0:
+                raise RuntimeError(f"MLflow's setup failed:\n{setup.stderr[-3000:]}")
             meta = json.loads(setup.stdout.strip().splitlines()[-1])
             res["mlflow_version"] = meta["version"]
             cfg = {"work": str(work), "uri": meta["uri"], "input": str(src)}
@@ -238,7 +240,7 @@ def main() -> None:
             head = pq.ParquetFile(src).read_row_group(0).slice(0, args.cli_rows).to_pandas()
             head[[f"f{j}" for j in range(N_FEATURES)]].to_csv(csv, index=False)
             mlflow_cli = str(py.parent / "mlflow")
-            cli_env = {**os.environ, "MLFLOW_TRACKING_URI": f"file://{work}/mlruns"}
+            cli_env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db"}
             seconds, peak, _ = run_measured(
                 [mlflow_cli, "models", "predict", "-m", meta["uri"], "-i", str(csv), "-t", "csv",
                  "-o", str(work / "cli_out.json"), "--env-manager", "local"], cli_env,
