@@ -461,7 +461,10 @@ def _predict(
     for name in keep:
         if name in batch.schema.names:
             columns[name] = kept.column(name)
-    frame = pd.DataFrame({name: check.features[name][good] for name in features})
+    if n_good == batch.num_rows:  # the common case: no row rejected, no copy of the columns
+        frame = pd.DataFrame({name: check.features[name] for name in features}, copy=False)
+    else:
+        frame = pd.DataFrame({name: check.features[name][good] for name in features})
     raw = model.raw
     options = model.manifest.get("flavor_options") or {}
     if n_good == 0:
