@@ -434,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
                 with mlflow_server(python, db, work) as base:
                     exp = str(meta["experiment_id"])
                     # the browser first: a timed-out sort keeps the server busy afterwards
-                    visible = visible_table_s(f"{base}/#/experiments/{exp}", newest)
+                    visible = visible_table_s(f"{base}/#/experiments/{exp}/runs", newest)
                     res["mlflow"] = query_times("mlflow", base, exp, args.peer_timeout_s)
                     res["mlflow"]["visible"] = visible
             results[str(n)] = res
