@@ -227,6 +227,7 @@ class GateSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     positive_label: int | str | bool = 1
     allow_first_production: bool = True
     alias: str = "candidate"
+    explain_rows: int = 0  # > 0: a passing candidate's feature attributions on this many rows
 
 
 class UISettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

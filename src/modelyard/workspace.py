@@ -185,7 +185,7 @@ class Workspace:
         production: tuple[Any, int] | Literal["auto"] | None = "auto",
         clock: Clock | None = None,
         reason: str | None = None,
-        explain_rows: int = 0,
+        explain_rows: int | None = None,
     ) -> GateOutcome:
         """Gate ``candidate`` against ``name@production``; register it with its verdict if it
         passes.
@@ -217,7 +217,8 @@ class Workspace:
             explain_rows: when positive, store the candidate's feature attributions on at most
                 this many test rows with the version (``extra["gate"]["explanation"]``, and
                 ``extra["feature_importance"]`` for monitoring); needs ``modelyard[explain]``
-                for tree and linear models, else the reason is recorded.
+                for tree and linear models, else the reason is recorded. None (the default):
+                the policy's ``explain_rows`` (``[tool.modelyard.gate] explain_rows = 200``).
 
         Raises:
             GateFailed: a rule failed; nothing was registered.

@@ -149,3 +149,48 @@ def test_bad_input_is_named() -> None:
         explain(model, pd.DataFrame({"a": [], "b": []}))
     with pytest.raises(InvalidInputError, match="needs the labels"):
         explain(model, _data(20, 1)[["a", "b"]])
+
+
+def test_the_projects_gate_table_turns_explanations_on(tmp_path: Any) -> None:
+    """``explain_rows`` in ``[tool.modelyard.gate]``: every gated version gets its explanation."""
+    pytest.importorskip("shap")
+    from modelyard.config import load_settings
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        "[tool.modelyard]\n[tool.modelyard.gate]\nexplain_rows = 60\n"
+        '[tool.modelyard.gate.thresholds]\nroc_auc = ">= 0.6"\n'
+    )
+    settings = load_settings(start=project, home=str(tmp_path / "home"))
+    train, test = _data(600, 0), _data(300, 1)
+    model = RandomForestClassifier(n_estimators=20, random_state=0)
+    model.fit(train.drop(columns=["y"]), train["y"])
+    ws = Workspace.open(settings)
+    outcome = ws.gate_and_register("risk", model, test, target="y", production=None)
+    stored = Explanation.from_dict(outcome.version.extra["gate"]["explanation"])
+    assert (stored.method, stored.n_rows, stored.features[0][0]) == ("shap-tree", 60, "a")
+    assert outcome.version.extra["gate"]["policy"]["explain_rows"] == 60
+    assert outcome.version.extra["feature_importance"] == pytest.approx(stored.importances)
+    report = GateVerdict.from_dict(outcome.version.extra["gate"]).render_text()
+    assert "explanation: shap-tree on 60 rows" in report
+    shown = _cli(settings, "models", "show", "risk:1")
+    assert shown.returncode == 0, shown.stderr
+    assert "  explanation: shap-tree on 60 rows (mean |attribution|)" in shown.stdout.splitlines()
+
+    # an explicit 0 turns them off for one call, whatever the table says
+    off = ws.gate_and_register("risk", model, test, target="y", production=None, explain_rows=0)
+    assert off.version.extra["gate"].get("explanation") is None
+    assert "feature_importance" not in off.version.extra
+
+
+def test_a_bad_explain_rows_in_the_gate_table_is_named(tmp_path: Any) -> None:
+    from modelyard.config import load_settings
+    from modelyard.errors import ConfigError
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("[tool.modelyard.gate]\nexplain_rows = -5\n")
+    ws = Workspace.open(load_settings(start=project, home=str(tmp_path / "home")))
+    with pytest.raises(ConfigError, match=r"\[tool.modelyard.gate\]: explain_rows must be >= 0"):
+        ws.gate_policy()

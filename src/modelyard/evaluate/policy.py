@@ -182,6 +182,9 @@ class GatePolicy:
         allow_first_production: with no production version yet, a passing candidate becomes
             ``production`` directly.
         alias: the alias a passing candidate gets (when production exists).
+        explain_rows: when positive, a passing candidate's feature attributions are computed
+            on at most this many test rows and stored with the version (see
+            :func:`~modelyard.evaluate.register.evaluate_and_register`); 0 turns them off.
     """
 
     thresholds: Mapping[str, tuple[str, float]] = field(default_factory=dict)
@@ -199,6 +202,7 @@ class GatePolicy:
     positive_label: Any = 1
     allow_first_production: bool = True
     alias: str = "candidate"
+    explain_rows: int = 0
 
     def __post_init__(self) -> None:
         # accept the loose forms (mappings, lists) and store the normalised ones
@@ -251,6 +255,18 @@ class GatePolicy:
                 f"{self.batch_size}, {self.latency_calls}, {self.min_slice_rows}",
                 field="batch_size",
             )
+        if isinstance(self.explain_rows, bool) or not isinstance(self.explain_rows, int):
+            raise InvalidInputError(
+                f"explain_rows must be a whole number of rows, got {self.explain_rows!r}",
+                hint="e.g. explain_rows = 200 (0 turns explanations off)",
+                field="explain_rows",
+            )
+        if self.explain_rows < 0:
+            raise InvalidInputError(
+                f"explain_rows must be >= 0, got {self.explain_rows}",
+                hint="e.g. explain_rows = 200 (0 turns explanations off)",
+                field="explain_rows",
+            )
 
     @property
     def resolved_slice_metric(self) -> str:
@@ -289,6 +305,7 @@ class GatePolicy:
             "positive_label": self.positive_label,
             "allow_first_production": self.allow_first_production,
             "alias": self.alias,
+            "explain_rows": self.explain_rows,
         }
 
     @classmethod

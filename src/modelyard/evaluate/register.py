@@ -156,7 +156,7 @@ def evaluate_and_register(
     save: Callable[[Any, Path], Path] | None = None,
     contract: Contract | None = None,
     profile: Profile | None = None,
-    explain_rows: int = 0,
+    explain_rows: int | None = None,
 ) -> GateOutcome:
     """Gate ``candidate`` and, when it passes, register it with the verdict.
 
@@ -197,7 +197,9 @@ def evaluate_and_register(
             stored in the verdict (``extra["gate"]["explanation"]``); the mean |attribution|
             per feature also becomes ``extra["feature_importance"]`` (unless ``extra`` sets it),
             the weights of monitoring's drift verdict. A model that cannot be explained is
-            registered all the same, with the reason in ``explanation["error"]``.
+            registered all the same, with the reason in ``explanation["error"]``. None (the
+            default) takes the policy's ``explain_rows`` (``[tool.modelyard.gate]``); 0 turns
+            explanations off whatever the policy says.
 
     Returns:
         A :class:`GateOutcome` with the verdict, the new version and its alias.
@@ -235,10 +237,9 @@ def evaluate_and_register(
     first = base is None and not _has_production(registry, name)
     alias = "production" if first and policy.allow_first_production else policy.alias
     body = dict(extra or {})
-    if explain_rows > 0:
-        verdict = _with_explanation(
-            verdict, candidate, test_frame, target=target, y=y, rows=explain_rows
-        )
+    rows = policy.explain_rows if explain_rows is None else explain_rows
+    if rows > 0:
+        verdict = _with_explanation(verdict, candidate, test_frame, target=target, y=y, rows=rows)
         importances = (verdict.explanation or {}).get("features") or []
         if importances and "feature_importance" not in body:
             body["feature_importance"] = {f["feature"]: f["mean_abs"] for f in importances}
