@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,24 @@ from modelyard.errors import (
 )
 from modelyard.store import schema
 from modelyard.store.db import HEAD_REVISION, REVISIONS, MetadataStore
+
+# the db_url fixture's PostgreSQL half only: SQLite has no connection to drop
+POSTGRES_ONLY = pytest.mark.parametrize(
+    "db_url",
+    [
+        pytest.param(
+            "postgres",
+            marks=[
+                pytest.mark.postgres,
+                pytest.mark.skipif(
+                    "MODELYARD_TEST_POSTGRES_URL" not in os.environ,
+                    reason="MODELYARD_TEST_POSTGRES_URL is not set",
+                ),
+            ],
+        )
+    ],
+    indirect=True,
+)
 
 
 def _table_names(store: MetadataStore) -> set[str]:
@@ -302,7 +321,7 @@ def test_a_sqlite_store_at_head_is_used_without_importing_sqlalchemy(tmp_path: P
         from modelyard.store.artifacts import ArtifactStore
         from modelyard.store.db import MetadataStore
         from modelyard.tracking.client import TrackingClient
-        from modelyard.pipeline.cache import StepCache
+        from modelyard.pipelines.cache import StepCache
 
         ms = MetadataStore.open({url!r})
         tc = TrackingClient(ms, ArtifactStore.open({str(tmp_path / "a")!r}), project_root=".")
@@ -556,13 +575,9 @@ def flow():
 """
 
 
-@pytest.mark.postgres
+@POSTGRES_ONLY
 def test_a_run_survives_postgres_dropping_its_connections(db_url: str, tmp_path: Path) -> None:
     """pg_terminate_backend mid-run: the next writes reconnect instead of failing."""
-    import os
-
-    if not db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL drops connections; SQLite has none to drop")
     project = tmp_path / "proj"
     project.mkdir()
     (project / "pyproject.toml").write_text(f'[tool.modelyard]\ndb_url = "{db_url}"\n')
@@ -595,12 +610,10 @@ def _drop_the_connection_inside_a_transaction(store: MetadataStore, admin: sa.En
         conn.execute(sa.text("SELECT 1"))
 
 
-@pytest.mark.postgres
+@POSTGRES_ONLY
 def test_a_connection_dropped_inside_a_transaction_is_service_unavailable(db_url: str) -> None:
     from modelyard.errors import ServiceUnavailable
 
-    if not db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL drops connections; SQLite has none to drop")
     store = MetadataStore.open(db_url)
     admin = sa.create_engine(db_url, isolation_level="AUTOCOMMIT")
     try:
