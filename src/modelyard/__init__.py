@@ -57,6 +57,7 @@ _SUBMODULES = frozenset(
         "delivery",
         "monitoring",
         "packaging",
+        "sweep",
         "testing",
     }
 )

@@ -272,6 +272,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=Tr
     gate: GateSettings = msgspec.field(default_factory=GateSettings)
 
     ui: UISettings = msgspec.field(default_factory=UISettings)
+    # [tool.modelyard.sweep.<pipeline>]: a sweep's options and search space (modelyard.sweep)
+    sweep: dict[str, Any] = msgspec.field(default_factory=dict)
 
     # field name, or ``table.field``, -> where its value came from; set by load_settings
     _sources = _NO_SOURCES

@@ -70,25 +70,6 @@ class DemoReport:
         }
 
 
-class _QuietProgress:
-    """A pipeline progress reporter that says nothing: the demo prints its own summary."""
-
-    def start(self, pipeline: str, run_id: str, steps: list[str]) -> None:
-        return None
-
-    def step_started(self, step: str) -> None:
-        return None
-
-    def step_retrying(self, step: str, attempt: int, error: str) -> None:
-        return None
-
-    def step_finished(self, step: str, status: str, duration_s: float, error: str | None) -> None:
-        return None
-
-    def finish(self, result: Any) -> None:
-        return None
-
-
 def find_example() -> Any:
     """Import the credit example's package (``data``, ``pipeline`` and ``serve`` modules).
 
@@ -150,7 +131,9 @@ def _store_settings(home: Path) -> Any:
 
 
 def _run(pipeline: Any, workspace: Workspace, **params: Any) -> Any:
-    return workspace.run_pipeline(pipeline, params, progress=_QuietProgress())
+    from modelyard.pipeline.progress import SilentProgress
+
+    return workspace.run_pipeline(pipeline, params, progress=SilentProgress())
 
 
 def _verdict_of(version: Any) -> Any:

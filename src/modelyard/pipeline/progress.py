@@ -15,7 +15,7 @@ from modelyard.logs import get_logger
 if TYPE_CHECKING:
     from modelyard.pipeline.result import PipelineResult
 
-__all__ = ["LiveProgress", "LogProgress", "Progress", "summary_text"]
+__all__ = ["LiveProgress", "LogProgress", "Progress", "SilentProgress", "summary_text"]
 
 _log = get_logger("pipeline")
 
@@ -34,6 +34,25 @@ class Progress(Protocol):
     ) -> None: ...
 
     def finish(self, result: PipelineResult) -> None: ...
+
+
+class SilentProgress:
+    """Says nothing: for callers that report on their own (the demo, a sweep's trials)."""
+
+    def start(self, pipeline: str, run_id: str, steps: list[str]) -> None:
+        return None
+
+    def step_started(self, step: str) -> None:
+        return None
+
+    def step_retrying(self, step: str, attempt: int, error: str) -> None:
+        return None
+
+    def step_finished(self, step: str, status: str, duration_s: float, error: str | None) -> None:
+        return None
+
+    def finish(self, result: PipelineResult) -> None:
+        return None
 
 
 class LogProgress:

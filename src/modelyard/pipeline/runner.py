@@ -65,6 +65,8 @@ def run_pipeline(
     progress: Progress | None = None,
     params_are_strings: bool = False,
     if_changed: bool = False,
+    parent_run_id: str | None = None,
+    run_tags: Mapping[str, Any] | None = None,
 ) -> PipelineResult:
     """Run ``p``; see :meth:`Pipeline.run <modelyard.pipeline.graph.Pipeline.run>`.
 
@@ -91,6 +93,9 @@ def run_pipeline(
         progress: a progress reporter (default: JSON log lines).
         params_are_strings: convert ``params`` by the pipeline's signature.
         if_changed: run only when code or declared data changed since the last successful run.
+        parent_run_id: make the pipeline's run a child of this run (a sweep's trials are
+            children of the study's run).
+        run_tags: more tags for the pipeline's run.
 
     Raises:
         PipelineError: the graph is invalid or a step failed.
@@ -166,10 +171,12 @@ def run_pipeline(
         tags["resume.of"] = resume
     if force:
         tags["cache.force"] = "true"
+    tags.update(run_tags or {})
     run = tc.start_run(
         experiment=settings.experiment,
         name=p.name,
         kind="pipeline",
+        parent_run_id=parent_run_id,
         source=entrypoint or _entrypoint_of(p),
         tags=tags,
         capture_lineage=True,

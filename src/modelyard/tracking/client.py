@@ -275,10 +275,18 @@ class TrackingClient:
         if known is not None and not known._forked and known.status == "RUNNING":
             return known
         row, run_params = self._run_row(run_id)
+        owner: dict[str, Any] = {"id": run_id, "host": None, "pid": None}
+        if row["parent_run_id"] is None:
+            from modelyard.tracking import liveness
+
+            # the process that resumes it runs it now: the one that started it may be gone, and
+            # the next top-level run on this machine would end the resumed run as KILLED
+            owner.update(host=liveness.host_identity(), pid=liveness.process_token())
         with self.metadata_store.write() as tx:
             tx.execute(
-                "UPDATE runs SET status = 'RUNNING', end_time = NULL WHERE id = :id",
-                {"id": run_id},
+                "UPDATE runs SET status = 'RUNNING', end_time = NULL, process_host = :host, "
+                "process_pid = :pid WHERE id = :id",
+                owner,
             )
         _log.info("run resumed", extra={"run_id": run_id, "from_status": row["status"]})
         return self._handle(row, run_params)

@@ -1,0 +1,163 @@
+"""Where a sweep's trials run: forked processes where this platform allows it, else threads.
+
+A trial is a whole pipeline run. In a forked child it runs on its own core (the parent keeps
+asking the sampler and telling it the results), inherits the pipeline and everything already
+imported, and hands back a small dict over a pipe; its runs and cache entries go to the
+shared stores, whose connections the store and tracking modules reset in forked children.
+Where fork is missing or unsafe (a library with native thread pools is loaded, see
+:data:`modelyard.pipeline.executors.local.FORK_UNSAFE_MODULES`), trials run in threads.
+
+Each child leads its own process group, so stopping a trial (Ctrl-C, an error in another trial)
+also stops the step processes it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["TrialWorkers"]
+
+Job = Callable[[], dict[str, Any]]
+
+
+def _child(job: Job, conn: Any) -> None:
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    try:
+        result = job()
+    except BaseException as exc:  # reported to the parent, which decides
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "run_id": None}
+    conn.send(result)
+    conn.close()
+
+
+class TrialWorkers:
+    """At most ``parallel`` trials at once.
+
+    Args:
+        parallel: most trials at once.
+        processes: run each trial in a forked child (default: when fork is available and safe).
+    """
+
+    def __init__(self, parallel: int, *, processes: bool | None = None) -> None:
+        self.parallel = max(1, parallel)
+        self.processes = processes
+        self._running: dict[int, Any] = {}
+        self._pool: Any = None
+
+    @staticmethod
+    def can_fork() -> bool:
+        """Whether trials can run in forked children here."""
+        from modelyard.pipeline.executors.local import LocalExecutor
+
+        return LocalExecutor.can_fork() and LocalExecutor.fork_is_safe()
+
+    @property
+    def mode(self) -> str:
+        """``inline`` (one trial at a time, in this thread), ``processes`` or ``threads``."""
+        if self.parallel == 1:
+            return "inline"
+        forked = self.can_fork() if self.processes is None else self.processes
+        return "processes" if forked else "threads"
+
+    def free(self) -> int:
+        """How many more trials may start now."""
+        return self.parallel - len(self._running)
+
+    def busy(self) -> bool:
+        """Whether a trial is running."""
+        return bool(self._running)
+
+    def submit(self, key: int, job: Job) -> None:
+        """Start ``job`` (a trial) under ``key`` (inline: when :meth:`wait` is called)."""
+        mode = self.mode
+        if mode == "inline":
+            self._running[key] = job
+            return
+        if mode == "threads":
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="modelyard-trial")
+            self._running[key] = self._pool.submit(job)
+            return
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork")
+        recv, send = ctx.Pipe(duplex=False)
+        process = ctx.Process(
+            target=_child, args=(job, send), name=f"modelyard-trial-{key}", daemon=False
+        )
+        process.start()
+        pid = process.pid
+        if pid is not None:
+            with contextlib.suppress(OSError):  # also from here: no window before the child's
+                os.setpgid(pid, pid)
+        send.close()
+        self._running[key] = (process, recv)
+
+    def wait(self) -> list[tuple[int, dict[str, Any]]]:
+        """Block until at least one trial ends; ``(key, what the job returned)`` for each."""
+        if not self._running:
+            return []
+        mode = self.mode
+        if mode == "inline":
+            key, job = next(iter(self._running.items()))
+            try:
+                return [(key, job())]
+            finally:
+                del self._running[key]
+        if mode == "threads":
+            from concurrent.futures import FIRST_COMPLETED, wait
+
+            futures = {f: k for k, f in self._running.items()}
+            done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+            out = []
+            for future in done:
+                key = futures[future]
+                del self._running[key]
+                out.append((key, future.result()))
+            return out
+        from multiprocessing.connection import wait as wait_conn
+
+        by_conn = {id(conn): key for key, (_, conn) in self._running.items()}
+        by_sentinel = {proc.sentinel: key for key, (proc, _) in self._running.items()}
+        ready = wait_conn([c for _, c in self._running.values()] + list(by_sentinel))
+        keys = {by_conn[id(r)] if id(r) in by_conn else by_sentinel[r] for r in ready}
+        out = []
+        for key in sorted(keys):
+            process, conn = self._running.pop(key)
+            result: dict[str, Any] | None = None
+            with contextlib.suppress(EOFError, OSError):
+                if conn.poll():
+                    result = conn.recv()
+            conn.close()
+            process.join()
+            if result is None:
+                result = {
+                    "ok": False,
+                    "run_id": None,
+                    "error": f"the trial's process exited with code {process.exitcode} "
+                    "before reporting a result",
+                }
+            out.append((key, result))
+        return out
+
+    def close(self) -> None:
+        """Stop what still runs (process groups killed; threads finish their trial)."""
+        for value in list(self._running.values()):
+            if isinstance(value, tuple):
+                process, conn = value
+                with contextlib.suppress(OSError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.kill()
+                process.join()
+                conn.close()
+        self._running.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

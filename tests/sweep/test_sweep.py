@@ -1,0 +1,258 @@
+"""Sweeps on real stores (SQLite, and PostgreSQL when MODELYARD_TEST_POSTGRES_URL is set): the
+steps no swept parameter reaches run once for the whole study, the study resumes where it
+stopped, trials run side by side, and the best trial goes through the gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.sweep.conftest import MODEL_PIPELINE, Project, step_runs
+
+from modelyard.errors import ConflictError, GateFailed
+from modelyard.sweep import Choice, FloatRange, IntRange, RegisterBest, run_sweep
+from modelyard.workspace import Workspace
+
+pytest.importorskip("optuna")
+
+SPACE = {"C": FloatRange(0.1, 4.0), "depth": IntRange(1, 5), "kind": Choice(["a", "b"])}
+
+
+def _trial_runs(settings: Any, study_run: str) -> list[Any]:
+    page = Workspace.open(settings).tracking.search_runs(
+        filter=f"parent_run_id = '{study_run}'", max_results=1000
+    )
+    return sorted(page.items, key=lambda r: int(r.tags["sweep.trial"]))
+
+
+def test_shared_steps_run_once_across_all_trials(project: Project) -> None:
+    settings = project.settings()
+    mod = project.module()
+    result = run_sweep(
+        mod.train, SPACE, trials=6, metric="score", sampler="random", seed=1, parallel=2,
+        settings=settings,
+    )  # fmt: skip
+
+    runs = step_runs(settings, result.run_id)
+    # counted from the step runs the trials recorded: load and features did the work once
+    ran = {step: sum(not cached for _, cached in rows) for step, rows in runs.items()}
+    assert ran == {"load": 1, "features": 1, "fit": 6}
+    assert {step: len(rows) for step, rows in runs.items()} == {"load": 6, "features": 6, "fit": 6}
+    assert result.step_runs == {"load": 1, "features": 1, "fit": 6}
+    assert result.step_cached == {"load": 5, "features": 5}
+
+    # the study is a run, its trials are pipeline runs nested under it, with params and metric
+    trial_runs = _trial_runs(settings, result.run_id)
+    assert [r.tags["sweep.trial"] for r in trial_runs] == [str(n) for n in range(6)]
+    assert {r.kind for r in trial_runs} == {"pipeline"}
+    assert all(r.status == "FINISHED" for r in trial_runs)
+    for run, trial in zip(trial_runs, result.trials, strict=True):
+        assert run.id == trial.run_id
+        assert float(run.params["C"]) == trial.params["C"]
+        assert run.params["kind"] == trial.params["kind"]
+        assert run.metrics["score"] == trial.value
+    best = result.best
+    assert best is not None
+    assert best.value == max(t.value for t in result.trials if t.value is not None)
+
+    study = Workspace.open(settings).tracking.get_run(result.run_id)
+    assert study.status == "FINISHED"
+    assert study.kind == "run"
+    assert study.tags["sweep.study"] == "train"
+    assert study.tags["sweep.best_run"] == best.run_id
+    assert study.metrics["score"] == best.value
+
+
+def test_a_resumed_study_continues_its_numbering_and_redoes_no_trial(project: Project) -> None:
+    settings = project.settings()
+    mod = project.module()
+    first = run_sweep(
+        mod.train, SPACE, trials=3, metric="score", study="s1", sampler="random", seed=0,
+        settings=settings,
+    )  # fmt: skip
+    again = run_sweep(mod.train, trials=2, study="s1", seed=0, settings=settings)
+
+    assert again.run_id == first.run_id  # the same study run, its trials all beneath it
+    assert [t.number for t in again.trials] == [0, 1, 2, 3, 4]
+    assert again.new == [3, 4]
+    assert again.metric == "score"  # the study's metric and space came from the store
+    assert again.space == first.space
+    earlier = {t.number: t.run_id for t in first.trials}
+    assert {t.number: t.run_id for t in again.trials[:3]} == earlier
+    params = [tuple(sorted(t.params.items())) for t in again.trials]
+    assert len(set(params)) == 5  # the sampler did not start over
+    runs = step_runs(settings, first.run_id)
+    assert len(runs["fit"]) == 5  # five trial runs, not eight
+    assert sum(not cached for _, cached in runs["load"]) == 1
+    assert Workspace.open(settings).tracking.get_run(first.run_id).status == "FINISHED"
+
+
+def test_a_resumed_grid_runs_only_the_points_not_yet_run(sqlite_project: Project) -> None:
+    settings = sqlite_project.settings()
+    mod = sqlite_project.module()
+    space = {"depth": IntRange(2, 4), "kind": Choice(["a", "b"])}
+    first = run_sweep(mod.train, space, sampler="grid", trials=4, metric="score", settings=settings)
+    rest = run_sweep(mod.train, space, sampler="grid", metric="score", settings=settings)
+    assert len(first.new) == 4
+    assert len(rest.new) == 2
+    points = {(t.params["depth"], t.params["kind"]) for t in rest.trials}
+    assert points == {(d, k) for d in (2, 3, 4) for k in ("a", "b")}
+    done = run_sweep(mod.train, space, sampler="grid", metric="score", settings=settings)
+    assert done.new == []
+
+
+def test_a_resumed_study_survives_another_top_level_run(sqlite_project: Project) -> None:
+    """Resuming records the process that now runs the study, so a run started meanwhile by
+    another process does not end it as if its (earlier) process were gone."""
+    import subprocess
+    import sys
+
+    settings = sqlite_project.settings()
+    mod = sqlite_project.module()
+    first = run_sweep(mod.train, SPACE, trials=1, metric="score", settings=settings)
+    # an earlier process left the study RUNNING: simulated by its recorded pid being a dead one
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    ws = Workspace.open(settings)
+    with ws.metadata_store.write() as tx:
+        tx.execute("UPDATE runs SET process_pid = :pid WHERE id = :id",
+                   {"pid": dead, "id": first.run_id})  # fmt: skip
+    resumed = ws.tracking.resume_run(first.run_id)
+    other = ws.tracking.start_run(name="someone else")  # ends stale runs of this machine
+    other.end()
+    assert ws.tracking.get_run(first.run_id).status == "RUNNING"
+    resumed.end()
+
+
+@pytest.mark.parametrize("processes", [True, False], ids=["processes", "threads"])
+def test_trials_run_side_by_side(sqlite_project: Project, tmp_path: Path, processes: bool) -> None:
+    settings = sqlite_project.settings()
+    mod = sqlite_project.module()
+    run_sweep(mod.train, SPACE, trials=1, metric="score", study="p", settings=settings)
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    # each of the two trials waits in its fit step until the other one has started its own
+    result = run_sweep(
+        mod.train, trials=2, study="p", parallel=2, processes=processes,
+        params={"barrier": str(barrier)}, settings=settings,
+    )  # fmt: skip
+    assert result.mode == ("processes" if processes else "threads")
+    assert [t.state for t in result.trials] == ["COMPLETE"] * 3, [t.error for t in result.trials]
+    assert len(list(barrier.iterdir())) == 2
+    assert result.step_runs["load"] == 1
+
+
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(sqlite_project: Project) -> None:
+    settings = sqlite_project.settings()
+    mod = sqlite_project.module(
+        """
+        import modelyard
+        from modelyard.pipeline import log_metric
+
+        @modelyard.step
+        def load() -> int:
+            return 1
+
+        @modelyard.step
+        def fit(x: int, depth: int = 1) -> int:
+            if depth == 3:
+                raise ValueError("depth 3 diverges")
+            log_metric("score", float(depth))
+            return depth
+
+        @modelyard.pipeline
+        def train(depth: int = 1):
+            return fit(load(), depth=depth)
+        """
+    )
+    result = run_sweep(
+        mod.train, {"depth": IntRange(1, 4)}, sampler="grid", metric="score", settings=settings
+    )
+    states = {t.params["depth"]: t.state for t in result.trials}
+    assert states == {1: "COMPLETE", 2: "COMPLETE", 3: "FAIL", 4: "COMPLETE"}
+    failed = next(t for t in result.trials if t.state == "FAIL")
+    assert "depth 3 diverges" in (failed.error or "")
+    assert result.best is not None
+    assert result.best.params == {"depth": 4}
+    study = Workspace.open(settings).tracking.get_run(result.run_id)
+    assert study.tags["sweep.failed"] == "1"
+
+
+def test_the_best_trial_goes_through_the_gate(project: Project) -> None:
+    settings = project.settings()
+    mod = project.module(MODEL_PIPELINE)
+    result = run_sweep(
+        mod.churn, {"C": FloatRange(0.001, 10.0, log=True)}, trials=3, metric="accuracy",
+        sampler="random", seed=3, settings=settings,
+        register=RegisterBest("churn", test="split[1]", target="y"),
+    )  # fmt: skip
+    best = result.best
+    assert best is not None
+    assert result.registered == {
+        "name": "churn", "version": 1, "alias": "production", "trial": best.number
+    }  # fmt: skip
+    version = Workspace.open(settings).registry.get_version("churn", 1)
+    assert version.run_id == best.run_id
+    assert version.extra["sweep"]["trial"] == best.number
+    assert version.extra["sweep"]["params"] == best.params
+    assert version.extra["gate"]["passed"] is True
+    assert version.flavor == "sklearn"
+    study = Workspace.open(settings).tracking.get_run(result.run_id)
+    assert study.tags["sweep.registered"] == "churn:1"
+
+
+def test_a_refused_best_trial_registers_nothing(sqlite_project: Project) -> None:
+    settings = sqlite_project.settings(
+        """
+        [tool.modelyard.gate]
+        thresholds = { accuracy = [">=", 0.99] }
+        """
+    )
+    mod = sqlite_project.module(MODEL_PIPELINE)
+    with pytest.raises(GateFailed) as info:
+        run_sweep(
+            mod.churn, {"C": FloatRange(0.01, 1.0)}, trials=2, metric="accuracy",
+            settings=settings, register=RegisterBest("churn", test="split[1]", target="y"),
+        )  # fmt: skip
+    result = info.value.result  # type: ignore[attr-defined]
+    assert len(result.trials) == 2
+    ws = Workspace.open(settings)
+    assert ws.registry.list_models() == []
+    study = ws.tracking.get_run(result.run_id)
+    assert study.status == "FINISHED"
+    assert study.tags["sweep.gate"] == "refused"
+
+
+def test_the_project_table_gives_the_space_and_options(sqlite_project: Project) -> None:
+    mod = sqlite_project.module()
+    settings = sqlite_project.settings(
+        """
+        [tool.modelyard.sweep.train]
+        metric = "score"
+        direction = "minimize"
+        trials = 3
+        sampler = "random"
+
+        [tool.modelyard.sweep.train.space]
+        C = { low = 0.5, high = 3.0, log = true }
+        depth = { low = 1, high = 4 }
+        kind = ["a", "b"]
+        """
+    )
+    assert mod.train.name == "train"
+    result = run_sweep(mod.train, settings=settings)
+    assert result.direction == "minimize"
+    assert len(result.trials) == 3
+    assert result.space == {
+        "C": FloatRange(0.5, 3.0, log=True), "depth": IntRange(1, 4), "kind": Choice(["a", "b"])
+    }  # fmt: skip
+    best = result.best
+    assert best is not None
+    assert best.value == min(t.value for t in result.trials if t.value is not None)
+    for t in result.trials:
+        assert isinstance(t.params["depth"], int)
+        assert 0.5 <= t.params["C"] <= 3.0
+    # a different space for the same study is refused, naming the stored one
+    with pytest.raises(ConflictError, match="another search space"):
+        run_sweep(mod.train, {"C": FloatRange(0.1, 9.0)}, settings=settings)
