@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.sweep.conftest import Project
 
 from modelyard.errors import ConfigError, InvalidInputError
 from modelyard.sweep import Choice, FloatRange, IntRange, parse_space_option, run_sweep
 from modelyard.sweep.space import space_from_json, space_to_json
+from tests.sweep.conftest import Project
 
 pytest.importorskip("optuna")
 

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.sweep.conftest import MODEL_PIPELINE, Project, step_runs
 
 from modelyard.errors import ConflictError, GateFailed
 from modelyard.sweep import Choice, FloatRange, IntRange, RegisterBest, run_sweep
 from modelyard.workspace import Workspace
+from tests.sweep.conftest import MODEL_PIPELINE, Project, step_runs
 
 pytest.importorskip("optuna")
 

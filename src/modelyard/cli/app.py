@@ -29,6 +29,7 @@ from modelyard.cli import rollout as rollout_cmd
 from modelyard.cli import runs as runs_cmd
 from modelyard.cli import score as score_cmd
 from modelyard.cli import serve as serve_cmd
+from modelyard.cli import sweep as sweep_cmd
 from modelyard.cli import ui as ui_cmd
 from modelyard.cli.state import state
 
@@ -85,6 +86,7 @@ app.add_typer(check_cmd.app, name="check")
 pipeline_cmd.register(app)
 serve_cmd.register(app)
 score_cmd.register(app)
+sweep_cmd.register(app)
 demo_cmd.register(app)
 init_cmd.register(app)
 k8s_cmd.register(app)
