@@ -102,3 +102,14 @@ def sqlite_settings(tmp_path: Path, home: Path):  # type: ignore[no-untyped-def]
     project.mkdir(exist_ok=True)
     (project / "pyproject.toml").write_text("[tool.modelyard]\n")
     return load_settings(start=project, home=str(home))
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[object]:
+    """A real local Ray (2 CPUs) for a test module's Ray tests (pipeline and monitoring)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

@@ -184,7 +184,8 @@ class MonitorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ``max_violation_rate``) and ``live_quality`` (a metric below ``quality_min`` or above
     ``quality_max``, e.g. ``{accuracy = 0.8}``, ``{rmse = 3.0}``). A window with fewer than
     ``min_samples`` rows gives no verdict. ``--act``/``--watch`` start the training pipeline
-    when ``consecutive`` windows in a row crossed, at most once per ``cooldown_s``.
+    when ``consecutive`` windows in a row crossed, at most once per ``cooldown_s``; with
+    ``deploy_strategy`` the version it registers is then rolled out on the running server.
     """
 
     window: str = "1h"  # window length: 30m, 1h, 1d
@@ -206,6 +207,10 @@ class MonitorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     interval_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0  # how often --watch looks
     metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] | None = None  # --watch gauges
     feature_importance: dict[str, float] = msgspec.field(default_factory=dict)
+    # a retrained version that passed the gate goes out with this strategy of
+    # [tool.modelyard.delivery] on the server at deploy_url (default: serving host:port)
+    deploy_strategy: Literal["canary", "blue-green", "ab", "shadow"] | None = None
+    deploy_url: str | None = None
 
 
 class GateSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

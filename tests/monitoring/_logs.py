@@ -15,9 +15,18 @@ import pyarrow.parquet as pq
 from modelyard.requestlog.schema import FEEDBACK, REQUESTS, hour_of, partition_prefix
 
 
-def _put(store: Any, kind: str, model: str, version: int, *, ts_s: float, table: pa.Table) -> str:
+def _put(
+    store: Any,
+    kind: str,
+    model: str,
+    version: int,
+    *,
+    ts_s: float,
+    table: pa.Table,
+    row_group_rows: int | None = None,
+) -> str:
     buf = io.BytesIO()
-    pq.write_table(table, buf)
+    pq.write_table(table, buf, row_group_size=row_group_rows)
     name = (
         f"{partition_prefix(kind, model, str(version))}hour={hour_of(ts_s)}/"
         f"{uuid.uuid4().hex}.parquet"
@@ -35,8 +44,10 @@ def write_requests(
     ts_s: float,
     outputs: Mapping[str, Any] | None = None,
     ids: list[str] | None = None,
+    row_group_rows: int | None = None,
 ) -> list[str]:
-    """One request file of ``inputs`` (one row per instance) logged at ``ts_s``; returns ids."""
+    """One request file of ``inputs`` (one row per instance) logged at ``ts_s`` (in row groups
+    of ``row_group_rows``); returns ids."""
     n = len(inputs)
     ids = ids or [uuid.uuid4().hex for _ in range(n)]
     cols: dict[str, Any] = {
@@ -54,7 +65,15 @@ def write_requests(
         cols[f"in__{name}"] = pa.array(inputs[name], from_pandas=True)
     for name, values in (outputs or {}).items():
         cols[f"out__{name}"] = pa.array(values)
-    _put(store, REQUESTS, model, version, ts_s=ts_s, table=pa.table(cols))
+    _put(
+        store,
+        REQUESTS,
+        model,
+        version,
+        ts_s=ts_s,
+        table=pa.table(cols),
+        row_group_rows=row_group_rows,
+    )
     return ids
 
 

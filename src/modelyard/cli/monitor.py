@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from modelyard.monitoring import Monitor, WindowResult
+    from modelyard.config import Settings
+    from modelyard.monitoring import Deployer, Monitor, Trigger, WindowResult
 
 _HELP = """Monitor a served version: drift against its reference profile, contract violations
 and live quality, from its request and feedback logs. Results are stored per window.
@@ -109,6 +110,22 @@ def monitor(  # noqa: PLR0917  (a Typer command: one parameter per flag)
     metrics_port: Annotated[
         int | None, typer.Option("--metrics-port", help="serve Prometheus gauges (0: any port)")
     ] = None,
+    executor: Annotated[
+        str,
+        typer.Option("--executor", help="local, or ray: fan each window out over a Ray cluster"),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="the Ray cluster (default: a local one)"),
+    ] = None,
+    deploy_url: Annotated[
+        str | None,
+        typer.Option(
+            "--deploy-url",
+            help="the server a retrained version is rolled out on (with deploy_strategy; "
+            "default: [tool.modelyard.monitor] deploy_url, else serving host:port)",
+        ),
+    ] = None,
 ) -> None:
     from modelyard.cli.state import emit_json, state
     from modelyard.monitoring import Monitor, parse_duration_s
@@ -121,7 +138,14 @@ def monitor(  # noqa: PLR0917  (a Typer command: one parameter per flag)
     overrides: dict[str, Any] = {}
     if window is not None:
         overrides["window_s"] = parse_duration_s(window)
-    mon = Monitor.from_workspace(Workspace.open(settings), **overrides)
+    deployer = _deployer(settings, deploy_url) if act or watch else None
+    mon = Monitor.from_workspace(
+        Workspace.open(settings),
+        deployer=deployer,
+        executor=executor,
+        ray_address=ray_address,
+        **overrides,
+    )
     if history:
         rows = mon.history(ref, limit=limit)
         if as_json:
@@ -151,29 +175,49 @@ def monitor(  # noqa: PLR0917  (a Typer command: one parameter per flag)
         for r in results:
             trigger = mon.act(r)
             if trigger is not None and not as_json:
-                typer.echo(
-                    f"retraining {trigger.id}: {trigger.status}"
-                    + (f", run {trigger.run_id}" if trigger.run_id else "")
-                    + (f", registered version {trigger.new_version}" if trigger.new_version else "")
-                    + (f": {trigger.error}" if trigger.error else "")
-                )
+                typer.echo(_trigger_line(trigger))
     _exit_code(results)
+
+
+def _trigger_line(trigger: Trigger) -> str:
+    line = (
+        f"retraining {trigger.id}: {trigger.status}"
+        + (f", run {trigger.run_id}" if trigger.run_id else "")
+        + (f", registered version {trigger.new_version}" if trigger.new_version else "")
+        + (f": {trigger.error}" if trigger.error else "")
+    )
+    rollout = trigger.rollout
+    if rollout is not None:
+        if rollout.get("error"):
+            line += f"\n  not rolled out ({rollout['strategy']}): {rollout['error']}"
+        else:
+            line += f"\n  rollout {rollout.get('id')}: {rollout['strategy']} {rollout.get('state')}"
+    return line
+
+
+def _deployer(settings: Settings, url: str | None) -> Deployer | None:
+    """Rolls a retrained version out on the running server, through modelyard.delivery's
+    client (monitoring does not import delivery: the two are wired here)."""
+    if settings.monitor.deploy_strategy is None:
+        return None
+    from modelyard.cli.deploy import client_for
+
+    client = client_for(settings, url or settings.monitor.deploy_url)
+
+    def deploy(model: str, candidate: int, strategy: str) -> dict[str, Any]:
+        answer = client.deploy(candidate=candidate, strategy=strategy)
+        return {**answer, "url": client.url}
+
+    return deploy
 
 
 def _write_report(mon: Monitor, path: Path, result: WindowResult, *, as_json: bool) -> None:
     import sys
 
-    from modelyard.monitoring import write_report
-
-    version = mon.workspace.resolve(f"{result.model}:{result.version}")
-    written = write_report(
-        path,
-        result,
-        mon.references(version).profile,
-        mon.store.history(result.model, result.version),
-    )
+    stored = mon.report(result, path)  # also kept in the artifact store, linked by the UI
     # stdout stays pure JSON with --json
-    print(f"report: {written.resolve()}", file=sys.stderr if as_json else sys.stdout)
+    out = sys.stderr if as_json else sys.stdout
+    print(f"report: {path.resolve()} (kept as {stored.report})", file=out)
 
 
 def _write_grafana(path: Path, ref: str) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "REFUSALS_PREFIX",
     "GateOutcome",
     "evaluate_and_register",
+    "prediction_profile",
     "production_model",
     "refusals",
 ]
@@ -134,6 +135,47 @@ def _with_explanation(
     return dataclasses.replace(verdict, explanation=explanation.to_dict())
 
 
+def prediction_profile(model: Any, features: Any) -> Profile | None:
+    """The reference profile of a model's outputs on ``features``, named as the request log
+    names them (without ``out__``): ``prediction`` (what ``predict`` returns) and, for a
+    classifier with ``predict_proba``, ``proba__<class>`` per class. Monitoring compares the
+    served outputs with it (prediction drift).
+
+    Returns None (and logs why) when the outputs cannot be profiled: a model without
+    ``predict``, several outputs per row, or a type a profile does not take.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from modelyard.data.profile import build_profile
+
+    inner = _unwrap(model)
+    columns: dict[str, Any] = {}
+    try:
+        if hasattr(model, "predict"):
+            out = np.asarray(model.predict(features))
+            if out.ndim == 2 and out.shape[1] == 1:
+                out = out.reshape(-1)
+            if out.ndim == 1:
+                columns["prediction"] = out
+        proba = getattr(inner, "predict_proba", None)
+        classes = getattr(inner, "classes_", None)
+        if callable(proba) and classes is not None:
+            probs = np.asarray(proba(features), dtype=np.float64)
+            labels = classes.tolist() if hasattr(classes, "tolist") else list(classes)
+            if probs.ndim == 2 and probs.shape[1] == len(labels):
+                for j, label in enumerate(labels):
+                    # the serving worker's column names: out__proba__<class>
+                    columns[f"proba__{label}"] = probs[:, j]
+        if not columns:
+            log.warning("outputs not profiled", extra={"reason": "no one-column prediction"})
+            return None
+        return build_profile(pd.DataFrame(columns))
+    except (ModelyardError, ValueError, TypeError, AttributeError) as exc:
+        log.warning("outputs not profiled", extra={"reason": f"{type(exc).__name__}: {exc}"})
+        return None
+
+
 def evaluate_and_register(
     registry: Registry,
     name: str,
@@ -201,6 +243,10 @@ def evaluate_and_register(
             default) takes the policy's ``explain_rows`` (``[tool.modelyard.gate]``); 0 turns
             explanations off whatever the policy says.
 
+    A passing candidate's outputs on the test rows are profiled (:func:`prediction_profile`)
+    into ``extra["prediction_profile"]`` (unless ``extra`` sets it), the reference of
+    monitoring's prediction drift.
+
     Returns:
         A :class:`GateOutcome` with the verdict, the new version and its alias.
 
@@ -243,6 +289,11 @@ def evaluate_and_register(
         importances = (verdict.explanation or {}).get("features") or []
         if importances and "feature_importance" not in body:
             body["feature_importance"] = {f["feature"]: f["mean_abs"] for f in importances}
+    if "prediction_profile" not in body:
+        features, _ = _split(test_frame, target, y)
+        outputs = prediction_profile(candidate, features)
+        if outputs is not None:
+            body["prediction_profile"] = outputs.to_dict()
     body["gate"] = verdict.to_dict()
     alias_reason = reason or f"gate passed: {verdict.summary()}"
     with tempfile.TemporaryDirectory(prefix="modelyard-pkg-") as tmp:

@@ -5,12 +5,15 @@
 * :func:`score_counts` scores them: per-feature effect sizes (PSI, Jensen-Shannon,
   normalised Wasserstein), a two-sample test on the counts, Benjamini-Hochberg across features
   and an importance-weighted dataset verdict (:class:`DatasetDrift`).
+* :class:`LocalCounter` reads a window here; :class:`RayCounter` fans it out over a Ray
+  cluster, each task reading its files from the artifact store (folder or S3).
 * :func:`live_quality` measures quality from feedback joined by request id, and estimates it
   from calibrated probabilities while labels are missing.
 * :func:`monitor_window` scores one window against a version's :class:`References` and a
   :class:`MonitorPolicy`; :class:`Monitor` (over a Workspace) scores, stores
   (:class:`MonitorStore`), reports (:func:`write_report`), exports gauges
-  (:class:`MonitorGauges`) and starts retraining (:meth:`Monitor.act`).
+  (:class:`MonitorGauges`), starts retraining (:meth:`Monitor.act`) and sends the retrained
+  version out through a :class:`Deployer` when the policy has a ``deploy_strategy``.
 """
 
 from __future__ import annotations
@@ -25,15 +28,9 @@ from modelyard.monitoring._drift import (
     normalised_wasserstein,
     score_counts,
 )
+from modelyard.monitoring._fanout import Counter, LocalCounter, RayCounter
 from modelyard.monitoring._metrics import MonitorGauges, grafana_dashboard
-from modelyard.monitoring._monitor import (
-    LogReader,
-    References,
-    Window,
-    WindowResult,
-    monitor_window,
-    windows,
-)
+from modelyard.monitoring._monitor import References, WindowResult, monitor_window, windows
 from modelyard.monitoring._policy import MonitorPolicy, parse_duration_s
 from modelyard.monitoring._quality import (
     Estimate,
@@ -42,22 +39,28 @@ from modelyard.monitoring._quality import (
     estimated_quality,
     live_quality,
 )
-from modelyard.monitoring._report import render_report, write_report
+from modelyard.monitoring._report import REPORTS_PREFIX, render_report, report_name, write_report
 from modelyard.monitoring._results import MonitorStore, StoredResult, Trigger
-from modelyard.monitoring._run import Monitor, watch
+from modelyard.monitoring._run import Deployer, Monitor, watch
+from modelyard.monitoring._types import LogReader, Window
 
 __all__ = [
+    "REPORTS_PREFIX",
     "Binner",
+    "Counter",
     "DatasetDrift",
+    "Deployer",
     "DriftThresholds",
     "Estimate",
     "FeatureDrift",
     "LiveQuality",
+    "LocalCounter",
     "LogReader",
     "Monitor",
     "MonitorGauges",
     "MonitorPolicy",
     "MonitorStore",
+    "RayCounter",
     "References",
     "StoredResult",
     "Trigger",
@@ -74,6 +77,7 @@ __all__ = [
     "normalised_wasserstein",
     "parse_duration_s",
     "render_report",
+    "report_name",
     "score_counts",
     "watch",
     "windows",

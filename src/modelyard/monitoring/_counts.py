@@ -148,11 +148,35 @@ class Binner:
                 missing=missing,
             )
 
+    def check_types(self, schema: Any) -> None:
+        """Raise when a log column's Arrow type cannot hold its profiled feature's values.
+
+        A numeric feature needs an integer or floating column (a datetime one a timestamp), a
+        categorical one a string, boolean or dictionary column; a column of nulls fits any.
+
+        Raises:
+            InvalidInputError: naming each column, its type and what the profile expects.
+        """
+        bad = [
+            f"{IN}{name} is {_logical(schema.field(IN + name).type)}, the profile's {name!r} is "
+            f"{fp.dtype}"
+            for name, fp in self.profile.features.items()
+            if not _fits(fp, schema.field(IN + name).type)
+        ]
+        if bad:
+            raise InvalidInputError(
+                f"the request log's columns do not match the reference profile: {'; '.join(bad)}",
+                hint="is this the version whose reference profile you monitor against? a "
+                "server logs the types of the version's contract",
+                columns=bad,
+            )
+
     def count(self, batch: Any) -> WindowCounts:
         """Summarise one ``pyarrow.RecordBatch`` or ``pyarrow.Table`` of the request log.
 
         Raises:
-            InvalidInputError: the batch lacks a profiled feature's column.
+            InvalidInputError: the batch lacks a profiled feature's column, or one of its
+                columns has a type the feature's values cannot have.
             MissingExtraError: polars (``modelyard[monitor]``) is not installed.
         """
         import pyarrow as pa
@@ -162,6 +186,7 @@ class Binner:
 
         table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
         self.check_columns(table.column_names)
+        self.check_types(table.schema)
         out = WindowCounts(
             rows=table.num_rows, outputs=[c for c in table.column_names if c.startswith(OUT)]
         )
@@ -175,7 +200,13 @@ class Binner:
         out.features = self.profile.bin_counts(inputs)
         out.ranges.update(_ranges(table, self.profile, IN))
         if self.predictions is not None:
-            names = [o for o in self.predictions.features if OUT + o in table.column_names]
+            # an output logged in another shape (a probability vector as one list column) is
+            # left out of prediction drift rather than failing the window
+            names = [
+                o
+                for o, fp in self.predictions.features.items()
+                if OUT + o in table.column_names and _fits(fp, table.schema.field(OUT + o).type)
+            ]
             if names:
                 sub = self.predictions.__class__(
                     features={o: self.predictions.features[o] for o in names}
@@ -241,6 +272,41 @@ def _ranges(table: Any, profile: Profile, prefix: str) -> dict[str, list[float]]
         if math.isfinite(lo) and math.isfinite(hi):
             out[name] = [lo, hi]
     return out
+
+
+def _fits(fp: Any, arrow_type: Any) -> bool:
+    """Whether a log column of ``arrow_type`` can hold the values of profiled feature ``fp``."""
+    import pyarrow.types as pt
+
+    if pt.is_null(arrow_type):
+        return True
+    if fp.kind == "categorical":
+        return bool(
+            pt.is_string(arrow_type)
+            or pt.is_large_string(arrow_type)
+            or pt.is_boolean(arrow_type)
+            or pt.is_dictionary(arrow_type)
+        )
+    if fp.dtype in ("datetime", "date"):
+        return bool(pt.is_timestamp(arrow_type) or pt.is_date(arrow_type))
+    return _is_number(arrow_type)
+
+
+def _logical(arrow_type: Any) -> str:
+    """A log column's Arrow type in the words of contracts and profiles."""
+    import pyarrow.types as pt
+
+    if pt.is_string(arrow_type) or pt.is_large_string(arrow_type):
+        return "string"
+    if pt.is_integer(arrow_type):
+        return "int"
+    if pt.is_floating(arrow_type):
+        return "float"
+    if pt.is_boolean(arrow_type):
+        return "bool"
+    if pt.is_timestamp(arrow_type):
+        return "datetime"
+    return str(arrow_type)
 
 
 def _is_number(arrow_type: Any) -> bool:

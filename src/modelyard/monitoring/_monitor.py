@@ -12,19 +12,22 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import InvalidInputError, ModelyardError
 from modelyard.logs import get_logger
 from modelyard.monitoring._counts import IN, OUT, Binner, WindowCounts
 from modelyard.monitoring._drift import DRIFT, DatasetDrift, score_counts
+from modelyard.monitoring._fanout import LocalCounter
 from modelyard.monitoring._quality import LiveQuality, estimated_from_counts, live_quality
+from modelyard.monitoring._types import LogReader, Window
 
 if TYPE_CHECKING:
     from modelyard.data.contract import Contract
     from modelyard.data.profile import Profile
+    from modelyard.monitoring._fanout import Counter
     from modelyard.monitoring._policy import MonitorPolicy
     from modelyard.monitoring._results import MonitorStore, StoredResult
 
@@ -44,38 +47,6 @@ OK = "ok"
 CROSSED = "crossed"
 INSUFFICIENT = "insufficient_data"
 NO_VERDICT = "no_verdict"
-
-
-class LogReader(Protocol):
-    """What monitoring reads from a request log (:class:`modelyard.requestlog.RequestLog`)."""
-
-    skipped_files: int
-    store: Any  # has ``fs``, an fsspec file system
-
-    def iter_request_batches(
-        self,
-        since: dt.datetime | None = None,
-        until: dt.datetime | None = None,
-        *,
-        columns: list[str] | None = None,
-        batch_rows: int = ...,
-    ) -> Iterator[Any]: ...
-
-    def joined(
-        self,
-        since: dt.datetime | None = None,
-        until: dt.datetime | None = None,
-        *,
-        columns: list[str] | None = None,
-    ) -> Any: ...
-
-    def feedback(
-        self, since: dt.datetime | None = None, until: dt.datetime | None = None
-    ) -> Any: ...
-
-    def files(
-        self, kind: str, since: dt.datetime | None = None, until: dt.datetime | None = None
-    ) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -115,27 +86,6 @@ class References:
             contract=version.contract,
             importances={str(k): float(v) for k, v in dict(importances).items()},
         )
-
-
-@dataclass(frozen=True)
-class Window:
-    """A half-open time window ``[start, end)`` in UTC."""
-
-    start: dt.datetime
-    end: dt.datetime
-
-    @property
-    def start_s(self) -> float:
-        """Start as UNIX seconds."""
-        return self.start.timestamp()
-
-    @property
-    def end_s(self) -> float:
-        """End as UNIX seconds."""
-        return self.end.timestamp()
-
-    def __str__(self) -> str:
-        return f"[{self.start.isoformat()}, {self.end.isoformat()})"
 
 
 def windows(
@@ -274,6 +224,7 @@ def monitor_window(
     version: int,
     window: Window,
     batch_rows: int = 65_536,
+    counter: Counter | None = None,
 ) -> WindowResult:
     """Score one window of the request log (see the module docstring for the verdicts).
 
@@ -285,6 +236,8 @@ def monitor_window(
         version: the version number.
         window: the window.
         batch_rows: rows read per batch (memory is bounded by a batch, not the window).
+        counter: where the window is read and counted (default: here,
+            :class:`~modelyard.monitoring.LocalCounter`; :class:`RayCounter` fans it out).
     """
     result = WindowResult(model=model, version=version, window=window, verdict=NO_VERDICT)
     if refs.profile is None:
@@ -296,13 +249,16 @@ def monitor_window(
     binner = Binner(profile=refs.profile, predictions=refs.predictions, contract=refs.contract)
     try:
         columns = _columns(reader, refs, window)
-        counts = binner.count_all(
-            reader.iter_request_batches(
-                window.start, window.end, columns=columns, batch_rows=batch_rows
-            )
-        )
+        counts = (counter or LocalCounter()).count(reader, binner, window, columns, batch_rows)
     except ModelyardError as exc:
         result.error = exc.message + (f" ({exc.hint})" if exc.hint else "")
+        result.skipped_files = reader.skipped_files
+        return _logged(result)
+    except Exception as exc:  # pyarrow's, polars' or numpy's on odd values: no verdict, no crash
+        result.error = (
+            f"the request log of {model}:{version} in {window} could not be binned into the "
+            f"reference profile: {type(exc).__name__}: {exc}"[:1000]
+        )
         result.skipped_files = reader.skipped_files
         return _logged(result)
     result.skipped_files = reader.skipped_files

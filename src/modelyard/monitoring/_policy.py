@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["SIGNALS", "MonitorPolicy", "parse_duration_s"]
 
 SIGNALS = ("data_drift", "prediction_drift", "data_quality", "live_quality")
+STRATEGIES = ("canary", "blue-green", "ab", "shadow")  # modelyard.delivery's
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 
@@ -57,6 +58,8 @@ class MonitorPolicy:
         cooldown_s: no new retraining within this many seconds of the last one.
         feature_importance: feature -> weight in the dataset verdict (default: the version's
             ``extra["feature_importance"]``, else equal).
+        deploy_strategy: after a retraining registered a version, roll it out with this
+            delivery strategy (``canary``, ``blue-green``, ``ab``, ``shadow``); None: do not.
     """
 
     signals: tuple[str, ...] = ("data_drift", "prediction_drift", "data_quality")
@@ -69,12 +72,18 @@ class MonitorPolicy:
     consecutive: int = 1
     cooldown_s: float = 6 * 3600.0
     feature_importance: Mapping[str, float] = field(default_factory=dict)
+    deploy_strategy: str | None = None
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.signals if s not in SIGNALS]
         if unknown:
             raise InvalidInputError(
                 f"unknown monitoring signals {unknown}", hint=f"choose from {list(SIGNALS)}"
+            )
+        if self.deploy_strategy is not None and self.deploy_strategy not in STRATEGIES:
+            raise InvalidInputError(
+                f"unknown deploy_strategy {self.deploy_strategy!r}",
+                hint=f"choose from {list(STRATEGIES)}, or leave it out to only retrain",
             )
         if self.consecutive < 1:
             raise InvalidInputError(f"consecutive must be at least 1, got {self.consecutive}")
@@ -105,6 +114,7 @@ class MonitorPolicy:
             "consecutive": s.consecutive,
             "cooldown_s": s.cooldown_s,
             "feature_importance": dict(s.feature_importance),
+            "deploy_strategy": s.deploy_strategy,
         }
         base.update(overrides)
         return cls(**base)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from modelyard.monitoring._monitor import WindowResult
     from modelyard.monitoring._results import StoredResult
 
-__all__ = ["render_report", "write_report"]
+__all__ = ["REPORTS_PREFIX", "render_report", "report_name", "write_report"]
 
 _COLS = 4
 _PANELS = 12  # histograms drawn: the drifted features, then the largest PSI
@@ -186,6 +186,20 @@ def render_report(
                 f"<td>{_fmt(f.importance)}</td></tr>"
             )
         parts.append("</table>")
+    pred = result.prediction_drift
+    if pred is not None:
+        parts.append(
+            "<h2>Predictions</h2><p>the served outputs against the outputs on the evaluation "
+            "rows when the version was registered</p><table><tr><th>output</th><th>verdict</th>"
+            "<th>PSI</th><th>Jensen-Shannon</th><th>Wasserstein/sd</th><th>p (BH)</th></tr>"
+        )
+        for f in pred.features:
+            parts.append(
+                f"<tr><td>{e(f.feature)}</td><td class='{f.verdict}'>{f.verdict}</td>"
+                f"<td>{_fmt(f.psi)}</td><td>{_fmt(f.jensen_shannon)}</td>"
+                f"<td>{_fmt(f.wasserstein)}</td><td>{_fmt(f.p_adjusted)}</td></tr>"
+            )
+        parts.append("</table>")
     if profile is not None:
         plots = _histograms(result, profile)
         if plots:
@@ -227,14 +241,18 @@ def write_report(
     result: WindowResult,
     profile: Profile | None,
     history: Sequence[StoredResult] = (),
+    *,
+    text: str | None = None,
 ) -> Path:
-    """Write :func:`render_report` to ``path`` atomically; returns the path."""
+    """Write :func:`render_report` (or ``text``, already rendered) to ``path`` atomically;
+    returns the path."""
     import os
     import tempfile
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = render_report(result, profile, history)
+    if text is None:
+        text = render_report(result, profile, history)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -244,3 +262,17 @@ def write_report(
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+REPORTS_PREFIX = "monitor-reports"
+"""Named files of the artifact store holding the reports of stored windows."""
+
+
+def report_name(model: str, version: int, window_start: float, window_end: float) -> str:
+    """``monitor-reports/<model>/<version>/<start>-<end>.html`` (UTC, to the second)."""
+    import time
+
+    def stamp(ts: float) -> str:
+        return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(ts))
+
+    return f"{REPORTS_PREFIX}/{model}/{version}/{stamp(window_start)}-{stamp(window_end)}.html"

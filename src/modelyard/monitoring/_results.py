@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from modelyard.errors import NotFoundError
 from modelyard.store.db import json_value
 
 if TYPE_CHECKING:
@@ -61,6 +62,13 @@ class StoredResult:
     error: str | None
     created_at: float
 
+    @property
+    def report(self) -> str | None:
+        """The named file of the artifact store that holds this window's HTML report, if one
+        was written (``modelyard monitor --report``)."""
+        name = self.summary.get("report")
+        return str(name) if name else None
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict."""
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -77,10 +85,11 @@ class Trigger:
         result_id: the stored result of the window that crossed.
         window_start: UNIX seconds.
         window_end: UNIX seconds.
-        status: ``started``, ``succeeded`` or ``failed``.
+        status: ``started``, ``succeeded``, ``gate_refused`` or ``failed``.
         run_id: the pipeline run, once known.
         new_version: the version the gate registered, if any.
-        evidence: the crossed signals and the windows in a row that led here.
+        evidence: the crossed signals and the windows in a row that led here; ``rollout``
+            once the new version was sent out (see :attr:`rollout`).
         error: why it failed.
         at: when it started (UNIX seconds).
     """
@@ -97,6 +106,13 @@ class Trigger:
     evidence: dict[str, Any]
     error: str | None
     at: float
+
+    @property
+    def rollout(self) -> dict[str, Any] | None:
+        """The rollout of the new version, when the policy sent it out: ``id``, ``strategy``,
+        ``state``, ``url`` (the delivery store's rollout row has the rest), or ``error``."""
+        found = self.evidence.get("rollout")
+        return dict(found) if isinstance(found, Mapping) else None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict."""
@@ -197,6 +213,39 @@ class MonitorStore:
             )
         return _result(rows_back[0])
 
+    def get(self, result_id: int) -> StoredResult:
+        """One stored window by its id.
+
+        Raises:
+            NotFoundError: no such row.
+        """
+        with self.metadata_store.query() as tx:
+            rows = tx.execute(
+                f"SELECT {_RESULT_COLUMNS} FROM monitor_results WHERE id = :id", {"id": result_id}
+            )
+        if not rows:
+            raise NotFoundError(
+                f"no monitoring result {result_id}",
+                hint="`modelyard monitor NAME --history --json` lists them with their ids",
+            )
+        return _result(rows[0])
+
+    def set_report(self, result_id: int, name: str) -> StoredResult:
+        """Record the named file holding a window's HTML report (``summary["report"]``)."""
+        with self.metadata_store.write() as tx:
+            rows = tx.execute(
+                "SELECT summary FROM monitor_results WHERE id = :id", {"id": result_id}
+            )
+            if not rows:
+                raise NotFoundError(f"no monitoring result {result_id}")
+            summary = dict(json_value(rows[0][0])) | {"report": name}
+            rows = tx.execute(
+                "UPDATE monitor_results SET summary = :summary WHERE id = :id "
+                f"RETURNING {_RESULT_COLUMNS}",
+                {"summary": _dumps(summary), "id": result_id},
+            )
+        return _result(rows[0])
+
     def history(
         self, model: str, version: int | None = None, *, limit: int = 100
     ) -> list[StoredResult]:
@@ -260,6 +309,21 @@ class MonitorStore:
                     "error": error,
                     "id": trigger_id,
                 },
+            )
+        return _trigger(rows[0])
+
+    def record_rollout(self, trigger_id: int, rollout: Mapping[str, Any]) -> Trigger:
+        """Record the rollout a retraining's version went out with (in the evidence: a
+        rollout's own row lives in the delivery store, under its ``id``)."""
+        with self.metadata_store.write() as tx:
+            rows = tx.execute(
+                "SELECT evidence FROM monitor_triggers WHERE id = :id", {"id": trigger_id}
+            )
+            evidence = dict(json_value(rows[0][0])) | {"rollout": dict(rollout)}
+            rows = tx.execute(
+                "UPDATE monitor_triggers SET evidence = :evidence WHERE id = :id "
+                f"RETURNING {_TRIGGER_COLUMNS}",
+                {"evidence": _dumps(evidence), "id": trigger_id},
             )
         return _trigger(rows[0])
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from modelyard.errors import ModelyardError
+from modelyard.errors import InvalidInputError, ModelyardError
 from modelyard.logs import get_logger
+from modelyard.monitoring._fanout import Counter, RayCounter
 from modelyard.monitoring._monitor import (
     References,
     Window,
@@ -30,13 +31,25 @@ from modelyard.monitoring._policy import MonitorPolicy
 from modelyard.monitoring._results import MonitorStore, StoredResult, Trigger
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from modelyard.pipeline.graph import Pipeline
     from modelyard.registry.registry import ModelVersion
     from modelyard.workspace import Workspace
 
-__all__ = ["Monitor", "watch"]
+__all__ = ["Deployer", "Monitor", "watch"]
 
 log = get_logger("modelyard.monitoring")
+
+
+class Deployer(Protocol):
+    """Sends a newly registered version out (``modelyard.delivery``'s ``RolloutClient.deploy``
+    against the running server, wired by the CLI: monitoring does not import delivery).
+
+    Returns the rollout as the server answers it (at least ``id`` and ``state``).
+    """
+
+    def __call__(self, model: str, candidate: int, strategy: str) -> Mapping[str, Any]: ...
 
 
 class Monitor:
@@ -47,6 +60,9 @@ class Monitor:
         policy: the monitoring policy.
         clock: wall-clock time source (UNIX seconds).
         batch_rows: request-log rows read per batch.
+        deployer: sends a retrained version out when ``policy.deploy_strategy`` says so.
+        counter: where windows are read and counted (default here; a
+            :class:`~modelyard.monitoring.RayCounter` fans each out over Ray).
     """
 
     def __init__(
@@ -56,17 +72,56 @@ class Monitor:
         *,
         clock: Callable[[], float] = time.time,
         batch_rows: int = 65_536,
+        deployer: Deployer | None = None,
+        counter: Counter | None = None,
     ) -> None:
         self.workspace = workspace
         self.policy = policy
         self.clock = clock
         self.batch_rows = batch_rows
+        self.deployer = deployer
+        self.counter = counter
         self.store = MonitorStore(workspace.metadata_store, clock=clock)
 
     @classmethod
-    def from_workspace(cls, workspace: Workspace, **policy: Any) -> Monitor:
-        """A monitor with the policy of ``[tool.modelyard.monitor]`` (``policy`` overrides)."""
-        return cls(workspace, MonitorPolicy.from_settings(workspace.settings.monitor, **policy))
+    def from_workspace(
+        cls,
+        workspace: Workspace,
+        *,
+        deployer: Deployer | None = None,
+        executor: str = "local",
+        ray_address: str | None = None,
+        **policy: Any,
+    ) -> Monitor:
+        """A monitor with the policy of ``[tool.modelyard.monitor]`` (``policy`` overrides).
+
+        Args:
+            workspace: the project's stores.
+            deployer: sends retrained versions out (see :class:`Deployer`).
+            executor: ``local``, or ``ray`` to fan each window out over a Ray cluster whose
+                tasks read the workspace's artifact store by URL.
+            ray_address: the Ray cluster (default: the running Ray, else a local one).
+            **policy: fields of :class:`MonitorPolicy` to override.
+
+        Raises:
+            InvalidInputError: an unknown executor.
+        """
+        counter: Counter | None = None
+        if executor == "ray":
+            s = workspace.settings
+            counter = RayCounter(
+                s.resolved_artifact_url, storage_options=s.storage_options, address=ray_address
+            )
+        elif executor != "local":
+            raise InvalidInputError(
+                f"unknown executor {executor!r}", hint="use --executor local or --executor ray"
+            )
+        return cls(
+            workspace,
+            MonitorPolicy.from_settings(workspace.settings.monitor, **policy),
+            deployer=deployer,
+            counter=counter,
+        )
 
     def windows(
         self,
@@ -114,6 +169,7 @@ class Monitor:
                 version=version.version,
                 window=window,
                 batch_rows=self.batch_rows,
+                counter=self.counter,
             )
             if record:
                 result.record(self.store)
@@ -130,6 +186,28 @@ class Monitor:
                 extra={"model": version.name, "version": version.version, "error": exc.message},
             )
             return References(profile=None)
+
+    def report(self, result: WindowResult, path: str | Path | None = None) -> StoredResult:
+        """Render a window's HTML report, keep it in the artifact store (a named file,
+        :func:`~modelyard.monitoring.report_name`) and record it with the stored window, so
+        the UI links to it; also write it to ``path`` when given.
+
+        Returns:
+            The stored window, with :attr:`StoredResult.report` set.
+        """
+        from modelyard.monitoring._report import render_report, report_name, write_report
+
+        stored = result.stored or result.record(self.store)
+        version = self.workspace.resolve(f"{result.model}:{result.version}")
+        profile = self.references(version).profile
+        history = self.store.history(result.model, result.version)
+        text = render_report(result, profile, history)
+        if path is not None:
+            write_report(path, result, profile, history, text=text)
+        name = report_name(result.model, result.version, stored.window_start, stored.window_end)
+        self.workspace.artifact_store.write_named(name, text.encode())
+        result.stored = self.store.set_report(stored.id, name)
+        return result.stored
 
     def history(self, ref: str, *, limit: int = 100) -> list[StoredResult]:
         """Stored windows of a model (every version with ``NAME``, one with ``NAME:V``/``@A``)."""
@@ -154,7 +232,10 @@ class Monitor:
         (``[tool.modelyard.pipeline] entrypoint``) gets the triggering window as its
         ``window_start`` / ``window_end`` parameters (ISO strings) when it declares them. The
         trigger is stored before the pipeline starts and updated with its run, the version the
-        gate registered, or the error.
+        gate registered, or the error. When the policy has a ``deploy_strategy``, the
+        registered version is then rolled out through the :class:`Deployer` and the rollout
+        recorded with the trigger (:attr:`Trigger.rollout`): window -> run -> version ->
+        rollout.
 
         Args:
             result: the scored window.
@@ -208,9 +289,13 @@ class Monitor:
             given = {**params, **_window_params(pipeline, result.window)}
             outcome = self.workspace.run_pipeline(pipeline, given)
             run_id = outcome.run_id
-            mine = [r for r in outcome.registered if r.get("name") == result.model]
+            mine = [
+                r
+                for r in outcome.registered
+                if r.get("name") == result.model and not r.get("reused")
+            ]
             new_version = int(mine[-1]["version"]) if mine else None
-            return self.store.finish_trigger(
+            done = self.store.finish_trigger(
                 trigger.id, status="succeeded", run_id=run_id, new_version=new_version
             )
         except ModelyardError as exc:
@@ -224,6 +309,38 @@ class Monitor:
             return self.store.finish_trigger(
                 trigger.id, status="failed", run_id=run_id, error=exc.message
             )
+        return self._deploy(done)
+
+    def _deploy(self, trigger: Trigger) -> Trigger:
+        """Roll the retrained version out when the policy says so; a rollout that cannot
+        start is recorded with the trigger (the version stays registered, nothing moves)."""
+        strategy = self.policy.deploy_strategy
+        if strategy is None or trigger.new_version is None:
+            return trigger
+        fields = {"model": trigger.model, "version": trigger.new_version, "trigger": trigger.id}
+        if self.deployer is None:
+            log.warning("retrained version not rolled out", extra=fields)
+            return self.store.record_rollout(
+                trigger.id,
+                {
+                    "strategy": strategy,
+                    "error": "no deployer: start the loop with `modelyard monitor --act` "
+                    "(it deploys on [tool.modelyard.monitor] deploy_url) or pass "
+                    "Monitor(deployer=...)",
+                },
+            )
+        try:
+            answer = dict(self.deployer(trigger.model, trigger.new_version, strategy))
+        except ModelyardError as exc:
+            log.warning("rollout not started", extra={**fields, "error": exc.message})
+            return self.store.record_rollout(
+                trigger.id, {"strategy": strategy, "error": exc.message}
+            )
+        keep = ("id", "state", "strategy", "candidate_version", "stable_version", "url")
+        rollout = {k: answer[k] for k in keep if k in answer}
+        rollout.setdefault("strategy", strategy)
+        log.info("rollout started", extra={**fields, "rollout": rollout.get("id")})
+        return self.store.record_rollout(trigger.id, rollout)
 
 
 def _window_params(pipeline: Any, window: Window) -> dict[str, Any]:
@@ -271,5 +388,10 @@ def watch(
                     monitor.act(result)
         except ModelyardError as exc:
             log.warning("monitoring round failed", extra={"ref": ref, "error": str(exc)})
+        except Exception as exc:  # a watcher outlives any one round's failure
+            log.error(
+                "monitoring round crashed",
+                extra={"ref": ref, "error": f"{type(exc).__name__}: {exc}"[:500]},
+            )
         stop.wait(interval_s)
     return rounds
