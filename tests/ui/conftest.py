@@ -248,10 +248,19 @@ def start_rollout(settings: Any) -> str:
     return moved.id
 
 
-def record_monitoring(settings: Any) -> None:
-    """Two monitored windows of churn v1: one fine, one drifted."""
-    from modelyard.monitoring import MonitorStore
+def record_monitoring(settings: Any) -> int:
+    """Two monitored windows of churn v1: one fine, one drifted; and a real drifted window of
+    churn v3 (the gated version, with a reference profile) scored from its request log, whose
+    HTML report is kept in the artifact store. Returns that window's stored id."""
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+
+    from modelyard.monitoring import Monitor, MonitorStore
     from modelyard.store.db import MetadataStore
+    from modelyard.workspace import Workspace
+    from tests.monitoring._logs import write_requests
 
     monitor = MonitorStore(MetadataStore.from_settings(settings))
     for i, (verdict, drift) in enumerate((("ok", 0.02), ("crossed", 0.4))):
@@ -261,3 +270,14 @@ def record_monitoring(settings: Any) -> None:
             signals=[{"signal": "data_drift", "features": ["a"]}] if verdict == "crossed" else [],
             summary={"quality": {"accuracy": 0.9 - 0.1 * i}},
         )  # fmt: skip
+    ws = Workspace.open(settings)
+    start = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
+    rng = np.random.default_rng(7)
+    live = pd.DataFrame({"a": rng.normal(2.0, 1, 1_000), "b": rng.normal(size=1_000)})
+    live["c"] = rng.normal(size=1_000)
+    write_requests(ws.artifact_store, "churn", 3, live, ts_s=start.timestamp() + 60)
+    mon = Monitor.from_workspace(ws)
+    [result] = mon.check("churn:3", since=start, until=start + dt.timedelta(hours=1))
+    stored = mon.report(result)
+    ws.metadata_store.dispose()
+    return stored.id

@@ -310,3 +310,18 @@ def test_an_authorised_abort_leaves_the_command_for_the_rollout(ui: UIServer, pa
     assert stored.get(rollout_id).command == "abort"
     assert stored.events(rollout_id)[-1].actor == "bob"
     _shot(page, "rollout")
+
+
+def test_the_monitoring_page_opens_a_kept_report(ui: UIServer, page: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    from tests.ui.conftest import record_monitoring
+
+    result_id = record_monitoring(ui.filled.settings)
+    page.get(ui.url + "/models/churn/monitoring")
+    link = _wait(page, f'#monitor-results a.report[href$="/reports/{result_id}"]')
+    _shot(page, "monitoring")
+    page.get(link.get_attribute("href"))  # the link opens a new tab; follow it here
+    heading = _wait(page, "h1")
+    assert heading.text == "modelyard monitoring: churn version 3"
+    assert page.find_elements(By.CSS_SELECTOR, "svg")  # histograms drawn without scripts

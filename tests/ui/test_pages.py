@@ -193,3 +193,37 @@ def test_rollout_and_monitoring_pages(served: UIServer) -> None:
     assert "data_drift" in monitoring.text
     assert _get(served, "/rollouts/0123456789abcdef").status_code == 404
     assert _get(served, "/models/nope/monitoring").status_code == 404
+
+
+def test_the_monitoring_page_links_the_kept_reports_read_only(served: UIServer) -> None:
+    from modelyard.monitoring import MonitorStore
+    from modelyard.store.db import MetadataStore
+    from tests.ui.conftest import record_monitoring
+
+    result_id = record_monitoring(served.filled.settings)
+    link = f"/models/churn/monitoring/reports/{result_id}"
+    page = _get(served, "/models/churn/monitoring")
+    assert f'href="{link}"' in page.text
+    report = _get(served, link)
+    assert report.status_code == 200
+    assert report.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in report.headers["content-security-policy"]
+    assert "<h1>modelyard monitoring: churn version 3</h1>" in report.text
+    assert "<script" not in report.text
+    assert "<svg" in report.text  # the histograms, drawn offline
+    # only a report of this model, only under monitor-reports/: a name stored otherwise (a
+    # tampered row) is refused, and so is another model's or an unknown window's URL
+    store = MonitorStore(MetadataStore.from_settings(served.filled.settings))
+    stored = store.get(result_id)
+    for bad in (
+        "monitor-reports/churn/../../objects/x.html",
+        "requests/model=churn/version=3/x.html",
+        "/etc/passwd",
+    ):
+        store.set_report(result_id, bad)
+        assert _get(served, link).status_code == 404, bad
+    store.set_report(result_id, str(stored.report))
+    assert _get(served, link).status_code == 200
+    assert _get(served, f"/models/other/monitoring/reports/{result_id}").status_code == 404
+    assert _get(served, "/models/churn/monitoring/reports/999999").status_code == 404
+    assert _get(served, "/models/churn/monitoring/reports/..%2F..%2Fetc").status_code == 404

@@ -322,6 +322,37 @@ class _Pages:
             triggers=monitor.triggers(name, limit=50),
         )
 
+    def monitoring_report(self, request: Request) -> Response:
+        """A stored window's HTML report, read-only, from the artifact store.
+
+        The URL names the stored window by id, never a path; the name recorded with it must be
+        a report of this model under ``monitor-reports/`` (the artifact store also refuses
+        ``..`` and absolute names), so no URL reaches another file. The report has no script;
+        the headers forbid any (and any request out of the page) all the same.
+        """
+        from modelyard.monitoring import REPORTS_PREFIX, MonitorStore
+
+        name = request.path_params["name"]
+        result_id = request.path_params["result_id"]
+        stored = MonitorStore(self.workspace.metadata_store).get(result_id)
+        report = stored.report
+        prefix = f"{REPORTS_PREFIX}/{name}/"
+        if stored.model != name or report is None:
+            raise NotFoundError(f"model {name!r} has no report for monitoring result {result_id}")
+        if not report.startswith(prefix) or ".." in report or not report.endswith(".html"):
+            _log.warning("report name refused", extra={"result": result_id, "report": report})
+            raise NotFoundError(f"monitoring result {result_id} has no readable report")
+        data = self.workspace.artifact_store.read_named(report)
+        return Response(
+            data,
+            media_type="text/html; charset=utf-8",
+            headers={
+                "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                "img-src data:; sandbox",
+                "x-content-type-options": "nosniff",
+            },
+        )
+
     # ------------------------------------------------------------------ actions
     async def _form(self, request: Request) -> dict[str, str]:
         body = await request.body()
@@ -464,6 +495,7 @@ def build_app(workspace: Workspace, settings: UISettings) -> Starlette:
         Route("/models/{name:str}/rollback", pages.rollback, methods=["POST"]),
         Route("/models/{name:str}/tags", pages.tag, methods=["POST"]),
         Route("/models/{name:str}/monitoring", pages.monitoring),
+        Route("/models/{name:str}/monitoring/reports/{result_id:int}", pages.monitoring_report),
         Route("/rollouts/{rollout_id:str}", pages.rollout),
         Route(
             "/rollouts/{rollout_id:str}/{command:str}",
