@@ -94,3 +94,40 @@ def test_an_oversized_body_gets_413_after_the_good_request_before_it(
     assert [status for status, _, _ in answers] == [200, 413]
     assert json.loads(answers[0][2])["outputs"][0]["data"] == [12.0, 1.0]
     assert "at most 8388608" in json.loads(answers[1][2])["message"]
+
+
+def _predict(body: bytes) -> bytes:
+    head = b"POST /v1/models/linear:predict HTTP/1.1\r\nHost: x\r\n"
+    return head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def test_v1_bodies_read_together_are_answered_each_on_its_own(linear: ServerHandle) -> None:
+    # pipelined requests read in one loop iteration share a batch; its worker decodes the v1
+    # bodies itself, so a refused body must get its own error and not spoil the others
+    bodies = [
+        b'{"instances": [[1, 2, 3, 4]]}',
+        b"{not json",
+        b'{"instances": [[1, 2, "three", 4]]}',
+        b'{"instances": [[0, 0, 0, 1], [1, 0, 0, 0]]}',
+        b'{"instances": [[1, 2, 3, 4000]]}',
+        b'{"instances": [[1, 2, 3]]}',
+        b'{"instances": [[1, 2, 3, 4]], "outputs": ["proba"]}',
+        b'{"inputs": [[2, 0, 0, 0]]}',
+    ]
+    data = b"".join(_predict(b) for b in bodies) + GARBAGE
+    answers = _responses(_exchange(linear.port, data))
+    statuses = [status for status, _, _ in answers]
+    assert statuses == [200, 400, 400, 200, 422, 400, 400, 200, 400]
+    docs = [json.loads(body) for _, _, body in answers]
+    assert docs[0] == {"predictions": [[12.0, 1.0]]}
+    assert "not valid JSON" in docs[1]["message"]
+    assert docs[2]["message"].startswith("instances[0][2] is a JSON string")
+    assert docs[3] == {"predictions": [[2.0, -1.0], [1.0, 0.0]]}
+    assert "instances[0][3] = 4000.0 is out of range" in docs[4]["message"]
+    assert docs[4]["details"]["allowed_max"] == 1000.0
+    assert "has 3 values; expected a list of 4 numbers" in docs[5]["message"]
+    assert "no output 'proba'" in docs[6]["message"]
+    assert docs[7] == {"predictions": [[2.0, 0.0]]}
+    for (_, headers, _), doc in zip(answers[:-1], docs[:-1], strict=True):
+        assert headers["x-model-version"] == "7"
+        assert headers["x-request-id"] == doc.get("request_id", headers["x-request-id"])

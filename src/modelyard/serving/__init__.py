@@ -8,8 +8,9 @@ Public API::
     serve(settings, "churn@production")     # blocking, in this process (as `modelyard serve`)
 
 Processes: one front process (asyncio on uvloop, a lean HTTP/1.1 server on httptools, orjson)
-decodes requests into raw tensor bytes and batches them; model worker processes (one per core by
-default) each load the model once and run ``predict`` on whole batches. See ``_batcher`` for the
+parses HTTP and batches requests (v2 requests decoded into raw tensor bytes, v1 bodies of a
+numeric model undecoded); model worker processes (one per core by default) each load the model
+once, decode the v1 bodies of a batch and run ``predict`` on whole batches. See ``_batcher`` for the
 batch policy, ``_codec`` for validation, ``_server`` for the lifecycle (signals, drain, reaper),
 ``_front`` for the versions served and the plumbing, ``_handlers`` and ``_inference`` for the
 routes, ``routing`` for the router seam, ``http`` for the HTTP layer, ``_worker`` and

@@ -174,6 +174,8 @@ class WorkerHandle:
                 f"model worker {self.worker_id} could not load the model: {desc.get('error')}",
                 hint="fix the model's load() (see the worker's log lines above)",
             )
+        if b.codec_config is not None:  # a restarted worker: before any batch reaches it
+            self.write(_ipc.KIND_CODEC, b.codec_config)
         self.ready = True
         if b.log_config is not None:  # a restarted worker: the log was configured before
             self.write(_ipc.KIND_LOG_CONFIG, b.log_config)
@@ -286,6 +288,7 @@ class Batcher:
         self.request_log = request_log
         self.clock = clock
         self.log_config: dict[str, Any] | None = None
+        self.codec_config: dict[str, Any] | None = None
         self.log_dropped_gone = 0  # reported by worker processes that have exited since
         self._log_next = 0
         self.workers: list[WorkerHandle] = []
@@ -351,6 +354,14 @@ class Batcher:
     def signal_workers(self, signum: int) -> None:
         for w in self.workers:
             w.signal(signum)
+
+    def set_codec(self, config: dict[str, Any]) -> None:
+        """Give every worker (and every worker started later) the codec that decodes raw
+        batches, before any such batch."""
+        self.codec_config = config
+        for w in self.workers:
+            if w.ready:
+                w.write(_ipc.KIND_CODEC, config)
 
     # --- the request log (written by the workers)
     def start_log(self, config: dict[str, Any]) -> None:
@@ -506,7 +517,7 @@ class Batcher:
         self, worker: WorkerHandle, items: list[Item], meta: dict[str, Any], payload: bytes
     ) -> None:
         if self.on_batch is not None and "t" in meta:
-            self.on_batch(sum(i.rows for i in items), meta["t"])
+            self.on_batch(meta.get("n") or sum(i.rows for i in items), meta["t"])
         # the worker is idle now: give it the next batch before answering this one
         self.pump()
         result = (meta, self.decode(meta, payload) if self.decode is not None else payload)

@@ -5,6 +5,11 @@ The hot path is a v1 or v2 request whose instances are rows of numbers and a sig
 each row (refusing strings, nulls and nested lists), and the request's rows travel as raw bytes.
 Checks that need arithmetic (finite values, declared ``min``/``max``) run once per batch on the
 stacked numpy array; a request whose rows fail is answered 422 and left out of the batch.
+
+For v1 requests on that hot path the same codec runs in the model worker instead (the front
+queues the body undecoded, ``raw_key``): the worker decodes each body of the batch, packs the
+rows, predicts and encodes each answer; a refused body comes back as its error
+(:func:`error_to_json`), which the front answers as if it had raised it.
 """
 
 from __future__ import annotations
@@ -16,16 +21,42 @@ from typing import Any
 import numpy as np
 import orjson
 
-from modelyard.errors import InvalidInputError, PayloadTooLarge, ValidationFailed
+from modelyard import errors
+from modelyard.errors import InvalidInputError, ModelyardError, PayloadTooLarge, ValidationFailed
 from modelyard.serving import _ipc
 from modelyard.serving._batcher import Item
 from modelyard.serving._keys import JSON_KEY, BatchKey
 from modelyard.serving._model import NUMPY_TO_V2, V2_TO_NUMPY
 
-__all__ = ["Codec", "Decoded"]
+__all__ = ["Codec", "Decoded", "error_from_json", "error_to_json", "loads"]
 
 _ARRAY_CODES = {"FP32": "f", "FP64": "d", "INT32": "i", "INT64": "q"}
 _NP_OPTS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def loads(body: bytes | memoryview) -> Any:
+    """Parse a JSON body, or raise a 400 naming the JSON error."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(
+            f"the body is not valid JSON: {exc}"[:300], hint="send a JSON document"
+        ) from None
+
+
+def error_to_json(exc: ModelyardError) -> bytes:
+    """An error as a worker sends it back for one request of a raw batch."""
+    doc = {"c": type(exc).__name__, "m": exc.message, "h": exc.hint, "d": exc.details}
+    return orjson.dumps(doc, option=_NP_OPTS, default=str)
+
+
+def error_from_json(data: bytes) -> ModelyardError:
+    """The error :func:`error_to_json` describes (its class, message, hint and details)."""
+    doc = orjson.loads(data)
+    cls = getattr(errors, str(doc.get("c")), None)
+    if not (isinstance(cls, type) and issubclass(cls, ModelyardError)):
+        cls = ModelyardError
+    return cls(str(doc.get("m")), hint=doc.get("h"), **(doc.get("d") or {}))
 
 
 class Decoded:
@@ -98,6 +129,12 @@ class Codec:
             and -1 not in self.feature_shape
             else None
         )
+        # v1 bodies of a [-1, D] numeric model travel undecoded: the workers decode them
+        # straight into the batch (the front's one core is the server's bottleneck)
+        self.raw_key: BatchKey | None = None
+        plain = self.pre is None and self.post is None
+        if plain and self.pack_row is not None and self.tensor_key is not None:
+            self.raw_key = BatchKey(_ipc.KIND_RAW, self.dtype or "", self.feature_shape or ())
 
     # --- describing the model
     def metadata(self) -> dict[str, Any]:
@@ -647,6 +684,9 @@ class Codec:
     # --- batches
     def prepare(self, key: BatchKey, items: list[Item]) -> tuple[list[Item], Any]:
         """Stack a batch; drop (answering 422) requests with non-finite or out-of-range values."""
+        if key.kind == _ipc.KIND_RAW:  # JSON bodies for the worker to decode
+            bodies = [it.data for it in items]
+            return items, ({"k": _ipc.KIND_RAW, "l": [len(b) for b in bodies]}, b"".join(bodies))
         if not key.tensor:
             data: list[Any] = []
             for it in items:
@@ -719,6 +759,8 @@ class Codec:
         kind = meta["k"]
         if kind == _ipc.KIND_TENSOR:
             return np.frombuffer(payload, dtype=meta["dt"]).reshape(meta["sh"])
+        if kind == _ipc.KIND_ANSWERS:  # one finished body per request of a raw batch
+            return _split(payload, meta["l"])
         return orjson.loads(payload)
 
     def outputs_of(self, item: Item, result: tuple[dict[str, Any], Any]) -> Any:
@@ -832,6 +874,15 @@ def _json_objects(inputs: list[Any], fields: list[dict[str, Any]]) -> bool:
         and t.get("datatype") == "BYTES"
         and t.get("name") not in names
     )
+
+
+def _split(payload: bytes, sizes: list[int]) -> list[bytes]:
+    out = []
+    pos = 0
+    for n in sizes:
+        out.append(payload[pos : pos + n])
+        pos += n
+    return out
 
 
 def _bound(value: Any, missing: float) -> Any:

@@ -31,6 +31,7 @@ from modelyard.errors import (
     Unauthorized,
 )
 from modelyard.logs import get_logger
+from modelyard.serving._codec import loads
 from modelyard.serving._metrics import ServingMetrics
 from modelyard.serving._model import ModelSpec
 from modelyard.serving._pool import VersionPool
@@ -461,16 +462,6 @@ def _no_route(req: Request) -> None:
         f"no route {req.method} {req.path}"[:300],
         hint="see GET /openapi.json for the routes of this server",
     )
-
-
-def loads(body: bytes) -> Any:
-    """Parse a JSON body, or raise a 400 naming the JSON error."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInputError(
-            f"the body is not valid JSON: {exc}"[:300], hint="send a JSON document"
-        ) from None
 
 
 def enabled_debug() -> bool:

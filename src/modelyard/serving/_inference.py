@@ -1,7 +1,10 @@
 """The inference handlers: decode a request, route it to a version, batch it, answer it.
 
 The version-less routes ask the front's router for a :class:`~modelyard.serving.routing.Route`;
-the request is decoded by that version's codec and queued on its batcher. A mirrored copy is
+the request is decoded by that version's codec and queued on its batcher. A v1 body for a model
+with a ``[-1, D]`` numeric input, routed with neither mirror nor fallback (the default router),
+is queued undecoded: the model worker decodes and checks it with the same codec and sends back
+its finished answer, so the front - one core, the server's bottleneck - parses only HTTP. A mirrored copy is
 decoded and queued on the mirror version after the handler returns (its answer is counted and
 logged, never sent). When the answering version fails and the route names a fallback, the
 request is decoded again by the fallback's codec and answered from there.
@@ -16,9 +19,11 @@ from typing import Any
 from modelyard.errors import InvalidInputError, ModelyardError, TimeoutExceeded
 from modelyard.logs import get_logger
 from modelyard.serving._batcher import Item
+from modelyard.serving._codec import error_from_json
 from modelyard.serving._front import Front, loads
 from modelyard.serving._pool import VersionPool
 from modelyard.serving.http import Handler, Request
+from modelyard.serving.routing import Route
 
 __all__ = ["Inference"]
 
@@ -63,13 +68,43 @@ class Inference:
         f = self.front
         if not f.method(req, "POST"):
             return
-        self._routed(req, None, loads(req.body), None)
+        if not f.pools:
+            raise f.loading_error()
+        route = f.router.route(req, f.stable)
+        pool = f.pool_for(route.version)
+        codec = pool.codec
+        if (
+            codec is not None
+            and codec.raw_key is not None
+            and route.mirror is None
+            and route.fallback is None
+        ):
+            # the body goes to a worker undecoded; the worker answers it (or its refusal)
+            body = req.body
+            item = Item(
+                codec.raw_key,
+                max(1, body.count(b"[") - 1),  # the rows of [[...], ...] (the worker counts)
+                body,
+                self._answered,
+                req.t0 + f.settings.timeout_s,
+                req.request_id,
+            )
+            item.ctx = _Call(req, pool, None, None, None, None, False)
+            try:
+                pool.submit(item)
+            except ModelyardError as exc:
+                self._failed(item.ctx, exc, decoded=False)
+            return
+        self._routed(req, None, loads(req.body), None, route)
 
     def infer(self, req: Request) -> None:
         if not self.front.method(req, "POST"):
             return
         doc, binary = _v2_doc(req)
-        self._routed(req, True, doc, binary)
+        f = self.front
+        if not f.pools:
+            raise f.loading_error()
+        self._routed(req, True, doc, binary, f.router.route(req, f.stable))
 
     def infer_on(self, pool: VersionPool) -> Handler:
         """The handler of a route naming a version: no router, no mirror, no fallback."""
@@ -82,11 +117,8 @@ class Inference:
 
         return handler
 
-    def _routed(self, req: Request, v2: Any, doc: Any, binary: bytes | None) -> None:
+    def _routed(self, req: Request, v2: Any, doc: Any, binary: bytes | None, route: Route) -> None:
         f = self.front
-        if not f.pools:
-            raise f.loading_error()
-        route = f.router.route(req, f.stable)
         pool = f.pool_for(route.version)
         self._run(_Call(req, pool, v2, doc, binary, route.fallback, False))
         mirror = route.mirror
@@ -123,6 +155,21 @@ class Inference:
             pool.submit(item)
         except ModelyardError as exc:
             self._failed(call, exc, decoded=False)
+
+    def _answered(self, item: Item, result: Any) -> None:
+        """Answer one request of a raw batch: the body its worker made, or its error."""
+        call: _Call = item.ctx
+        if isinstance(result, ModelyardError):
+            self._failed(call, result)
+            return
+        meta, bodies = result
+        i = item.index
+        status = meta["s"][i]
+        if status != 200:
+            self._failed(call, error_from_json(bodies[i]))
+            return
+        req = call.req
+        self.front.answer(req, 200, bodies[i], self.front.label(req), pool=call.pool)
 
     def _done(self, item: Item, result: Any) -> None:
         """Answer one request from its batch's result (or the error that ended it)."""

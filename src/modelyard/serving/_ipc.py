@@ -25,6 +25,11 @@ KIND_JSON = "j"
 KIND_MIXED = "m"
 KIND_HELLO = "h"
 KIND_ERROR = "e"
+# v1 JSON bodies the worker decodes itself (lengths in "l"), and its answer: one finished HTTP
+# body per request (lengths in "l", statuses in "s"; an error's body is its JSON description)
+KIND_RAW = "r"
+KIND_ANSWERS = "a"
+KIND_CODEC = "d"  # front -> worker: the codec's description (signature after the contract)
 # the request log, which the workers write (the front never builds Parquet)
 KIND_LOG_CONFIG = "c"  # front -> worker: start the log (store, model, version, limits)
 KIND_LOG = "l"  # front -> worker: records only the front has (feedback, refused requests)

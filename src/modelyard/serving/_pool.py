@@ -135,6 +135,11 @@ class VersionPool:
         self.codec = Codec(desc, max_batch_size=self.settings.max_batch_size, hooks=hooks)
         b.prepare = self.codec.prepare
         b.decode = self.codec.decode_result
+        if self.codec.raw_key is not None:  # the workers decode v1 bodies with this codec
+            keep = ("name", "version", "signature", "classes")
+            b.set_codec(
+                {"desc": {k: desc[k] for k in keep if k in desc}, "max": self.codec.max_batch_size}
+            )
         self.metrics.model = self.name
         self.metrics.version = self.version
         if self.log_store is not None:

@@ -26,8 +26,12 @@ from typing import Any
 import numpy as np
 import orjson
 
+from modelyard.errors import ModelyardError
 from modelyard.logs import configure_logging, get_logger
 from modelyard.serving import _ipc
+from modelyard.serving._batcher import Item
+from modelyard.serving._codec import Codec, error_to_json, loads
+from modelyard.serving._keys import BatchKey
 from modelyard.serving._model import ModelSpec, load_model, proba_method
 
 log = get_logger("modelyard.serving.worker")
@@ -98,6 +102,7 @@ class Worker:
         self.log_level = "INFO"
         self.request_log = False  # import pyarrow before the first request, not during one
         self.reqlog: Any = None  # a RequestLogWriter once the front sent KIND_LOG_CONFIG
+        self.codec: Codec | None = None  # once the front sent KIND_CODEC (for raw batches)
         self._send_lock = threading.Lock()  # the log's threads answer too
 
     def send(self, meta: dict[str, Any], payload: bytes | bytearray | memoryview = b"") -> None:
@@ -203,16 +208,89 @@ class Worker:
                     self.send(out_meta, out_payload)
                     if self.reqlog is not None:  # after the answer: the client does not wait
                         self._log_batch(meta, batch, out, out_payload)
+                elif kind == _ipc.KIND_RAW:
+                    self._raw(meta, payload)
                 else:
                     self._control(meta, payload)
         finally:
             if self.reqlog is not None:
                 self.reqlog.stop()  # writes what is buffered; logs what it could not
 
+    def _raw(self, meta: dict[str, Any], payload: bytearray) -> None:
+        """Answer a batch of undecoded v1 bodies: decode and check each one with the front's
+        codec (the same errors as the front would answer), predict on the requests that passed
+        (grouped by batch key), and send back one finished body per request."""
+        codec = self.codec
+        sizes: list[int] = meta["l"]
+        ids: list[str] = meta["ids"]
+        queued: list[float] | None = meta.get("q")
+        bodies: list[bytes] = [b""] * len(sizes)
+        status = [200] * len(sizes)
+
+        def refuse(item: Item, exc: Any) -> None:
+            bodies[item.ctx] = error_to_json(exc)
+            status[item.ctx] = exc.http_status
+
+        groups: dict[BatchKey, list[Item]] = {}
+        view = memoryview(payload)
+        pos = 0
+        for i, size in enumerate(sizes):
+            item = Item(None, 0, None, refuse, 0.0, ids[i])  # type: ignore[arg-type]
+            item.ctx = i
+            try:
+                if codec is None:
+                    raise ModelyardError("internal error: the worker has no codec")
+                decoded = codec.v1(loads(view[pos : pos + size]))
+            except ModelyardError as exc:
+                item.finish(exc)
+            else:
+                item.key, item.rows, item.data = decoded.key, decoded.rows, decoded.data
+                groups.setdefault(decoded.key, []).append(item)
+            pos += size
+        t = 0.0
+        rows = 0
+        logs = []
+        for key, group in groups.items():
+            assert codec is not None
+            items, prepared = codec.prepare(key, group)  # refuses non-finite/out-of-range rows
+            if not items:
+                continue
+            bmeta, bpayload = prepared
+            bmeta["r"] = [it.rows for it in items]
+            bmeta["ids"] = [it.request_id for it in items]
+            if queued is not None:
+                bmeta["q"] = [queued[it.ctx] for it in items]
+            out_meta, out_payload, batch, out = self._predict_all(bmeta, bpayload)
+            t += out_meta.get("t", 0.0)
+            rows += sum(bmeta["r"])
+            result = (out_meta, codec.decode_result(out_meta, out_payload))
+            offset = 0
+            for index, it in enumerate(items):
+                it.offset, it.index = offset, index
+                offset += it.rows
+                try:
+                    bodies[it.ctx] = codec.v1_body(codec.outputs_of(it, result))
+                except ModelyardError as exc:
+                    refuse(it, exc)
+                except Exception as exc:  # an odd model output: answer, never hang
+                    log.exception("could not encode an answer", extra={"request_id": ids[it.ctx]})
+                    refuse(it, ModelyardError(f"internal error: {type(exc).__name__}"))
+            logs.append((bmeta, batch, out, out_payload))
+        answer = {"k": _ipc.KIND_ANSWERS, "b": meta["b"], "l": [len(b) for b in bodies]}
+        answer["s"] = status
+        if rows:
+            answer["t"], answer["n"] = t, rows
+        self.send(answer, b"".join(bodies))
+        if self.reqlog is not None:  # after the answer: the client does not wait
+            for bmeta, batch, out, out_payload in logs:
+                self._log_batch(bmeta, batch, out, out_payload)
+
     # ------------------------------------------------------------------ the request log
     def _control(self, meta: dict[str, Any], payload: bytearray) -> None:
         kind = meta["k"]
-        if kind == _ipc.KIND_LOG_CONFIG:
+        if kind == _ipc.KIND_CODEC:
+            self.codec = Codec(meta["desc"], max_batch_size=int(meta["max"]))
+        elif kind == _ipc.KIND_LOG_CONFIG:
             self._start_log(meta)
         elif kind == _ipc.KIND_LOG and self.reqlog is not None:
             doc = orjson.loads(payload)
