@@ -21,7 +21,7 @@ import pandas as pd
 
 import modelyard
 from modelyard.errors import InvalidInputError
-from modelyard.pipeline import log_metric
+from modelyard.pipelines import log_metric
 
 if __package__:
     from . import data
@@ -143,7 +143,7 @@ def register(
     from modelyard.data.contract import Contract
     from modelyard.data.profile import build_profile
     from modelyard.evaluate.policy import GatePolicy
-    from modelyard.pipeline import current_run_id, current_settings
+    from modelyard.pipelines import current_run_id, current_settings
     from modelyard.workspace import Workspace
 
     workspace = Workspace.open(current_settings())

@@ -7,6 +7,7 @@ importing the package never pulls in SQLAlchemy, web servers, Ray or torch.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -30,9 +31,9 @@ _LAZY: dict[str, str] = {
     "get_run": "modelyard.tracking.fluent",
     "Run": "modelyard.tracking.run",
     # pipelines
-    "step": "modelyard.pipeline.step",
-    "pipeline": "modelyard.pipeline.graph",
-    "Pipeline": "modelyard.pipeline.graph",
+    "step": "modelyard.pipelines.step",
+    "pipeline": "modelyard.pipelines.graph",
+    "Pipeline": "modelyard.pipelines.graph",
     # the composition root and the registry
     "Workspace": "modelyard.workspace",
     "Registry": "modelyard.registry.registry",
@@ -50,7 +51,7 @@ _SUBMODULES = frozenset(
         "store",
         "tracking",
         "registry",
-        "pipeline",
+        "pipelines",
         "evaluate",
         "serving",
         "workspace",
@@ -90,6 +91,30 @@ __all__ = [  # noqa: RUF022  (grouped as in _LAZY; a test checks it matches)
 ]
 
 
+class _RenamedModules:
+    """Imports of ``modelyard.pipeline.X`` fail naming the package's new name,
+    ``modelyard.pipelines``.
+
+    ``modelyard.pipeline`` is the decorator; the package was renamed so that one name means
+    one thing. Consulted last (after every real finder), so it costs nothing on other imports.
+    """
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        old = "modelyard.pipeline"
+        if fullname == old or fullname.startswith(old + "."):
+            new = "modelyard.pipelines" + fullname[len(old) :]
+            raise ModuleNotFoundError(
+                f"No module named {fullname!r}: the pipelines package is {new!r} now "
+                "(modelyard.pipeline.X moved to modelyard.pipelines.X); `@modelyard.pipeline` "
+                "is the decorator",
+                name=fullname,
+            )
+
+
+if not any(isinstance(f, _RenamedModules) for f in sys.meta_path):
+    sys.meta_path.append(_RenamedModules())
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
@@ -108,9 +133,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from modelyard import models as models
     from modelyard.config import Settings as Settings
     from modelyard.config import load_settings as load_settings
-    from modelyard.pipeline.graph import Pipeline as Pipeline
-    from modelyard.pipeline.graph import pipeline as pipeline
-    from modelyard.pipeline.step import step as step
+    from modelyard.pipelines.graph import Pipeline as Pipeline
+    from modelyard.pipelines.graph import pipeline as pipeline
+    from modelyard.pipelines.step import step as step
     from modelyard.registry.registry import Registry as Registry
     from modelyard.tracking.fluent import (
         active_run as active_run,

@@ -131,7 +131,7 @@ def _store_settings(home: Path) -> Any:
 
 
 def _run(pipeline: Any, workspace: Workspace, **params: Any) -> Any:
-    from modelyard.pipeline.progress import SilentProgress
+    from modelyard.pipelines.progress import SilentProgress
 
     return workspace.run_pipeline(pipeline, params, progress=SilentProgress())
 

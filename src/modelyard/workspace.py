@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from modelyard.data.profile import Profile
     from modelyard.evaluate.policy import GatePolicy
     from modelyard.evaluate.register import GateOutcome
-    from modelyard.pipeline.graph import Pipeline
-    from modelyard.pipeline.runner import PipelineResult
+    from modelyard.pipelines.graph import Pipeline
+    from modelyard.pipelines.runner import PipelineResult
     from modelyard.registry.cache import PackageCache
     from modelyard.registry.registry import ModelVersion, Registry
     from modelyard.store.artifacts import ArtifactStore
@@ -264,12 +264,12 @@ class Workspace:
             params: its parameters.
             **options: the runner's options (``force``, ``executor``, ``max_parallel``,
                 ``resume``, ``if_changed``, ``progress``, ...), see
-                :func:`modelyard.pipeline.runner.run_pipeline`.
+                :func:`modelyard.pipelines.runner.run_pipeline`.
 
         Raises:
             PipelineError: the graph is invalid or a step failed.
         """
-        from modelyard.pipeline.runner import run_pipeline
+        from modelyard.pipelines.runner import run_pipeline
 
         return run_pipeline(
             pipeline,

@@ -177,7 +177,7 @@ def retrain(window_start: str, window_end: str) -> object:
 
     from modelyard.data.contract import infer_contract
     from modelyard.data.profile import build_profile
-    from modelyard.pipeline import current_run_id, current_settings
+    from modelyard.pipelines import current_run_id, current_settings
     from modelyard.requestlog import RequestLog
     from modelyard.workspace import Workspace
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import modelyard
-from modelyard.pipeline import log_metric
+from modelyard.pipelines import log_metric
 
 
 @modelyard.step
@@ -65,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 import modelyard
-from modelyard.pipeline import log_metric
+from modelyard.pipelines import log_metric
 
 
 @modelyard.step

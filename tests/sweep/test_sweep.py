@@ -148,7 +148,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(sqlite_project: Proje
     mod = sqlite_project.module(
         """
         import modelyard
-        from modelyard.pipeline import log_metric
+        from modelyard.pipelines import log_metric
 
         @modelyard.step
         def load() -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import modelyard
-from modelyard.pipeline import log_metric
+from modelyard.pipelines import log_metric
 
 
 @modelyard.step

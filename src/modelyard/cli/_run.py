@@ -62,9 +62,9 @@ def execute_run(
     """
     from modelyard.cli.state import emit_json, state
     from modelyard.errors import PipelineError
-    from modelyard.pipeline.loader import load_pipeline
-    from modelyard.pipeline.progress import LiveProgress, LogProgress, summary_text
-    from modelyard.pipeline.runner import run_pipeline
+    from modelyard.pipelines.loader import load_pipeline
+    from modelyard.pipelines.progress import LiveProgress, LogProgress, summary_text
+    from modelyard.pipelines.runner import run_pipeline
 
     given = {
         "log_level": log_level and log_level.upper(),

@@ -134,7 +134,7 @@ def sweep_cmd(  # noqa: PLR0917  (a Typer command: one parameter per flag)
     from modelyard.cli._run import _parse_params
     from modelyard.cli.state import emit_json, state
     from modelyard.errors import GateFailed, InvalidInputError, NotFoundError
-    from modelyard.pipeline.loader import load_pipeline
+    from modelyard.pipelines.loader import load_pipeline
     from modelyard.sweep.register import RegisterBest
     from modelyard.sweep.space import parse_space_option
     from modelyard.sweep.study import run_sweep

@@ -33,7 +33,7 @@ from modelyard.monitoring._results import MonitorStore, StoredResult, Trigger
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from modelyard.pipeline.graph import Pipeline
+    from modelyard.pipelines.graph import Pipeline
     from modelyard.registry.registry import ModelVersion
     from modelyard.workspace import Workspace
 
@@ -279,7 +279,7 @@ class Monitor:
         params: Mapping[str, Any],
     ) -> Trigger:
         from modelyard.errors import GateFailed
-        from modelyard.pipeline.loader import load_pipeline
+        from modelyard.pipelines.loader import load_pipeline
 
         settings = self.workspace.settings
         run_id: str | None = None

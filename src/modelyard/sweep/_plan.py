@@ -15,7 +15,7 @@ from modelyard.errors import ConfigError, ConflictError, InvalidInputError
 from modelyard.sweep.space import Dimension, check_space, grid_points, space_to_json
 
 if TYPE_CHECKING:
-    from modelyard.pipeline.graph import Pipeline
+    from modelyard.pipelines.graph import Pipeline
     from modelyard.tracking.entities import RunInfo
     from modelyard.workspace import Workspace
 

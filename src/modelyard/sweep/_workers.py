@@ -5,7 +5,7 @@ asking the sampler and telling it the results), inherits the pipeline and everyt
 imported, and hands back a small dict over a pipe; its runs and cache entries go to the
 shared stores, whose connections the store and tracking modules reset in forked children.
 Where fork is missing or unsafe (a library with native thread pools is loaded, see
-:data:`modelyard.pipeline.executors.local.FORK_UNSAFE_MODULES`), trials run in threads.
+:data:`modelyard.pipelines.executors.local.FORK_UNSAFE_MODULES`), trials run in threads.
 
 Each child leads its own process group, so stopping a trial (Ctrl-C, an error in another trial)
 also stops the step processes it started.
@@ -52,7 +52,7 @@ class TrialWorkers:
     @staticmethod
     def can_fork() -> bool:
         """Whether trials can run in forked children here."""
-        from modelyard.pipeline.executors.local import LocalExecutor
+        from modelyard.pipelines.executors.local import LocalExecutor
 
         return LocalExecutor.can_fork() and LocalExecutor.fork_is_safe()
 

@@ -59,7 +59,7 @@ def _output_spec(text: str) -> tuple[str, tuple[str | int, ...]]:
 
 def _trial_outputs(ws: Workspace, run_id: str) -> dict[str, dict[str, Any]]:
     """step -> output record, for each step of a trial's pipeline run still in the cache."""
-    from modelyard.pipeline.cache import StepCache
+    from modelyard.pipelines.cache import StepCache
 
     page = ws.tracking.search_runs(
         filter=f"parent_run_id = '{run_id}' and kind = 'step'", max_results=10_000
@@ -71,8 +71,8 @@ def _trial_outputs(ws: Workspace, run_id: str) -> dict[str, dict[str, Any]]:
 
 
 def _load(ws: Workspace, records: Mapping[str, Any], spec: str, what: str, run_id: str) -> Any:
-    from modelyard.pipeline.cache import record_fingerprint
-    from modelyard.pipeline.executors import load_input
+    from modelyard.pipelines.cache import record_fingerprint
+    from modelyard.pipelines.executors import load_input
 
     step, path = _output_spec(spec)
     record = records.get(step)
@@ -94,7 +94,7 @@ def _load(ws: Workspace, records: Mapping[str, Any], spec: str, what: str, run_i
 
 
 def _model_step(records: Mapping[str, Any]) -> str:
-    from modelyard.pipeline.cache import iter_refs
+    from modelyard.pipelines.cache import iter_refs
 
     steps = sorted(
         s for s, rec in records.items() if any(r.get("codec") == "model" for r in iter_refs(rec))

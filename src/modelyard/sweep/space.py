@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from modelyard.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from modelyard.pipeline.graph import Pipeline
+    from modelyard.pipelines.graph import Pipeline
 
 __all__ = [
     "Choice",

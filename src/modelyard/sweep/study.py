@@ -34,7 +34,7 @@ from modelyard.sweep.space import Choice, Dimension, IntRange, space_to_json
 
 if TYPE_CHECKING:
     from modelyard.config import Settings
-    from modelyard.pipeline.graph import Pipeline
+    from modelyard.pipelines.graph import Pipeline
     from modelyard.tracking.run import Run
     from modelyard.workspace import Workspace
 
@@ -112,7 +112,7 @@ def _run_trial(
     ws: Workspace, pipeline: Pipeline, values: dict[str, Any], study_run: str, tags: dict[str, str]
 ) -> dict[str, Any]:
     """One trial: a pipeline run nested under the study's run; a small, picklable dict back."""
-    from modelyard.pipeline.progress import SilentProgress
+    from modelyard.pipelines.progress import SilentProgress
 
     try:
         result = ws.run_pipeline(

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 import modelyard
-from modelyard.pipeline import log_metric
+from modelyard.pipelines import log_metric
 
 HERE = Path(__file__).resolve().parent
 CONTRACT_FILE = HERE / "contract.toml"
@@ -102,7 +102,7 @@ def register(
     from modelyard.data.profile import build_profile
     from modelyard.evaluate.policy import GatePolicy
     from modelyard.models import infer_signature
-    from modelyard.pipeline import current_run_id, current_settings
+    from modelyard.pipelines import current_run_id, current_settings
     from modelyard.workspace import Workspace
 
     features = train_frame.drop(columns=[TARGET])

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline import CONTRACT_FILE, load, training
+
 from modelyard.config import load_settings
 from modelyard.data.contract import Contract
 from modelyard.registry.registry import Registry
-from pipeline import CONTRACT_FILE, load, training
 
 PROJECT = Path(__file__).resolve().parents[1]
 
