@@ -132,13 +132,16 @@ def test_too_slow_candidate_stops_at_the_load_test_before_any_user_request(
 
 
 @pytest.mark.parametrize(
-    "state", ["load_testing", "progressing", "paused", "awaiting_approval", "promoting"]
+    "state", ["pending", "load_testing", "progressing", "paused", "awaiting_approval", "promoting"]
 )
 def test_abort_rolls_back_from_every_state_idempotently(registry: Registry, state: str) -> None:
     manual = state == "awaiting_approval"
     ctl, front, clock = _setup(registry, load_test_s=0, manual=manual)
     rollout = _start(ctl, steps=[20, 100])
-    if state == "load_testing":
+    if state == "pending":  # as another process left it, before any tick took it up
+        moved = ctl.store.transition(ctl.store.get(rollout.id), "pending")
+        assert moved is not None
+    elif state == "load_testing":
         rollout = ctl.store.get(rollout.id)
         moved = ctl.store.transition(rollout, "load_testing")
         assert moved is not None

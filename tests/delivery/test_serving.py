@@ -67,14 +67,14 @@ def project(tmp_path: Path) -> Path:
 def serve(project: Path) -> Iterator[Callable[..., ServerHandle]]:
     handles: list[ServerHandle] = []
 
-    def start(**env: str) -> ServerHandle:
+    def start(request_log: bool = False, **env: str) -> ServerHandle:
         with (project / "server.log").open("ab") as err:
             handle = launch(
                 "churn@production",
                 workers=1,
                 cwd=project,
                 stderr=err,
-                request_log=False,
+                request_log=request_log,
                 env={"PYTHONPATH": PYTHONPATH, **env},
                 ready_timeout_s=120,
             )
@@ -341,3 +341,63 @@ def test_bad_input_is_refused_and_leaves_the_rollout_unchanged(
     assert (after["id"], after["candidate_version"]) == (before["id"], 2)
     assert after["state"] in ("progressing", "awaiting_approval")
     assert cli(project, "rollout", "abort", "churn", *url, **token).returncode == 0
+
+
+def _load_test(doc: dict[str, Any]) -> dict[str, Any]:
+    [event] = [e for e in doc["events"] if e["kind"] == "load_test"]
+    return event
+
+
+def test_load_test_synthesises_requests_when_nothing_was_served_yet(
+    project: Path, serve: Callable[..., ServerHandle]
+) -> None:
+    h = serve()
+    run = cli(project, "deploy", "churn", "-c", "2", "--steps", "50,100", "--interval", "60s",
+              "--url", h.url)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    doc = status(project, h.url)
+    load = _load_test(doc)
+    assert (load["outcome"], load["detail"]["source"]) == ("pass", "synthetic")
+    assert load["detail"]["candidate"]["requests"] >= 30  # min_samples
+    assert doc["state"] == "progressing"
+    assert cli(project, "rollout", "abort", "churn", "--url", h.url).returncode == 0
+
+
+def test_load_test_replays_recent_requests_from_the_request_log(
+    project: Path, serve: Callable[..., ServerHandle]
+) -> None:
+    h = serve(request_log=True)
+    with httpx.Client(timeout=30) as client:
+        for i in range(40):
+            body = {"instances": [[float(i), 2.0, 3.0]]}
+            assert client.post(f"{h.url}/v1/models/churn:predict", json=body).status_code == 200
+    run = cli(project, "deploy", "churn", "-c", "2", "--steps", "50,100", "--interval", "60s",
+              "--url", h.url)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    load = _load_test(status(project, h.url))
+    assert (load["outcome"], load["detail"]["source"]) == ("pass", "request_log")
+    assert load["detail"]["samples"] == 40  # the 40 requests stable answered, read back
+    assert cli(project, "rollout", "abort", "churn", "--url", h.url).returncode == 0
+
+
+def test_too_slow_candidate_stops_at_the_load_test_before_any_user_request_reaches_it(
+    project: Path, serve: Callable[..., ServerHandle]
+) -> None:
+    h = serve(MODELYARD_DELIVERY__MAX_P99_MS="25")
+    with Traffic(h.url) as traffic:
+        deadline = time.monotonic() + 30
+        while len(traffic.answers) < 10:  # users' requests to replay
+            assert time.monotonic() < deadline, "no answer from the server"
+            time.sleep(0.05)
+        run = cli(project, "deploy", "churn", "-c", "4", "--steps", "50,100", "--url", h.url)
+        assert run.returncode == 1, run.stdout + run.stderr  # rolled back: exit 1
+        doc = status(project, h.url)
+    assert doc["state"] == "rolled_back"
+    assert doc["reason"].startswith("load test at "), doc["reason"]
+    assert "p99_ms" in doc["reason"]
+    load = _load_test(doc)
+    assert (load["outcome"], load["detail"]["source"]) == ("fail", "recent")
+    moves = [e["to_state"] for e in doc["events"] if e["kind"] == "transition"]
+    assert "progressing" not in moves
+    assert set(traffic.versions()) == {"1"}  # no user request reached v4
+    assert traffic.statuses() == {200: len(traffic.answers)}

@@ -10,7 +10,9 @@ The pieces: :mod:`~modelyard.delivery.analysis` (always-valid comparisons of can
 stable), :mod:`~modelyard.delivery.strategies` (the steps of each strategy),
 :mod:`~modelyard.delivery.router` (the per-request router the serving front calls),
 :mod:`~modelyard.delivery.store` (rollouts, steps and events in the metadata store),
-:mod:`~modelyard.delivery.rollout` (the state machine), ``client`` (HTTP steering).
+:mod:`~modelyard.delivery.rollout` (the state machine), ``client`` (HTTP steering),
+:mod:`~modelyard.delivery.feedback` (quality from the labels that come back) and
+:mod:`~modelyard.delivery.replay` (the load test's requests).
 """
 
 from __future__ import annotations
@@ -26,7 +28,12 @@ from modelyard.delivery.analysis import (
     decide,
     load_test_verdict,
 )
-from modelyard.delivery.rollout import DeliveryFront, RolloutController, RolloutRequest
+from modelyard.delivery.rollout import (
+    DeliveryFront,
+    LoadTestRun,
+    RolloutController,
+    RolloutRequest,
+)
 from modelyard.delivery.router import RolloutRouter, RoutePlan
 from modelyard.delivery.store import Rollout, RolloutEvent, RolloutStore
 from modelyard.delivery.strategies import (
@@ -52,6 +59,7 @@ __all__ = [
     "Check",
     "Decision",
     "DeliveryFront",
+    "LoadTestRun",
     "Outcome",
     "Rollout",
     "RolloutController",

@@ -110,37 +110,9 @@ def prometheus_stats(
 def feedback_quality(
     store: Any, model: str, version: str, since: dt.datetime, until: dt.datetime | None = None
 ) -> ArmStats:
-    """Quality counters of one version's answers that got feedback in the window.
+    """Quality counters of one version's answers that got feedback in the window (the labels
+    posted to any version's ``/v1/feedback``, joined by request id): see
+    :func:`modelyard.delivery.feedback.feedback_stats`."""
+    from modelyard.delivery.feedback import feedback_stats
 
-    Each request with a label scores 1/0 when its prediction equals the label (a class), or
-    minus the absolute error for numeric labels and predictions.
-    """
-    from modelyard.requestlog import RequestLog
-
-    table = RequestLog(store, model, version).joined(since, until)
-    if table.num_rows == 0 or "label" not in table.column_names:
-        return ArmStats()
-    pred_col = next((c for c in table.column_names if c == "out__prediction"), None)
-    if pred_col is None:
-        return ArmStats()
-    n, total, sumsq = 0, 0.0, 0.0
-    for pred, label in zip(
-        table.column(pred_col).to_pylist(), table.column("label").to_pylist(), strict=True
-    ):
-        if label is None or pred is None:
-            continue
-        if isinstance(label, float) and isinstance(pred, float) and not label.is_integer():
-            score = -abs(pred - label)
-        else:
-            score = 1.0 if str(pred) == str(label) or _num_equal(pred, label) else 0.0
-        n += 1
-        total += score
-        sumsq += score * score
-    return ArmStats(quality_n=n, quality_sum=total, quality_sumsq=sumsq)
-
-
-def _num_equal(a: Any, b: Any) -> bool:
-    try:
-        return float(a) == float(b)
-    except (TypeError, ValueError):
-        return False
+    return feedback_stats(store, model, version, since, until)

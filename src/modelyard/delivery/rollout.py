@@ -22,6 +22,7 @@ failure half-way leaves the rollout in ``rolling_back``, retried at the next tic
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -48,12 +49,29 @@ from modelyard.logs import get_logger
 if TYPE_CHECKING:
     from modelyard.types import Clock
 
-__all__ = ["COMMANDS", "DeliveryFront", "RolloutController", "RolloutRequest"]
+__all__ = ["COMMANDS", "DeliveryFront", "LoadTestRun", "RolloutController", "RolloutRequest"]
 
 log = get_logger("modelyard.delivery")
 
 COMMANDS = ("promote", "abort", "pause", "resume")
 PRODUCTION = "production"
+
+
+@dataclass(frozen=True)
+class LoadTestRun:
+    """What a pre-production load test sent and measured.
+
+    Attributes:
+        stats: the candidate's counters over the load test.
+        source: what was replayed: ``request_log`` (recent requests stable answered, read back
+            from the request log), ``recent`` (the latest user requests the front kept in
+            memory) or ``synthetic`` (requests built from the model's signature).
+        samples: how many distinct requests were replayed round robin.
+    """
+
+    stats: ArmStats
+    source: str
+    samples: int
 
 
 class DeliveryFront(Protocol):
@@ -79,9 +97,17 @@ class DeliveryFront(Protocol):
         """``version``'s counters since its pool started (zeros if it does not run)."""
         ...
 
-    async def load_test(self, version: int, rate_rps: float, duration_s: float) -> ArmStats | None:
-        """Drive ``version``'s pool at ``rate_rps`` for ``duration_s``; its counters, or
-        ``None`` when there is nothing to replay (no user request seen yet)."""
+    async def load_test(
+        self, version: int, rate_rps: float, duration_s: float
+    ) -> LoadTestRun | None:
+        """Drive ``version``'s pool at ``rate_rps`` for ``duration_s``; what it measured, or
+        ``None`` when there is nothing to send (no request to replay and none to synthesise)."""
+        ...
+
+    async def feedback(self, version: int, since_s: float) -> ArmStats:
+        """Quality (and predicted-class) counters of ``version``'s answers since ``since_s``
+        (seconds since the epoch), from the labels that came back; zeros when the front has no
+        feedback, or when its :meth:`stats` carry the quality already."""
         ...
 
     def traffic_rps(self) -> float:
@@ -168,6 +194,8 @@ class RolloutController:
         self._reference: ArmStats | None = None  # blue-green: stable before the switch
         self._resumed: str | None = None  # the rollout this process has taken over
         self._last_recorded = 0.0
+        self._quality: dict[int, ArmStats] = {}  # feedback since the step started, per version
+        self._quality_at = -math.inf
         self._lock = asyncio.Lock()
 
     def _now(self) -> float:
@@ -310,9 +338,30 @@ class RolloutController:
         index = r.step_index if step_index is None else step_index
         if index < len(r.steps) and r.steps[index].mode == "preview":
             self._baseline[r.candidate_version] = ArmStats()
+        self._quality = {}
+        self._quality_at = -math.inf
 
     def _window(self, version: int) -> ArmStats:
-        return self.front.stats(version) - self._baseline.get(version, ArmStats())
+        counters = self.front.stats(version) - self._baseline.get(version, ArmStats())
+        return counters + self._quality.get(version, ArmStats())
+
+    async def _refresh_quality(self, r: Rollout) -> None:
+        """Re-read both arms' feedback quality since the step started, at most twice an
+        interval (it reads the request log); a failed read keeps the last figures."""
+        step = r.step
+        now = self._now()
+        every = max(1.0, min((step.pause_s if step else 1.0) / 2, 10.0))
+        if now - self._quality_at < every:
+            return
+        self._quality_at = now
+        since = r.step_started_at or now
+        try:
+            for version in (r.candidate_version, r.stable_version):
+                self._quality[version] = await self.front.feedback(version, since)
+        except Exception:  # the analysis goes on with the other signals
+            log.warning(
+                "feedback quality could not be read", exc_info=True, extra={"rollout": r.id}
+            )
 
     def _route(self, r: Rollout) -> None:
         step = r.step
@@ -389,23 +438,32 @@ class RolloutController:
             return await self._begin_traffic(r, "load test skipped (load_test_s = 0)")
         rate = max(self.front.traffic_rps(), 1.0) * float(cfg["headroom"])
         rate = max(rate, float(cfg["load_test_rps"]))
-        stats = await self.front.load_test(r.candidate_version, rate, duration)
-        if stats is None:
+        run = await self.front.load_test(r.candidate_version, rate, duration)
+        if run is None:
             await asyncio.to_thread(
                 self.store.record,
                 r,
                 "load_test",
                 outcome="skipped",
-                detail={"reason": "no recent user request to replay"},
+                detail={"reason": "no request to replay and no signature to build one from"},
             )
-            return await self._begin_traffic(r, "load test skipped: no request to replay yet")
-        verdict = load_test_verdict(stats, self.front.stats(r.stable_version), _thresholds(cfg))
-        detail = {"rate_rps": round(rate, 1), "duration_s": duration, **verdict.to_dict()}
+            return await self._begin_traffic(r, "load test skipped: no request to send")
+        stable = self.front.stats(r.stable_version)
+        verdict = load_test_verdict(run.stats, stable, _thresholds(cfg))
+        detail = {
+            "rate_rps": round(rate, 1),
+            "duration_s": duration,
+            "source": run.source,
+            "samples": run.samples,
+            **verdict.to_dict(),
+        }
         await asyncio.to_thread(
             self.store.record, r, "load_test", outcome=str(verdict.outcome), detail=detail
         )
         if verdict.outcome is Outcome.PASS:
-            return await self._begin_traffic(r, f"load test passed at {rate:.0f} req/s")
+            return await self._begin_traffic(
+                r, f"load test passed at {rate:.0f} req/s of {run.source} requests"
+            )
         return await self._rollback(
             r, f"load test at {rate:.0f} req/s: {verdict.reason}", evidence=detail
         )
@@ -427,6 +485,7 @@ class RolloutController:
             if elapsed >= step.pause_s:
                 return await self._step_done(r, "pause elapsed")
             return r
+        await self._refresh_quality(r)
         verdict = self._analyze(r)
         due = elapsed >= step.pause_s
         # the confidence sequences hold at every look, so a failure counts between intervals

@@ -17,6 +17,8 @@ set)::
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -24,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from modelyard.delivery.analysis import ArmStats
-from modelyard.delivery.rollout import COMMANDS, RolloutController, RolloutRequest
+from modelyard.delivery.feedback import feedback_stats
+from modelyard.delivery.replay import replay_bodies, synthetic_bodies
+from modelyard.delivery.rollout import COMMANDS, LoadTestRun, RolloutController, RolloutRequest
 from modelyard.delivery.router import PIN_HEADER, RolloutRouter, RoutePlan
 from modelyard.delivery.store import RolloutStore
 from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError
@@ -42,6 +46,8 @@ log = get_logger("modelyard.delivery")
 
 ADMIN_PATH = "/v1/admin/rollout"
 _LOAD_CONNECTIONS = 8
+_REPLAY = 256  # distinct requests a load test sends round robin
+_Sample = tuple[str, bytes, bytes | None]  # path, body, binary header length (v2 binary)
 
 
 class ServingFront:
@@ -67,6 +73,7 @@ class ServingFront:
         self.port = port
         self._rate: tuple[float, int] | None = None
         self._rps = 0.0
+        self._flushed_at = -math.inf
 
     async def start_version(self, version: int) -> None:
         label = str(version)
@@ -110,13 +117,37 @@ class ServingFront:
             self._rate = (now, total)
         return self._rps
 
-    async def load_test(self, version: int, rate_rps: float, duration_s: float) -> ArmStats | None:
-        """Replay the latest user requests against ``version`` over loopback HTTP; ``None``
-        when no user request was seen yet."""
+    async def feedback(self, version: int, since_s: float) -> ArmStats:
+        """``version``'s feedback quality since ``since_s``, from the request and feedback logs
+        (both versions' buffered records are written first, so the window is current)."""
+        store: Any = self.front.log_store
+        name = self.front.name
+        if store is None or name is None or str(version) not in self.front.pools:
+            return ArmStats()
+        await self._flush_logs()
+        since = dt.datetime.fromtimestamp(since_s, dt.UTC)
+        return await asyncio.to_thread(feedback_stats, store, name, str(version), since)
+
+    async def _flush_logs(self) -> None:
+        """Write every pool's buffered log records, at most once a second."""
+        now = time.monotonic()
+        if now - self._flushed_at < 1.0:
+            return
+        self._flushed_at = now
+        pools = [p for p in self.front.pools.values() if p.reqlog is not None]
+        await asyncio.gather(*(p.flush_log(30.0) for p in pools), return_exceptions=True)
+
+    async def load_test(
+        self, version: int, rate_rps: float, duration_s: float
+    ) -> LoadTestRun | None:
+        """Drive ``version``'s pool over loopback HTTP, each request pinned to it, with (in
+        this order of preference) stable's recent requests read back from the request log, the
+        latest user requests kept in memory, or requests built from the candidate's signature;
+        ``None`` when there is none of the three."""
         before = self.stats(version)
-        samples = list(self.router.recent)
+        source, samples = await self._load_samples(version)
         if not samples:
-            log.warning("no recent requests to replay; the load test has nothing to send")
+            log.warning("nothing to replay or synthesise; the load test has nothing to send")
             return None
         pinned = str(version).encode()
         await _drive(
@@ -127,13 +158,48 @@ class ServingFront:
             rate_rps=rate_rps,
             duration_s=duration_s,
         )
-        return self.stats(version) - before
+        return LoadTestRun(self.stats(version) - before, source, len(samples))
+
+    async def _load_samples(self, version: int) -> tuple[str, list[_Sample]]:
+        name = self.front.name or ""
+        path = f"/v1/models/{name}:predict"
+        store: Any = self.front.log_store
+        stable = self.front.pools.get(self.front.stable)
+        if store is not None and stable is not None and stable.reqlog is not None and name:
+            await self._flush_logs()
+            codec = stable.codec
+            try:
+                bodies = await asyncio.to_thread(
+                    replay_bodies,
+                    store,
+                    name,
+                    self.front.stable,
+                    _REPLAY,
+                    input_spec=codec.input if codec is not None else None,
+                    fields=codec.fields if codec is not None else (),
+                )
+            except Exception:  # an unreadable log: fall back to the other sources
+                log.warning("the request log could not be replayed", exc_info=True)
+                bodies = []
+            if bodies:
+                return "request_log", [(path, b, None) for b in bodies]
+        recent = list(self.router.recent)
+        if recent:
+            return "recent", recent
+        pool = self.front.pools.get(str(version))
+        codec = pool.codec if pool is not None else None
+        bodies = synthetic_bodies(
+            codec.input if codec is not None else None,
+            codec.fields if codec is not None else [],
+            _REPLAY,
+        )
+        return "synthetic", [(path, b, None) for b in bodies]
 
 
 async def _drive(
     host: str,
     port: int,
-    samples: list[tuple[str, bytes, bytes | None]],
+    samples: list[_Sample],
     *,
     version: bytes,
     rate_rps: float,

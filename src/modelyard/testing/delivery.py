@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 
 from modelyard.delivery.analysis import ArmStats
+from modelyard.delivery.rollout import LoadTestRun
 from modelyard.delivery.router import RoutePlan
 
 __all__ = ["Behaviour", "InMemoryFront", "ManualClock"]
@@ -121,7 +122,9 @@ class InMemoryFront:
         v = self.versions.get(version)
         return v.stats if v is not None and v.running else ArmStats()
 
-    async def load_test(self, version: int, rate_rps: float, duration_s: float) -> ArmStats | None:
+    async def load_test(
+        self, version: int, rate_rps: float, duration_s: float
+    ) -> LoadTestRun | None:
         n = int(rate_rps * duration_s)
         self.log.append(f"load test {version} {n}")
         before = self.stats(version)
@@ -129,7 +132,12 @@ class InMemoryFront:
         for _ in range(n):
             self._answer(version, seen)
         self._count(seen)
-        return self.stats(version) - before
+        source = "recent" if self.router.recent else "synthetic"
+        return LoadTestRun(self.stats(version) - before, source, 1)
+
+    async def feedback(self, version: int, since_s: float) -> ArmStats:
+        """Zeros: the versions' :meth:`stats` carry their quality (``Behaviour.correct_rate``)."""
+        return ArmStats()
 
     def traffic_rps(self) -> float:
         return self.rate_rps
