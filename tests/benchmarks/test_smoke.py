@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["tracking.py", "validation.py", "pipeline.py"])
+@pytest.mark.parametrize("script", ["tracking.py", "validation.py", "pipeline.py", "sweep.py"])
 def test_benchmark_script_runs_quick_without_peer(script: str, tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--skip-peer"],
