@@ -96,7 +96,7 @@ import pandas as pd
 
 import modelyard
 import sweep_work as work
-from modelyard.pipeline import log_metric
+from modelyard.pipelines import log_metric
 
 
 @modelyard.step
