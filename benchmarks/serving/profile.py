@@ -4,8 +4,8 @@ Serves the benchmark's MLP with ``modelyard serve`` as users run it (request log
 with ``wrk`` (64 connections, the benchmark's body) and reads ``/proc`` before and after: CPU
 microseconds per request of the front process, of the model workers together and of wrk (each
 split user / system), the machine's softirq and idle time per request, and the front's share of
-one core. With ``--py-spy`` it also samples the front with py-spy (native frames included) and
-prints the functions where the front spends its own time.
+one core. With ``--py-spy`` it also samples the front and each worker with py-spy (native frames
+included) and prints the functions where each spends its own time.
 
     python benchmarks/serving/profile.py --duration 5
     python benchmarks/serving/profile.py --duration 5 --py-spy --no-request-log
@@ -126,7 +126,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--no-request-log", action="store_true")
-    parser.add_argument("--py-spy", action="store_true", help="sample the front with py-spy")
+    parser.add_argument(
+        "--py-spy", action="store_true", help="sample the front and workers with py-spy"
+    )
     parser.add_argument(
         "--src",
         default=str(ROOT / "src"),
@@ -170,14 +172,16 @@ def main() -> None:
             fronts = [h.pid for h in handles]
             front = fronts[0]
             workers = [p for f in fronts for p in _tree(f) if p not in fronts]
-            spy = None
-            if args.py_spy:
-                out = Path(home) / "front.txt"
-                spy = subprocess.Popen(
-                    ["py-spy", "record", "--native", "--nonblocking", "-r", "200", "-f", "raw",
-                     "-d", str(args.duration), "-p", str(front), "-o", str(out)],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )  # fmt: skip
+            spies = []
+            if args.py_spy:  # the front and each worker, for the run's duration
+                for pid in [front, *workers]:
+                    out = Path(home) / f"spy-{pid}.txt"
+                    spy = subprocess.Popen(
+                        ["py-spy", "record", "--native", "-r", "100", "-f", "raw",
+                         "-d", str(args.duration), "-p", str(pid), "-o", str(out)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    )  # fmt: skip
+                    spies.append((pid, out, spy))
             cmd = [
                 wrk,
                 "-t1",
@@ -203,7 +207,7 @@ def main() -> None:
             f1 = _sum_cpu(fronts)
             w1 = [_proc_cpu(p) for p in workers]
             m1 = _machine()
-            if spy is not None:
+            for _, _, spy in spies:
                 spy.wait(60)
         finally:
             for h in handles:
@@ -234,9 +238,12 @@ def main() -> None:
         print(
             "\n" + "\n".join(line for line in out_text.splitlines() if "%" in line or "Lat" in line)
         )
-        if spy is not None and (Path(home) / "front.txt").exists():
-            print("\nfront, self time (py-spy, native frames included):")
-            for pct, frame in _top(Path(home) / "front.txt"):
+        for pid, out, _ in spies:
+            if not out.exists():
+                continue
+            who = "front" if pid == front else f"worker pid {pid}"
+            print(f"\n{who}, self time (py-spy, native frames included):")
+            for pct, frame in _top(out):
                 print(f"{pct:6.1f}%  {frame[:150]}")
 
 
