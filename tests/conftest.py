@@ -106,7 +106,7 @@ def sqlite_settings(tmp_path: Path, home: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def ray_session() -> Iterator[object]:
-    """A real local Ray (2 CPUs) for a test module's Ray tests (pipeline and monitoring)."""
+    """A real local Ray (2 CPUs) for a test module's Ray tests (pipeline, monitoring, batch)."""
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:

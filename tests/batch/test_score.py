@@ -282,3 +282,262 @@ def test_scores_a_model_whose_artifacts_live_on_s3(tmp_path: Path) -> None:
         np.testing.assert_allclose(
             got["proba_1"], model.predict_proba(frame[[*FEATURES, "color"]])[:, 1]
         )
+
+
+def test_a_file_missing_a_column_is_refused_before_anything_is_written(
+    sqlite_settings: Any, tmp_path: Path
+) -> None:
+    """The second file of a folder misses a feature: no part of the first is scored either."""
+    from modelyard.batch import score
+
+    ws, _, _ = _register(sqlite_settings)
+    folder = tmp_path / "day"
+    folder.mkdir()
+    _write(_frame(100, seed=3), folder / "a.parquet")
+    _frame(60, seed=4).drop(columns=["color"]).to_csv(folder / "b.csv", index=False)
+    with pytest.raises(InvalidInputError, match=r"b\.csv has no column 'color'") as info:
+        score(ws, "churn", [folder], tmp_path / "out")
+    assert info.value.details["column"] == "color"
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out.partial").exists()
+
+
+def test_text_in_a_number_column_of_a_csv_quarantines_its_row_wherever_it_is(
+    sqlite_settings: Any, tmp_path: Path
+) -> None:
+    """Arrow infers CSV types from the first block; a bad value past it is still one row."""
+    from modelyard.batch import score
+
+    ws, _, _ = _register(sqlite_settings)
+    frame = _frame(150_000, seed=8)  # about 11 MB of CSV: more than one 8 MiB read block
+    text = frame.astype({"x1": object})
+    text.loc[5, "x1"] = "abc"
+    text.loc[149_990, "x1"] = "12,5"
+    src = tmp_path / "in.csv"
+    text.to_csv(src, index=False)
+    assert src.stat().st_size > 9 << 20
+    result = score(ws, "churn", [src], tmp_path / "out", workers=1, track=False)
+
+    assert (result.rows_scored, result.rows_quarantined) == (149_998, 2)
+    bad = pq.read_table(next((tmp_path / "out" / "_quarantine").glob("*.parquet"))).to_pandas()
+    reasons = dict(zip(bad["customer_id"], bad["_reason"], strict=True))
+    assert reasons == {
+        8005: "x1: 'abc' is not a number",
+        8000 + 149_990: "x1: '12,5' is not a number",
+    }
+
+
+def test_empty_and_unreadable_inputs_leave_no_output(sqlite_settings: Any, tmp_path: Path) -> None:
+    from modelyard.batch import score
+
+    ws, _, _ = _register(sqlite_settings)
+    header_only = tmp_path / "header.csv"
+    _frame(0).to_csv(header_only, index=False)
+    with pytest.raises(InvalidInputError, match="the input holds no rows"):
+        score(ws, "churn", [header_only], tmp_path / "out1")
+    assert not (tmp_path / "out1").exists()
+    assert not (tmp_path / "out1.partial").exists()
+
+    blank = tmp_path / "blank.csv"
+    blank.write_text("")
+    with pytest.raises(InvalidInputError, match=r"blank\.csv is not a readable CSV file"):
+        score(ws, "churn", [blank], tmp_path / "out2", track=False)
+    assert not (tmp_path / "out2").exists()
+
+    not_parquet = tmp_path / "fake.parquet"
+    not_parquet.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(InvalidInputError, match=r"fake\.parquet is not a readable Parquet file"):
+        score(ws, "churn", [not_parquet], tmp_path / "out3", track=False)
+    assert not (tmp_path / "out3").exists()
+
+
+def test_a_job_failing_midway_is_never_presented_as_complete(
+    sqlite_settings: Any, tmp_path: Path
+) -> None:
+    """A CSV whose later block is malformed: the error names the file; OUT does not appear."""
+    from modelyard.batch import score
+
+    ws, _, _ = _register(sqlite_settings)
+    folder = tmp_path / "day"
+    folder.mkdir()
+    _write(_frame(1000, seed=3), folder / "a.parquet")
+    broken = folder / "b.csv"
+    _frame(150_000, seed=9).to_csv(broken, index=False)
+    with broken.open("a") as fh:
+        fh.write("1,2,3\n")  # a line with 3 of the header's 6 columns, far past the first block
+    with pytest.raises(InvalidInputError, match=r"b\.csv cannot be read as CSV") as info:
+        score(ws, "churn", [folder], tmp_path / "out", workers=1)
+    assert info.value.details["file"] == str(broken)
+    assert not (tmp_path / "out").exists()
+    partial = tmp_path / "out.partial"
+    assert not (partial / "_SUCCESS.json").exists()
+    assert not list(partial.glob(".*.tmp"))  # no half-written part left behind
+    assert [p.name for p in partial.glob("part-*.parquet")] == ["part-00000.parquet"]
+    run = ws.tracking.search_runs(experiment="scoring")[0]
+    assert run.status == "FAILED"
+
+
+def test_an_existing_output_is_refused_by_the_command_and_replaced_with_overwrite(
+    sqlite_settings: Any, tmp_path: Path
+) -> None:
+    _register(sqlite_settings)
+    project = sqlite_settings.project_root
+    (project / "pyproject.toml").write_text(
+        f'[tool.modelyard]\nhome = "{sqlite_settings.resolved_home}"\n'
+    )
+    src = _write(_frame(50), tmp_path / "in.parquet")
+    out = tmp_path / "scored"
+    out.write_text("yesterday's report\n")  # a file, not even a folder
+    proc = _cli(project, "churn", str(src), "--out", str(out))
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 5, stderr
+    assert f"output '{out}' already exists" in stderr
+    assert "--overwrite" in stderr
+    assert out.read_text() == "yesterday's report\n"
+
+    proc = _cli(project, "churn", str(src), "--out", str(out), "--overwrite", "--json")
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert json.loads(stdout)["rows_scored"] == 50
+    assert len(_read_parts(out)) == 50
+
+
+@pytest.mark.ray
+def test_on_ray_the_same_rows_and_quarantine_as_the_local_executor(
+    ray_session: Any, sqlite_settings: Any, tmp_path: Path
+) -> None:
+    """Ray Data runs the same chunks on actors (a real local Ray): same parts, same rejects."""
+    from modelyard.batch import score
+
+    ws, _, model = _register(sqlite_settings)
+    folder = tmp_path / "day"
+    folder.mkdir()
+    frame = _frame(3000, seed=10)
+    frame.loc[3, "x0"] = 1e9
+    frame.loc[1500, "color"] = "green"
+    _write(frame, folder / "a.parquet", row_group_size=500)
+    _frame(400, seed=20).to_csv(folder / "b.csv", index=False)
+
+    local = score(ws, "churn@production", [folder], tmp_path / "local", chunk_rows=1000)
+    on_ray = score(
+        ws, "churn@production", [folder], tmp_path / "ray", chunk_rows=1000, executor="ray"
+    )
+    assert (on_ray.rows_scored, on_ray.rows_quarantined, on_ray.chunks) == (3398, 2, 4)
+    assert (local.rows_scored, local.rows_quarantined, local.chunks) == (3398, 2, 4)
+    for sub in ("", "_quarantine"):
+        names = sorted(p.name for p in (tmp_path / "local" / sub).glob("part-*.parquet"))
+        assert names == sorted(p.name for p in (tmp_path / "ray" / sub).glob("part-*.parquet"))
+        for name in names:
+            a = pq.read_table(tmp_path / "local" / sub / name)
+            assert a.equals(pq.read_table(tmp_path / "ray" / sub / name)), name
+    got = _read_parts(tmp_path / "ray").set_index("customer_id").sort_index()
+    ids = set(frame["customer_id"]) - {10_003, 11_500}
+    expected = frame[frame["customer_id"].isin(ids)].set_index("customer_id").sort_index()
+    np.testing.assert_allclose(
+        got.loc[expected.index, "proba_1"],
+        model.predict_proba(expected[[*FEATURES, "color"]])[:, 1],
+    )
+    run = ws.tracking.get_run(on_ray.run_id)
+    assert run.metrics["rows_quarantined"] == 2
+
+
+@pytest.mark.ray
+def test_on_ray_a_chunks_error_reaches_the_caller_and_nothing_is_complete(
+    ray_session: Any, sqlite_settings: Any, tmp_path: Path
+) -> None:
+    from modelyard.batch import score
+
+    ws, _, _ = _register(sqlite_settings)
+    broken = tmp_path / "b.csv"
+    _frame(150_000, seed=9).to_csv(broken, index=False)
+    with broken.open("a") as fh:
+        fh.write("1,2,3\n")
+    with pytest.raises(InvalidInputError, match=r"b\.csv cannot be read as CSV"):
+        score(ws, "churn", [broken], tmp_path / "out", executor="ray", track=False)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(InvalidInputError, match="executor must be one of local, ray"):
+        score(ws, "churn", [broken], tmp_path / "out2", executor="dask")
+
+
+def _s3_settings(tmp_path: Path, storage_options: dict[str, Any]) -> Any:
+    """A project whose inputs may be read from the moto S3 server."""
+    from modelyard.config import load_settings
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("[tool.modelyard]\n")
+    return load_settings(
+        start=project, home=str(tmp_path / "home"), storage_options=storage_options
+    )
+
+
+def _upload(storage_options: dict[str, Any], files: dict[str, Path]) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("s3", **storage_options)
+    for url, path in files.items():
+        fs.put_file(str(path), url)
+
+
+def test_inputs_on_s3_are_scored_like_local_files(tmp_path: Path) -> None:
+    """A folder URL on the moto S3 server: its files are listed, fingerprinted and streamed."""
+    from modelyard.batch import score
+    from modelyard.testing.s3 import moto_s3_server
+
+    with moto_s3_server() as s3:
+        bucket = s3.create_bucket("data")
+        settings = _s3_settings(tmp_path, s3.storage_options)
+        ws, _, model = _register(settings)
+        frame = _frame(700, seed=12)
+        frame.loc[4, "x3"] = -7.0
+        extra = _frame(90, seed=13)
+        _write(frame, tmp_path / "a.parquet", row_group_size=200)
+        extra.to_csv(tmp_path / "b.csv", index=False)
+        (tmp_path / "_SUCCESS").write_text("")
+        _upload(
+            s3.storage_options,
+            {
+                f"{bucket}/day/a.parquet": tmp_path / "a.parquet",
+                f"{bucket}/day/b.csv": tmp_path / "b.csv",
+                f"{bucket}/day/_SUCCESS": tmp_path / "_SUCCESS",
+            },
+        )
+        result = score(ws, "churn", [f"{bucket}/day/"], tmp_path / "out", chunk_rows=400)
+
+        assert (result.rows_scored, result.rows_quarantined, result.chunks) == (789, 1, 3)
+        assert [f["path"] for f in result.inputs] == [
+            f"{bucket}/day/a.parquet",
+            f"{bucket}/day/b.csv",
+        ]
+        local = score(ws, "churn", [tmp_path / "a.parquet"], tmp_path / "local", track=False)
+        assert result.inputs[0]["sha256"] == local.inputs[0]["sha256"]
+        got = _read_parts(tmp_path / "out").set_index("customer_id").sort_index()
+        both = pd.concat([frame.drop(index=4), extra]).set_index("customer_id").sort_index()
+        np.testing.assert_allclose(
+            got["proba_1"], model.predict_proba(both[[*FEATURES, "color"]])[:, 1]
+        )
+        with pytest.raises(NotFoundError, match="does not exist"):
+            score(ws, "churn", [f"{bucket}/nothing-here.parquet"], tmp_path / "out2")
+
+
+@pytest.mark.ray
+def test_on_ray_inputs_on_s3(ray_session: Any, tmp_path: Path) -> None:
+    from modelyard.batch import score
+    from modelyard.testing.s3 import moto_s3_server
+
+    with moto_s3_server() as s3:
+        bucket = s3.create_bucket("data")
+        settings = _s3_settings(tmp_path, s3.storage_options)
+        ws, _, _ = _register(settings)
+        frame = _frame(900, seed=14)
+        frame.loc[8, "color"] = "green"
+        _write(frame, tmp_path / "a.parquet", row_group_size=300)
+        _upload(s3.storage_options, {f"{bucket}/day/a.parquet": tmp_path / "a.parquet"})
+        on_ray = score(ws, "churn", [f"{bucket}/day/"], tmp_path / "ray", chunk_rows=300,
+                       executor="ray")  # fmt: skip
+        local = score(ws, "churn", [f"{bucket}/day/"], tmp_path / "local", chunk_rows=300)
+        assert (on_ray.rows_scored, on_ray.rows_quarantined, on_ray.chunks) == (899, 1, 3)
+        assert on_ray.inputs == local.inputs
+        a = _read_parts(tmp_path / "ray").sort_values("customer_id").reset_index(drop=True)
+        b = _read_parts(tmp_path / "local").sort_values("customer_id").reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from modelyard.data.contract import ColumnSpec, Contract
 
-__all__ = ["RowCheck", "check_rows", "feature_columns"]
+__all__ = ["RowCheck", "check_rows", "feature_columns", "numeric_columns"]
 
 _NUMERIC = {"int", "float"}
 
@@ -62,6 +62,17 @@ def feature_columns(contract: Contract | None, signature: Any) -> list[str]:
         "batch scoring cannot tell which columns are its features",
         hint="register the version with contract= (modelyard.data.infer_contract(train_frame))",
     )
+
+
+def numeric_columns(features: Sequence[str], contract: Contract | None) -> list[str]:
+    """The features the contract declares as numbers (``int`` or ``float``)."""
+    if contract is None:
+        return []
+    return [
+        name
+        for name in features
+        if (spec := contract.columns.get(name)) is not None and spec.dtype in _NUMERIC
+    ]
 
 
 def check_rows(
@@ -165,6 +176,11 @@ def _numbers(
         values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
         return np.asarray(values, dtype=np.float64), None
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind):
+        try:  # numbers read as text (CSV): Arrow's cast, when every value parses
+            values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+            return np.asarray(values, dtype=np.float64), None
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
         import pandas as pd
 
         text = column.to_pandas()

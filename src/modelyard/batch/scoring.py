@@ -1,14 +1,17 @@
 """Batch scoring: a registered model over Parquet/CSV files, in parallel, resumable, checked.
 
 ``score`` resolves a version, fetches its verified package, splits the input into chunks
-(row groups of Parquet files, whole CSV files) and scores them in worker processes, each
-loading the model once. Every row is checked against the version's data contract first: rows
-that break it go to a quarantine file with the reason, the others are scored. Output goes to
-``OUT.partial/`` (one Parquet part per chunk, each renamed into place when complete) and the
-folder becomes ``OUT`` only when every chunk is done, with a ``_SUCCESS.json`` manifest, so a
-half-written output is never mistaken for a result. After an interruption (Ctrl-C, SIGKILL, a
-crash), ``resume=True`` scores only the chunks whose part is missing. The job is a tracked run
-with the version, the inputs' fingerprints and the counts.
+(row groups of Parquet files, whole CSV files; local or fsspec URLs such as ``s3://``) and
+scores them in worker processes, each loading the model once and streaming its chunk in
+batches of 65,536 rows, so memory does not grow with the row groups or the files
+(``executor="ray"``: the same chunks on Ray Data actors, :mod:`modelyard.batch._ray`). The
+files' columns are checked before anything is written. Every row is checked against the
+version's data contract first: rows that break it go to a quarantine file with the reason, the
+others are scored. Output goes to ``OUT.partial/`` (one Parquet part per chunk, each renamed
+into place when complete) and the folder becomes ``OUT`` only when every chunk is done, with a
+``_SUCCESS.json`` manifest, so a half-written output is never mistaken for a result. After an
+interruption (Ctrl-C, SIGKILL, a crash), ``resume=True`` scores only the chunks whose part is
+missing. The job is a tracked run with the version, the inputs' fingerprints and the counts.
 
 Layout of a finished output folder::
 
@@ -24,19 +27,19 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelyard.batch._plan import Chunk, plan_chunks, scan_inputs
+from modelyard.batch._plan import Chunk, check_inputs, plan_chunks, scan_inputs
+from modelyard.batch._rows import feature_columns
+from modelyard.batch._worker import QUARANTINE, Scorer
 from modelyard.errors import ConflictError, InvalidInputError
 from modelyard.logs import get_logger
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from modelyard.workspace import Workspace
 
 __all__ = ["ScoreResult", "score"]
@@ -45,8 +48,7 @@ log = get_logger("modelyard.batch")
 
 _PLAN = "_plan.json"
 _SUCCESS = "_SUCCESS.json"
-_QUARANTINE = "_quarantine"
-_BATCH_ROWS = 65_536  # rows per read batch inside a chunk: bounds a worker's memory
+_EXECUTORS = ("local", "ray")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +110,17 @@ def score(
     trust_pickle: bool = False,
     progress: Callable[[int, int], None] | None = None,
     track: bool = True,
+    executor: str = "local",
+    ray_address: str | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> ScoreResult:
     """Score ``inputs`` with the model version ``ref`` into the Parquet folder ``out``.
 
     Args:
         workspace: the project's stores and registry.
         ref: ``NAME``, ``NAME@ALIAS`` or ``NAME:VERSION``.
-        inputs: Parquet or CSV files, or folders of them.
+        inputs: Parquet or CSV files, or folders of them; local paths or URLs
+            (``s3://bucket/day/``).
         out: the output folder; it must not exist (unless ``overwrite``), and it appears only
             once every chunk is scored.
         keep_columns: input columns copied beside the predictions (default: every input
@@ -126,6 +132,13 @@ def score(
         trusted, trust_pickle: as for :func:`modelyard.models.load`.
         progress: called with (rows done, rows in total) as chunks finish.
         track: record the job as a tracking run.
+        executor: ``"local"`` (worker processes on this machine) or ``"ray"`` (Ray Data
+            schedules the same chunks on a Ray cluster's actors, each loading the model once;
+            the output folder must be reachable from every node, e.g. a shared mount).
+        ray_address: the Ray cluster to connect to (default: the running Ray, else a new
+            local one).
+        storage_options: fsspec options for URL inputs (default: the settings'
+            ``storage_options``, those of the artifact store).
 
     Raises:
         NotFoundError: no such model, version or input file.
@@ -133,9 +146,17 @@ def score(
             empty input, or ``resume`` for another version or other inputs.
         ConflictError: ``out`` exists (pass ``overwrite=True``) or a job is under way there.
     """
+    from modelyard.registry.packages import read_manifest
+
     started = time.perf_counter()
     if chunk_rows < 1:
         raise InvalidInputError(f"chunk_rows must be at least 1, not {chunk_rows}")
+    if executor not in _EXECUTORS:
+        raise InvalidInputError(
+            f"executor must be one of {', '.join(_EXECUTORS)}, not {executor!r}",
+            hint="modelyard score ... --executor ray",
+            field="executor",
+        )
     out_dir = Path(out)
     partial = out_dir.with_name(out_dir.name + ".partial")
     if out_dir.exists() and not overwrite:
@@ -147,8 +168,13 @@ def score(
     version = workspace.resolve(ref)
     contract = version.contract
     package = workspace.fetch(version)
-    files = scan_inputs(inputs)
-    chunks = plan_chunks(files, chunk_rows)
+    if storage_options is None:
+        storage_options = dict(workspace.settings.storage_options)
+    files = scan_inputs(inputs, storage_options)
+    signature = version.signature or read_manifest(package).get("signature")
+    features = feature_columns(contract, signature)
+    check_inputs(files, features, contract, storage_options)  # before anything is written
+    chunks = plan_chunks(files, chunk_rows, storage_options)
     total_rows = sum(c.rows or 0 for c in chunks)
     if all(c.format == "parquet" for c in chunks) and total_rows == 0:
         raise InvalidInputError(
@@ -186,21 +212,33 @@ def score(
         meta = _part_counts(partial, name)
         counts["scored"] += meta[0]
         counts["quarantined"] += meta[1]
+    job = {
+        "package": str(package),
+        "partial": str(partial),
+        "contract": contract.to_dict() if contract is not None else None,
+        "features": features,
+        "keep_columns": list(keep_columns) if keep_columns is not None else None,
+        "trusted": trusted if isinstance(trusted, bool) else list(trusted),
+        "trust_pickle": trust_pickle,
+        "storage_options": storage_options,
+    }
     try:
-        _run_chunks(
-            todo,
-            package=package,
-            partial=partial,
-            contract=contract.to_dict() if contract is not None else None,
-            signature=version.signature,
-            keep_columns=list(keep_columns) if keep_columns is not None else None,
-            trusted=trusted if isinstance(trusted, bool) else list(trusted),
-            trust_pickle=trust_pickle,
-            workers=workers or os.cpu_count() or 1,
-            counts=counts,
-            progress=progress,
-            total_rows=total_rows,
+        if executor == "ray":
+            from modelyard.batch._ray import run_chunks_on_ray as run_chunks
+
+            job["ray_address"] = ray_address
+        else:
+            run_chunks = _run_chunks
+        run_chunks(
+            todo, job=job, workers=workers, counts=counts, progress=progress, total_rows=total_rows
         )
+        if counts["scored"] + counts["quarantined"] == 0:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise InvalidInputError(
+                "the input holds no rows (only a header)",
+                hint="check the files given",
+                files=[f.path for f in files],
+            )
     except BaseException as exc:
         if run is not None:
             run.set_tag("error", f"{type(exc).__name__}: {exc}"[:500])
@@ -216,8 +254,10 @@ def score(
         "finished_at": time.time(),
     }
     _write_atomic(partial / _SUCCESS, json.dumps(manifest, indent=2).encode())
-    if out_dir.exists():
+    if out_dir.is_dir() and not out_dir.is_symlink():
         shutil.rmtree(out_dir)
+    elif out_dir.exists() or out_dir.is_symlink():
+        out_dir.unlink()
     partial.rename(out_dir)
     if run is not None:
         run.log_metrics(
@@ -285,7 +325,7 @@ def _prepare(partial: Path, plan: dict[str, Any], *, resume: bool) -> set[str]:
                 changed=changed,
             )
         return {p.name for p in partial.glob("part-*.parquet")}
-    (partial / _QUARANTINE).mkdir(parents=True)
+    (partial / QUARANTINE).mkdir(parents=True)
     _write_atomic(plan_file, json.dumps(plan, indent=2).encode())
     return set()
 
@@ -303,7 +343,7 @@ def _part_counts(partial: Path, name: str) -> tuple[int, int]:
     import pyarrow.parquet as pq
 
     scored = pq.ParquetFile(partial / name).metadata.num_rows
-    bad = partial / _QUARANTINE / name
+    bad = partial / QUARANTINE / name
     quarantined = pq.ParquetFile(bad).metadata.num_rows if bad.exists() else 0
     return scored, quarantined
 
@@ -314,21 +354,21 @@ def _part_counts(partial: Path, name: str) -> tuple[int, int]:
 def _run_chunks(
     todo: list[Chunk],
     *,
-    package: Path,
-    partial: Path,
-    workers: int,
+    job: dict[str, Any],
+    workers: int | None,
     counts: dict[str, int],
     progress: Callable[[int, int], None] | None,
     total_rows: int,
-    **job: Any,
 ) -> None:
     if not todo:
         return
     import multiprocessing
 
-    workers = max(1, min(workers, len(todo)))
-    job["package"] = str(package)
-    job["partial"] = str(partial)
+    cores = os.cpu_count() or 1
+    workers = max(1, min(workers or cores, len(todo)))
+    # a worker per core, each decoding and predicting on one thread, so that workers do not
+    # fight over the cores with their libraries' thread pools
+    job = {**job, "threads": workers < cores, "omp_threads": max(1, cores // workers)}
     rows_done = counts["scored"] + counts["quarantined"]
     # spawn, not fork: the parent holds threads (tracking, logging) that a fork would copy
     # mid-flight; each worker imports the model's libraries once and loads the model once
@@ -359,7 +399,7 @@ def _run_chunks(
             raise
 
 
-_JOB: dict[str, Any] = {}
+_SCORER: list[Scorer] = []
 
 
 def _init(job: dict[str, Any]) -> None:
@@ -367,126 +407,12 @@ def _init(job: dict[str, Any]) -> None:
 
     # Ctrl-C reaches the whole process group: the parent stops the job, workers just exit
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from modelyard.data.contract import Contract
-    from modelyard.registry.packages import load
-
-    _JOB.update(job)
-    _JOB["model"] = load(job["package"], trusted=job["trusted"], trust_pickle=job["trust_pickle"])
-    raw = job["contract"]
-    _JOB["contract_obj"] = Contract.from_dict(raw, source="contract") if raw else None
+    threads = job.get("omp_threads")
+    if threads:  # before the model's libraries load: one worker per core, one thread each
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, str(threads))
+    _SCORER.append(Scorer(job))
 
 
 def _score_chunk(chunk: Chunk) -> tuple[int, int]:
-    """Score one chunk into its part file (and quarantine file); return (scored, rejected)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from modelyard.batch._rows import check_rows, feature_columns
-
-    model = _JOB["model"]
-    contract = _JOB["contract_obj"]
-    features = feature_columns(contract, _JOB["signature"] or model.signature)
-    partial = Path(_JOB["partial"])
-    target = partial / chunk.part_name
-    bad_target = partial / _QUARANTINE / chunk.part_name
-    tmp = target.with_name(f".{chunk.part_name}.{uuid.uuid4().hex}.tmp")
-    bad_tmp = bad_target.with_name(f".{chunk.part_name}.{uuid.uuid4().hex}.tmp")
-    writer: pq.ParquetWriter | None = None
-    bad_writer: pq.ParquetWriter | None = None
-    scored = rejected = 0
-    try:
-        for batch in _read(chunk):
-            check = check_rows(batch, features, contract, source=chunk.path)
-            keep = _JOB["keep_columns"]
-            if keep is None:
-                keep = [c for c in batch.schema.names if c not in features]
-            good = ~check.bad
-            if check.bad.any():
-                rejected_rows = batch.filter(pa.array(check.bad))
-                rejected_rows = rejected_rows.append_column(
-                    "_reason", pa.array(check.reasons, pa.string())
-                )
-                if bad_writer is None:
-                    bad_writer = pq.ParquetWriter(bad_tmp, rejected_rows.schema)
-                bad_writer.write_table(pa.Table.from_batches([rejected_rows]))
-                rejected += rejected_rows.num_rows
-            table = _predict(model, batch, check=check, good=good, features=features, keep=keep)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table)
-            scored += table.num_rows
-        if writer is None:  # an empty chunk still leaves a part: the chunk is done
-            writer = pq.ParquetWriter(tmp, pa.schema([]))
-    finally:
-        if writer is not None:
-            writer.close()
-        if bad_writer is not None:
-            bad_writer.close()
-    if bad_writer is not None:
-        bad_tmp.replace(bad_target)
-    tmp.replace(target)  # last: a part on disk means its quarantine file is in place too
-    return scored, rejected
-
-
-def _read(chunk: Chunk) -> Iterator[pa.RecordBatch]:
-    if chunk.format == "parquet":
-        import pyarrow.parquet as pq
-
-        pf = pq.ParquetFile(chunk.path)
-        if chunk.row_groups:
-            yield from pf.iter_batches(batch_size=_BATCH_ROWS, row_groups=list(chunk.row_groups))
-        return
-    import pyarrow.csv as pacsv
-
-    reader = pacsv.open_csv(chunk.path, read_options=pacsv.ReadOptions(block_size=8 << 20))
-    yield from reader
-
-
-def _predict(
-    model: Any,
-    batch: pa.RecordBatch,
-    *,
-    check: Any,
-    good: Any,
-    features: list[str],
-    keep: list[str],
-) -> pa.Table:
-    import numpy as np
-    import pandas as pd
-    import pyarrow as pa
-
-    n_good = int(good.sum())
-    columns: dict[str, Any] = {}
-    kept = batch.filter(pa.array(good)) if n_good != batch.num_rows else batch
-    for name in keep:
-        if name in batch.schema.names:
-            columns[name] = kept.column(name)
-    if n_good == batch.num_rows:  # the common case: no row rejected, no copy of the columns
-        frame = pd.DataFrame({name: check.features[name] for name in features}, copy=False)
-    else:
-        frame = pd.DataFrame({name: check.features[name][good] for name in features})
-    raw = model.raw
-    options = model.manifest.get("flavor_options") or {}
-    if n_good == 0:
-        columns["prediction"] = pa.array([], pa.float64())
-        return pa.table(columns)
-    method = options.get("method", "predict")
-    if (
-        method in {"predict", "predict_proba"}
-        and hasattr(raw, "predict_proba")
-        and hasattr(raw, "classes_")
-    ):
-        # one predict_proba gives both: the class is its argmax, as classifiers' predict does
-        proba = np.asarray(raw.predict_proba(frame))
-        classes = np.asarray(raw.classes_)
-        columns["prediction"] = pa.array(classes[proba.argmax(axis=1)])
-        for i, cls in enumerate(classes):
-            columns[f"proba_{cls}"] = pa.array(proba[:, i])
-    else:
-        out = np.asarray(model.predict(frame))
-        if out.ndim == 1:
-            columns["prediction"] = pa.array(out)
-        else:
-            for i in range(out.shape[1]):
-                columns[f"prediction_{i}"] = pa.array(out[:, i])
-    return pa.table(columns)
+    return _SCORER[0].score_chunk(chunk)

@@ -12,7 +12,8 @@ _HELP = """Score Parquet or CSV files (or folders of them) with a registered mod
 MODEL is NAME, NAME@alias or NAME:version. Rows are checked against the version's data
 contract; rows that break it go to OUT/_quarantine with the reason, the rest are scored into
 OUT/part-*.parquet. OUT appears only when every chunk is done; after an interruption, run the
-same command with --resume to score only what is missing.
+same command with --resume to score only what is missing. --executor ray runs the same chunks
+on a Ray cluster (Ray Data, an actor per CPU).
 """
 
 
@@ -48,6 +49,17 @@ def score_cmd(  # noqa: PLR0917  (a Typer command: one parameter per flag)
     trust_pickle: Annotated[
         bool, typer.Option("--trust-pickle", help="allow pickle-flavoured packages")
     ] = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="local (worker processes here) or ray (Ray Data on a Ray cluster's actors)",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="Ray cluster address (default: a local Ray)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     import sys
@@ -89,6 +101,8 @@ def score_cmd(  # noqa: PLR0917  (a Typer command: one parameter per flag)
             trusted=trust_type or (),
             trust_pickle=trust_pickle,
             progress=on_progress,
+            executor=executor,
+            ray_address=ray_address,
         )
     finally:
         if progress_cm is not None:

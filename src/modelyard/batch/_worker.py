@@ -1,0 +1,203 @@
+"""What a scoring worker does with a chunk: read it in bounded batches, check, predict, write.
+
+Shared by the local executor's worker processes (:mod:`modelyard.batch.scoring`) and the Ray
+executor's actors (:mod:`modelyard.batch._ray`), so both write the same parts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelyard.batch._plan import Chunk
+from modelyard.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["QUARANTINE", "Scorer"]
+
+QUARANTINE = "_quarantine"
+_BATCH_ROWS = 65_536  # rows per read batch inside a chunk: bounds a worker's memory
+_READ_BUFFER_BYTES = 1 << 20  # Parquet read buffer per column
+
+
+class Scorer:
+    """What a worker holds for a job: the loaded model, the contract, the output folder."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        import pyarrow as pa
+
+        from modelyard.data.contract import Contract
+        from modelyard.registry.packages import load
+
+        try:  # hand freed batches back to the system at once: the peak is what counts here
+            pa.jemalloc_set_decay_ms(0)
+        except (NotImplementedError, pa.ArrowNotImplementedError):  # not the jemalloc pool
+            pass
+        self.model = load(job["package"], trusted=job["trusted"], trust_pickle=job["trust_pickle"])
+        raw = job["contract"]
+        self.contract = Contract.from_dict(raw, source="contract") if raw else None
+        self.features: list[str] = job["features"]
+        self.keep: list[str] | None = job["keep_columns"]
+        self.partial = Path(job["partial"])
+        self.threads = bool(job.get("threads", True))
+        self.storage_options: dict[str, Any] = job.get("storage_options") or {}
+
+    def score_chunk(self, chunk: Chunk) -> tuple[int, int]:
+        """Score one chunk into its part file (and quarantine file); return (scored, rejected).
+
+        Batches of at most ``_BATCH_ROWS`` rows are read, checked, scored and appended to the
+        part as they come, so a worker's memory does not grow with the chunk or the file.
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from modelyard.batch._rows import check_rows
+
+        features = self.features
+        target = self.partial / chunk.part_name
+        bad_target = self.partial / QUARANTINE / chunk.part_name
+        tmp = target.with_name(f".{chunk.part_name}.{uuid.uuid4().hex}.tmp")
+        bad_tmp = bad_target.with_name(f".{chunk.part_name}.{uuid.uuid4().hex}.tmp")
+        writer: pq.ParquetWriter | None = None
+        bad_writer: pq.ParquetWriter | None = None
+        scored = rejected = 0
+        finished = False
+        try:
+            for batch in _read(
+                chunk,
+                self.features,
+                self.contract,
+                threads=self.threads,
+                storage_options=self.storage_options,
+            ):
+                check = check_rows(batch, features, self.contract, source=chunk.path)
+                keep = self.keep
+                if keep is None:
+                    keep = [c for c in batch.schema.names if c not in features]
+                good = ~check.bad
+                if check.bad.any():
+                    rejected_rows = batch.filter(pa.array(check.bad))
+                    rejected_rows = rejected_rows.append_column(
+                        "_reason", pa.array(check.reasons, pa.string())
+                    )
+                    if bad_writer is None:
+                        bad_writer = pq.ParquetWriter(bad_tmp, rejected_rows.schema)
+                    bad_writer.write_batch(rejected_rows)
+                    rejected += rejected_rows.num_rows
+                table = _predict(
+                    self.model, batch, check=check, good=good, features=features, keep=keep
+                )
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+                scored += table.num_rows
+            if writer is None:  # an empty chunk still leaves a part: the chunk is done
+                writer = pq.ParquetWriter(tmp, pa.schema([]))
+            finished = True
+        finally:
+            if writer is not None:
+                writer.close()
+            if bad_writer is not None:
+                bad_writer.close()
+            if not finished:  # a failed chunk leaves no half-written temporary file behind
+                tmp.unlink(missing_ok=True)
+                bad_tmp.unlink(missing_ok=True)
+        if bad_writer is not None:
+            bad_tmp.replace(bad_target)
+        tmp.replace(target)  # last: a part on disk means its quarantine file is in place too
+        return scored, rejected
+
+
+def _read(
+    chunk: Chunk,
+    features: list[str],
+    contract: Any,
+    *,
+    threads: bool,
+    storage_options: dict[str, Any],
+) -> Iterator[pa.RecordBatch]:
+    import pyarrow as pa
+
+    from modelyard.batch._plan import open_csv, open_input
+
+    with open_input(chunk.path, storage_options) as source:
+        if chunk.format == "parquet":
+            import pyarrow.parquet as pq
+
+            # buffer_size: pages are read as they are decoded; without it the reader holds
+            # every column chunk of the row group at once (a 1M-row group of 20 floats: 160 MB)
+            pf = pq.ParquetFile(source, buffer_size=_READ_BUFFER_BYTES, pre_buffer=False)
+            if chunk.row_groups:
+                yield from pf.iter_batches(
+                    batch_size=_BATCH_ROWS, row_groups=list(chunk.row_groups), use_threads=threads
+                )
+            return
+        from modelyard.batch._rows import numeric_columns
+
+        reader = open_csv(source, numeric_columns(features, contract), path=chunk.path)
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except pa.ArrowInvalid as exc:
+                raise InvalidInputError(
+                    f"{chunk.path} cannot be read as CSV: {exc}",
+                    hint="fix the file (every line needs the header's columns) and score it again",
+                    file=chunk.path,
+                ) from exc
+            yield batch
+
+
+def _predict(
+    model: Any,
+    batch: pa.RecordBatch,
+    *,
+    check: Any,
+    good: Any,
+    features: list[str],
+    keep: list[str],
+) -> pa.Table:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    n_good = int(good.sum())
+    columns: dict[str, Any] = {}
+    kept = batch.filter(pa.array(good)) if n_good != batch.num_rows else batch
+    for name in keep:
+        if name in batch.schema.names:
+            columns[name] = kept.column(name)
+    if n_good == batch.num_rows:  # the common case: no row rejected, no copy of the columns
+        frame = pd.DataFrame({name: check.features[name] for name in features}, copy=False)
+    else:
+        frame = pd.DataFrame({name: check.features[name][good] for name in features})
+    raw = model.raw
+    options = model.manifest.get("flavor_options") or {}
+    if n_good == 0:
+        columns["prediction"] = pa.array([], pa.float64())
+        return pa.table(columns)
+    method = options.get("method", "predict")
+    if (
+        method in {"predict", "predict_proba"}
+        and hasattr(raw, "predict_proba")
+        and hasattr(raw, "classes_")
+    ):
+        # one predict_proba gives both: the class is its argmax, as classifiers' predict does
+        proba = np.asarray(raw.predict_proba(frame))
+        classes = np.asarray(raw.classes_)
+        columns["prediction"] = pa.array(classes[proba.argmax(axis=1)])
+        for i, cls in enumerate(classes):
+            columns[f"proba_{cls}"] = pa.array(proba[:, i])
+    else:
+        out = np.asarray(model.predict(frame))
+        if out.ndim == 1:
+            columns["prediction"] = pa.array(out)
+        else:
+            for i in range(out.shape[1]):
+                columns[f"prediction_{i}"] = pa.array(out[:, i])
+    return pa.table(columns)
