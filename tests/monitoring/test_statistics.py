@@ -128,3 +128,48 @@ def test_a_log_without_the_profiled_columns_is_refused_by_name(binner: Binner) -
     table = _window(_frame(np.random.default_rng(6), 10)).drop_columns(["in__plan"])
     with pytest.raises(InvalidInputError, match=r"no column for the features \['plan'\]"):
         binner.count(table)
+
+
+def test_arrow_batches_are_binned_as_frames_are() -> None:
+    """The request log's Arrow columns land in the same bins as the pandas frame of the same
+    values: NaN and None as missing, float32, nullable ints, unseen and missing categories,
+    booleans, datetimes (named), dictionary-encoded strings."""
+    import datetime as dt
+
+    rng = np.random.default_rng(11)
+    n = 5_000
+
+    def frame(shift: float) -> pd.DataFrame:
+        x = rng.normal(shift, 1, n)
+        x[::17] = np.nan
+        ints = pd.array(rng.integers(0, 40, n), dtype="Int64")
+        ints[::13] = pd.NA
+        plan = rng.choice(["basic", "pro", "team", "new"][: 3 + (shift > 0)], n).astype(object)
+        plan[::11] = None
+        start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        return pd.DataFrame(
+            {
+                "x": x,
+                "x32": rng.normal(shift, 2, n).astype(np.float32),
+                "ints": ints,
+                "plan": plan,
+                "flag": rng.random(n) < 0.3 + 0.1 * shift,
+                "seen": pd.to_datetime(
+                    [start + dt.timedelta(hours=float(h)) for h in rng.uniform(0, 500 + shift, n)]
+                ),
+            }
+        )
+
+    reference = frame(0.0)
+    profile = build_profile(reference, columns=list(reference.columns))
+    live = frame(0.5)
+    table = pa.Table.from_pandas(live, preserve_index=False)
+    table = table.rename_columns([f"in__{c}" for c in table.column_names])
+    plan = table.column("in__plan").dictionary_encode()
+    dictionary = table.set_column(table.schema.get_field_index("in__plan"), "in__plan", plan)
+    want = profile.bin_counts(live)
+    for batch in (table, dictionary):
+        got = Binner(profile=profile).count(batch).features
+        assert set(got) == set(want)
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from modelyard.errors import InvalidInputError, ModelyardError, require_extra
 from modelyard.logs import get_logger
-from modelyard.monitoring._counts import Binner, WindowCounts
+from modelyard.monitoring._counts import IN, Binner, WindowCounts
 
 if TYPE_CHECKING:
     from modelyard.monitoring._types import LogReader, Window
@@ -207,11 +207,16 @@ def _count_units(  # noqa: PLR0917  (the job's parts, as a Ray task gets them)
 
     total = WindowCounts()
     skipped = 0
+    # text columns of categorical features are read as dictionaries (Parquet stores them so):
+    # no string is built per row, and they are counted by dictionary index
+    texts = [IN + n for n, fp in binner.profile.features.items() if fp.kind == "categorical"]
     for path, groups in units:
         try:
             with fs.open(path, "rb") as fh:
-                pf = pq.ParquetFile(fh)
-                names = set(pf.schema_arrow.names)
+                meta = pq.read_metadata(fh)
+                names = set(meta.schema.names)
+                keep = [c for c in texts if c in names]
+                pf = pq.ParquetFile(fh, metadata=meta, read_dictionary=keep or None)
                 cols = None
                 if columns is not None:
                     cols = [c for c in dict.fromkeys([*columns, "ts"]) if c in names]
