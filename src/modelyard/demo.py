@@ -13,7 +13,12 @@ In a throw-away home (a temporary folder unless one is given) the demo:
    posts feedback for one answer and shows a few ``/metrics`` lines, then stops the server;
 6. logs a day of drifted traffic for production: ``modelyard monitor`` finds the drifted
    features, writes its HTML report, and the policy retrains; the new candidate goes through
-   the gate and the trigger records the drift, the run and the version.
+   the gate and the trigger records the drift, the run and the version;
+7. delivers that candidate progressively on a real server under a small loopback load whose
+   answers get their true labels as feedback: load test, canary steps with an analysis at
+   each (errors, latency, accuracy on feedback), automatic promotion; then a deliberately bad
+   candidate (trained on flipped labels, registered by hand past the gate) is rolled back by
+   the analysis of its accuracy on feedback, with the evidence printed.
 
 :func:`run_demo` is the Python API; the command is a thin wrapper over it. Each chapter's facts
 are collected in a :class:`DemoReport` (``--json`` prints it). A chapter whose part is missing
@@ -25,6 +30,7 @@ from __future__ import annotations
 import importlib
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -243,10 +249,11 @@ def _demo(home: Path, echo: Callable[[str], None], serve: bool, rows: int) -> De
             story.say(line)
     story.say(f"registered {MODEL} v{v2.version} -> alias {', '.join(v2.aliases) or '(none)'}")
     registry.set_alias(
-        MODEL, "production", v2.version, reason="demo: promote the candidate that passed the gate"
+        MODEL, "production", v2.version, reason="demo: the first retrained model, approved by hand"
     )
     story.say(
-        f"promoted v{v2.version} to production (`modelyard deploy` would do this after a canary)"
+        f"v{v2.version} approved for production by hand (chapter 7 delivers the next candidate "
+        "by canary, promoted by the analysis)"
     )
     facts.update(
         ok=v2.version == 2 and "candidate" in v2.aliases,
@@ -309,6 +316,15 @@ def _demo(home: Path, echo: Callable[[str], None], serve: bool, rows: int) -> De
             story, workspace, home=home, pipeline=pipeline, data_mod=data_mod, rows=rows
         )
     )
+
+    # 7 ------------------------------------------------------------------------------------
+    facts = story.chapter(7, "progressive delivery: a canary promoted, a bad candidate rolled back")
+    if not serve:
+        story.say("delivery: skipped (--no-serve)")
+        facts.update(ok=True, skipped=True)
+    else:
+        serve_mod = _submodule(example, "serve")
+        facts.update(_delivery(story, workspace, home, settings, data_mod, pipe_mod, serve_mod))
     report.duration_s = time.perf_counter() - story.started
     echo("")
     status = "done" if report.ok else "done, with surprises (see above)"
@@ -421,11 +437,12 @@ def _reasons(message: str) -> list[str]:
     return [part.strip() for part in text.split("; ") if part.strip()]
 
 
-def _serve(story: _Story, home: Path, settings: Any, data_mod: Any) -> dict[str, Any]:
+def _launcher(story: _Story) -> tuple[Any, dict[str, Any] | None]:
+    """``modelyard.serving.launch``, or ``None`` and the facts of a skipped chapter."""
     import importlib.util
-    import subprocess
 
     missing = [m for m in ("httptools", "uvloop") if importlib.util.find_spec(m) is None]
+    launch = None
     try:
         serving: Any = importlib.import_module("modelyard.serving")
         launch = serving.launch
@@ -434,9 +451,14 @@ def _serve(story: _Story, home: Path, settings: Any, data_mod: Any) -> dict[str,
     if missing:
         story.say(f"serving: not available in this build (missing {', '.join(missing)})")
         story.say("hint: pip install 'modelyard[serve]'")
-        return {"ok": True, "skipped": True, "missing": missing}
-    t0 = time.perf_counter()
-    handle = launch(
+        return None, {"ok": True, "skipped": True, "missing": missing}
+    return launch, None
+
+
+def _start_server(launch: Any, home: Path, settings: Any, **env: str) -> Any:
+    import subprocess
+
+    return launch(
         f"{MODEL}@production",
         name=MODEL,
         home=str(home),
@@ -445,10 +467,19 @@ def _serve(story: _Story, home: Path, settings: Any, data_mod: Any) -> dict[str,
             "MODELYARD_DB_URL": settings.resolved_db_url,
             "MODELYARD_ARTIFACT_URL": settings.resolved_artifact_url,
             "MODELYARD_LOG_LEVEL": "WARNING",
+            **env,
         },
         ready_timeout_s=60.0,
         stdout=subprocess.DEVNULL,  # stdout is the story's (or --json's); logs stay on stderr
     )
+
+
+def _serve(story: _Story, home: Path, settings: Any, data_mod: Any) -> dict[str, Any]:
+    launch, skipped = _launcher(story)
+    if skipped is not None:
+        return skipped
+    t0 = time.perf_counter()
+    handle = _start_server(launch, home, settings)
     facts: dict[str, Any] = {}
     try:
         story.say(f"server ready at {handle.url} in {time.perf_counter() - t0:.1f} s")
@@ -506,6 +537,263 @@ def _serve(story: _Story, home: Path, settings: Any, data_mod: Any) -> dict[str,
     facts["server_exit"] = code
     facts["ok"] = bool(facts.get("ok")) and code == 0
     return facts
+
+
+#: the delivery chapter's [tool.modelyard.delivery], as the server's environment: sample sizes
+#: for a demo-sized load, and SLOs loose enough for a busy laptop's noise
+_DELIVERY_ENV = {
+    "MODELYARD_DELIVERY__MIN_SAMPLES": "30",
+    "MODELYARD_DELIVERY__MAX_ERROR_RATE": "0.1",
+    "MODELYARD_DELIVERY__MAX_LATENCY_RATIO": "10",
+    "MODELYARD_DELIVERY__MAX_QUALITY_DROP": "0.1",
+    "MODELYARD_DELIVERY__LOAD_TEST_S": "1",
+    "MODELYARD_DELIVERY__LOAD_TEST_RPS": "100",
+    "MODELYARD_DELIVERY__HEADROOM": "1.5",
+    "MODELYARD_DELIVERY__DEADLINE_S": "45",
+}
+_STEPS = [20.0, 50.0, 100.0]
+_BATCH = 8  # applications per request of the demo's load
+_RATE_RPS = 100.0  # requests per second of the demo's load (each followed by its feedback)
+_LOAD_MAX_S = 120.0  # the load stops by itself after this, whatever happens
+
+
+class _Load:
+    """A small, bounded loopback load: batches of applications at a fixed rate on one
+    keep-alive connection, each answer's true labels posted back as feedback (as a lender's
+    system does once the loans end). Counts the statuses and versions users got."""
+
+    def __init__(self, url: str, rows: list[dict[str, Any]], labels: list[int]) -> None:
+        self.url = url
+        self.rows = rows
+        self.labels = labels
+        self.statuses: dict[int, int] = {}
+        self.versions: dict[str, int] = {}
+        self.feedback = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-load", daemon=True)
+
+    def __enter__(self) -> _Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    @property
+    def sent(self) -> int:
+        return sum(self.statuses.values())
+
+    def _run(self) -> None:
+        import http.client
+        import urllib.parse
+
+        target = urllib.parse.urlsplit(self.url)
+        conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=30)
+        path = f"/v1/models/{MODEL}:predict"
+        start = time.monotonic()
+        i = 0
+        while not self._stop.is_set() and time.monotonic() - start < _LOAD_MAX_S:
+            lo = (i * _BATCH) % (len(self.rows) - _BATCH)
+            try:
+                status, headers = _call(conn, path, {"instances": self.rows[lo : lo + _BATCH]})
+                self.statuses[status] = self.statuses.get(status, 0) + 1
+                version = headers.get("x-model-version", "?")
+                self.versions[version] = self.versions.get(version, 0) + 1
+                if status == 200:
+                    labels = self.labels[lo : lo + _BATCH]
+                    body = {"request_id": headers.get("x-request-id", ""), "label": labels}
+                    if _call(conn, "/v1/feedback", body)[0] == 202:
+                        self.feedback += 1
+            except (OSError, http.client.HTTPException) as exc:
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                conn.close()  # reconnects on the next request
+                if len(self.errors) > 50:
+                    return
+            i += 1
+            self._stop.wait(max(0.0, start + i / _RATE_RPS - time.monotonic()))
+        conn.close()
+
+
+def _call(conn: Any, path: str, body: Any) -> tuple[int, dict[str, str]]:
+    import json
+
+    conn.request("POST", path, json.dumps(body), {"content-type": "application/json"})
+    resp = conn.getresponse()
+    resp.read()
+    return int(resp.status), {k.lower(): v for k, v in resp.getheaders()}
+
+
+def _register_bad(workspace: Workspace, data_mod: Any, pipe_mod: Any, serve_mod: Any) -> int:
+    """A candidate trained on flipped labels, registered by hand (no gate would pass it)."""
+    import modelyard.models
+
+    frame = data_mod.generate(3000, seed=3, **data_mod.SCENARIOS["drifted"])
+    model = pipe_mod.build_model(list(data_mod.FEATURES))
+    model.fit(frame[data_mod.FEATURES], 1 - frame[data_mod.TARGET])
+    version = modelyard.models.register(
+        model,
+        workspace.registry,
+        name=MODEL,
+        signature=serve_mod.package_signature(),
+        flavor_options={"method": "predict_proba"},
+        description="demo: trained on flipped labels (a labelling bug), registered past the gate",
+    )
+    return int(version.version)
+
+
+def _delivery(  # noqa: PLR0917  (the chapter's parts, as the other chapters take them)
+    story: _Story,
+    workspace: Workspace,
+    home: Path,
+    settings: Any,
+    data_mod: Any,
+    pipe_mod: Any,
+    serve_mod: Any,
+) -> dict[str, Any]:
+    """Deliver chapter 6's candidate by canary under load, then roll a bad one back."""
+    from modelyard.delivery.client import RolloutClient
+
+    launch, skipped = _launcher(story)
+    if skipped is not None:
+        return skipped
+    registry = workspace.registry
+    production = registry.resolve(f"{MODEL}@production").version
+    candidate: int | None = None
+    try:
+        found = registry.resolve(f"{MODEL}@candidate").version
+        candidate = found if found > production else None
+    except ModelyardError:
+        candidate = None
+    bad = _register_bad(workspace, data_mod, pipe_mod, serve_mod)
+    traffic = data_mod.generate(4000, seed=11, **data_mod.SCENARIOS["drifted"])
+    rows = traffic[list(data_mod.FEATURES)].to_dict(orient="records")
+    labels = [int(v) for v in traffic[data_mod.TARGET]]
+    t0 = time.perf_counter()
+    handle = _start_server(launch, home, settings, **_DELIVERY_ENV)
+    facts: dict[str, Any] = {"candidate": candidate, "bad_version": bad}
+    code = None
+    try:
+        took = time.perf_counter() - t0
+        story.say(f"server ready at {handle.url} in {took:.1f} s, v{production} in production")
+        story.say(
+            f"load: {_RATE_RPS:.0f} requests/s of {_BATCH} applications on loopback; the true "
+            "outcome of each answer comes back as feedback (POST /v1/feedback)"
+        )
+        client = RolloutClient(handle.url, timeout_s=60.0)
+        with _Load(handle.url, rows, labels) as load:
+            if candidate is not None:
+                facts["canary"] = _rollout(story, client, candidate, "the retrained candidate")
+            else:
+                story.say("no new candidate from chapter 6 (its retraining did not pass the gate)")
+            story.say(
+                f"v{bad}: trained on flipped labels (a labelling bug), registered by hand past "
+                "the gate"
+            )
+            facts["bad"] = _rollout(story, client, bad, "the bad candidate")
+        users = dict(load.statuses)
+        failed = sum(n for status, n in users.items() if status >= 500) + len(load.errors)
+        story.say(
+            f"users: {load.sent} requests, {failed} failed; answered by "
+            + ", ".join(f"v{v} {n}" for v, n in sorted(load.versions.items()))
+            + f"; {load.feedback} feedback records"
+        )
+        now = registry.resolve(f"{MODEL}@production").version
+        story.say(f"production is v{now}")
+        facts.update(users=users, failed_user_requests=failed, production=now)
+    finally:
+        code = handle.stop()
+    promoted = candidate is None or facts.get("canary", {}).get("state") == "promoted"
+    expected_production = candidate if candidate is not None else production
+    facts["ok"] = bool(
+        promoted
+        and facts.get("bad", {}).get("state") == "rolled_back"
+        and facts.get("failed_user_requests") == 0
+        and facts.get("production") == expected_production
+        and code == 0
+    )
+    facts["server_exit"] = code
+    return facts
+
+
+def _rollout(story: _Story, client: Any, version: int, what: str) -> dict[str, Any]:
+    """``modelyard deploy`` of ``version`` as a canary; waits for its end and tells it."""
+    steps = ",".join(f"{w:g}" for w in _STEPS)
+    story.say(f"modelyard deploy {MODEL} --candidate {version} --steps {steps} --interval 1s")
+    t0 = time.perf_counter()
+    rollout = client.deploy(candidate=version, strategy="canary", steps=_STEPS, interval_s=1.0)
+    deadline = time.monotonic() + 90.0
+    while rollout["state"] not in ("promoted", "rolled_back") and time.monotonic() < deadline:
+        time.sleep(0.25)
+        rollout = client.status()
+    took = time.perf_counter() - t0
+    if rollout["state"] not in ("promoted", "rolled_back"):  # a stuck story: leave stable only
+        client.abort()
+    doc = client.status()
+    for event in doc.get("events", []):
+        line = _event_line(event, doc)
+        if line:
+            story.say(f"  {line}")
+    state = doc["state"]
+    verb = {"promoted": "PROMOTED automatically", "rolled_back": "ROLLED BACK automatically"}
+    story.say(f"{what} v{version}: {verb.get(state, state)} in {took:.1f} s: {doc['reason']}")
+    facts: dict[str, Any] = {"version": version, "state": state, "reason": doc["reason"]}
+    facts["seconds"] = round(took, 3)
+    evidence = doc.get("evidence") or {}
+    failed = [c for c in evidence.get("checks", []) if c.get("outcome") == "fail"]
+    if state == "rolled_back" and failed:
+        story.say("evidence:")
+        for check in failed:
+            story.say(f"  {_check_line(check)}")
+    facts["evidence"] = evidence
+    return facts
+
+
+def _event_line(event: dict[str, Any], doc: dict[str, Any]) -> str | None:
+    """One line of a rollout's history for the story (``None``: not worth telling)."""
+    detail = event.get("detail") or {}
+    kind, version = event.get("kind"), doc["candidate_version"]
+    if kind == "load_test":
+        p99 = (detail.get("candidate") or {}).get("p99_ms")
+        p99_text = f", candidate p99 {p99:.1f} ms" if isinstance(p99, int | float) else ""
+        return (
+            f"load test: {detail.get('rate_rps', 0):.0f} req/s for {detail.get('duration_s', 0):g}"
+            f" s of {detail.get('source', '?')} requests -> {event.get('outcome')}{p99_text}"
+        )
+    if kind == "analysis" and event.get("outcome") in ("pass", "fail"):
+        cand, stable = detail.get("candidate") or {}, detail.get("stable") or {}
+        parts = [f"{cand.get('requests')} vs {stable.get('requests')} requests"]
+        if cand.get("quality") is not None and stable.get("quality") is not None:
+            parts.append(f"accuracy {cand['quality']:.3f} vs {stable['quality']:.3f}")
+        if cand.get("p99_ms") is not None and stable.get("p99_ms") is not None:
+            parts.append(f"p99 {cand['p99_ms']:.1f} vs {stable['p99_ms']:.1f} ms")
+        return f"  analysis: {event['outcome']} (candidate vs stable: {', '.join(parts)})"
+    if kind == "transition" and event.get("to_state") == "progressing":
+        steps = doc.get("steps") or []
+        i = int(event.get("step_index") or 0)
+        weight = steps[i]["weight"] if i < len(steps) else 0
+        why = detail.get("reason")
+        return f"step {i + 1}/{len(steps)}: {weight:g}% of users on v{version} ({why})"
+    if kind == "transition" and event.get("to_state") == "promoted":
+        return f"promoted: 100% on v{version}; production moved to v{version} with the evidence"
+    return None
+
+
+def _check_line(check: dict[str, Any]) -> str:
+    name = check.get("name")
+    cand, stable = check.get("candidate"), check.get("stable")
+    low, high = check.get("lower"), check.get("upper")
+    if name == "quality" and cand is not None and stable is not None:
+        drop = ""
+        if low is not None and high is not None:
+            drop = f"; the drop is {low:.3f} to {high:.3f}, valid at every look"
+        return (
+            f"accuracy on feedback: candidate {cand:.3f} ({check.get('n_candidate')} labelled) "
+            f"vs stable {stable:.3f} ({check.get('n_stable')} labelled){drop} "
+            f"(tolerated: {check.get('tolerance')})"
+        )
+    return f"{name}: candidate {cand} vs stable {stable} ({check.get('detail', '')})"
 
 
 def _post(url: str, body: Any) -> tuple[int, Any, dict[str, str]]:

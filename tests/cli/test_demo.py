@@ -54,6 +54,20 @@ def test_demo_tells_the_whole_story_and_exits_0(tmp_path: Path) -> None:
         f"report: {home.resolve() / 'monitor-report.html'}",
         "the policy started retraining 1 (run ",
         "registered credit-risk v3 -> alias candidate",
+        "== 7. progressive delivery: a canary promoted, a bad candidate rolled back",
+        "modelyard deploy credit-risk --candidate 3 --steps 20,50,100 --interval 1s",
+        "load test: ",
+        "step 1/2: 20% of users on v3 (load test passed",
+        "step 2/2: 50% of users on v3 (analysis passed",
+        "analysis: pass (candidate vs stable: ",
+        "the retrained candidate v3: PROMOTED automatically",
+        "promoted: 100% on v3; production moved to v3",
+        "v4: trained on flipped labels",
+        "the bad candidate v4: ROLLED BACK automatically",
+        "analysis fail: ",
+        "accuracy on feedback: candidate",
+        ", 0 failed;",
+        "production is v3",
         "demo done in",
     ):
         assert line in out, f"missing {line!r} in:\n{out}"
@@ -67,12 +81,16 @@ def test_demo_tells_the_whole_story_and_exits_0(tmp_path: Path) -> None:
     )
     registry = Registry.from_settings(settings)
     versions = {v.version: set(v.aliases) for v in registry.list_versions("credit-risk")}
-    # v3: the candidate the monitoring policy's retraining registered (chapter 6)
-    assert versions == {1: set(), 2: {"production"}, 3: {"candidate"}}
+    # v3: the candidate the monitoring policy's retraining registered (chapter 6), promoted
+    # by its canary (chapter 7); v4: the bad candidate, rolled back, no alias
+    assert versions == {1: set(), 2: set(), 3: {"candidate", "production"}, 4: set()}
     assert (home / "monitor-report.html").read_text().startswith("<!doctype html>")
     events = [(e.alias, e.to_version) for e in registry.alias_history("credit-risk")]
     assert ("production", 1) in events
     assert ("production", 2) in events
+    promotion = registry.alias_history("credit-risk", "production")[-1]
+    assert promotion.to_version == 3
+    assert json.loads(promotion.reason or "{}")["strategy"] == "canary"  # the rollout's evidence
 
 
 @pytest.mark.slow
@@ -97,3 +115,4 @@ def test_demo_json_without_serving(tmp_path: Path) -> None:
     assert report["chapters"][4]["skipped"] is True
     assert report["chapters"][5]["verdict"] == "crossed"
     assert report["chapters"][5]["trigger"]["status"] in ("succeeded", "gate_refused")
+    assert report["chapters"][6]["skipped"] is True  # delivery needs the server
