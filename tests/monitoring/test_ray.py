@@ -199,3 +199,41 @@ def test_ray_tasks_read_their_parts_from_s3(ray_session: Any, s3: Any, refs: Ref
     local, fanned = _both(store, refs, parts=4)
     assert (local.verdict, local.rows, local.skipped_files) == ("crossed", 6_700, 1)
     _same(local, fanned)
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_the_command_fans_out_with_executor_ray(
+    sqlite_settings: Any,
+    refs: References,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from modelyard.cli import main
+    from modelyard.cli.state import state
+    from modelyard.workspace import Workspace
+
+    ws = Workspace.open(sqlite_settings)
+    pkg = sqlite_settings.project_root / "pkg"
+    pkg.mkdir()
+    (pkg / "modelyard.json").write_text("{}")
+    ws.registry.register_version("churn", pkg, profile=refs.profile, contract=refs.contract)
+    _fill(ws.artifact_store)
+    ws.metadata_store.dispose()
+    monkeypatch.setenv("MODELYARD_HOME", str(sqlite_settings.resolved_home))
+    monkeypatch.chdir(sqlite_settings.project_root)
+    monkeypatch.setattr(state, "_settings", None)
+    monkeypatch.setattr(state, "overrides", {})
+    window = ["--since", T0.isoformat(), "--until", WINDOW.end.isoformat(), "--json"]
+    assert main(["monitor", "churn:1", *window, "--executor", "ray"]) == 3
+    [fanned] = json.loads(capsys.readouterr().out)
+    assert main(["monitor", "churn:1", *window]) == 3
+    [local] = json.loads(capsys.readouterr().out)
+    assert (fanned["rows"], fanned["skipped_files"], fanned["drift"]) == (
+        local["rows"],
+        local["skipped_files"],
+        local["drift"],
+    )
+    assert main(["monitor", "churn:1", *window, "--executor", "spark"]) == 2
+    assert "unknown executor 'spark'" in capsys.readouterr().err

@@ -187,10 +187,28 @@ def test_rollout_and_monitoring_pages(served: UIServer) -> None:
         RolloutStore(MetadataStore.from_settings(served.filled.settings)).get(rollout_id).command
         is None
     )
+    from modelyard.monitoring import MonitorStore
+
+    # a retraining that went out as this canary: the page links its run, version and rollout
+    monitor = MonitorStore(MetadataStore.from_settings(served.filled.settings))
+    [_, crossed] = monitor.history("churn", 1)[:2]
+    trigger = monitor.start_trigger(
+        model="churn", version=1, result_id=crossed.id, window_start=crossed.window_start,
+        window_end=crossed.window_end, evidence={"signals": crossed.signals},
+    )  # fmt: skip
+    run_id = served.filled.pipeline_ids[0]
+    monitor.finish_trigger(trigger.id, status="succeeded", run_id=run_id, new_version=3)
+    monitor.record_rollout(
+        trigger.id, {"id": rollout_id, "strategy": "canary", "state": "progressing"}
+    )
     monitoring = _get(served, "/models/churn/monitoring")
     assert monitoring.status_code == 200
     assert "crossed" in monitoring.text
     assert "data_drift" in monitoring.text
+    assert f'href="/rollouts/{rollout_id}">canary progressing</a>' in monitoring.text
+    assert f'href="/runs/{run_id}"' in monitoring.text
+    assert 'href="/models/churn/versions/3">v3</a>' in monitoring.text
+    assert "data_drift (a)" in monitoring.text
     assert _get(served, "/rollouts/0123456789abcdef").status_code == 404
     assert _get(served, "/models/nope/monitoring").status_code == 404
 
