@@ -179,6 +179,51 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(sqlite_project: Proje
     assert study.tags["sweep.failed"] == "1"
 
 
+def test_a_trial_whose_process_dies_is_failed_and_its_runs_end_killed(
+    sqlite_project: Project,
+) -> None:
+    settings = sqlite_project.settings()
+    mod = sqlite_project.module(
+        """
+        import os
+
+        import modelyard
+        from modelyard.pipelines import log_metric
+
+        @modelyard.step
+        def load() -> int:
+            return 1
+
+        @modelyard.step
+        def fit(x: int, depth: int = 1) -> int:
+            if depth == 2:
+                os._exit(3)  # as a SIGKILL or an out-of-memory kill: nothing is cleaned up
+            log_metric("score", float(depth))
+            return depth
+
+        @modelyard.pipeline
+        def train(depth: int = 1):
+            return fit(load(), depth=depth)
+        """
+    )
+    result = run_sweep(
+        mod.train, {"depth": IntRange(1, 3)}, sampler="grid", metric="score", parallel=2,
+        processes=True, settings=settings,
+    )  # fmt: skip
+    states = {t.params["depth"]: t.state for t in result.trials}
+    assert states == {1: "COMPLETE", 2: "FAIL", 3: "COMPLETE"}
+    dead = next(t for t in result.trials if t.state == "FAIL")
+    assert "exited with code 3" in (dead.error or "")
+    ws = Workspace.open(settings)
+    assert dead.run_id is not None
+    run = ws.tracking.get_run(dead.run_id)
+    assert run.status == "KILLED"
+    assert "the trial's process died" in run.tags["ended.reason"]
+    steps = ws.tracking.search_runs(filter=f"parent_run_id = '{dead.run_id}'").items
+    assert {s.name: s.status for s in steps}["fit"] == "KILLED"
+    assert ws.tracking.get_run(result.run_id).status == "FINISHED"
+
+
 def test_the_best_trial_goes_through_the_gate(project: Project) -> None:
     settings = project.settings()
     mod = project.module(MODEL_PIPELINE)

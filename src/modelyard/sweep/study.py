@@ -89,23 +89,26 @@ def stored_trials(
 
 
 def step_counts(ws: Workspace, study_run: str) -> tuple[dict[str, int], dict[str, int]]:
-    """step -> trials in which it ran, and step -> trials that took it from the cache."""
+    """step -> trials in which it ran, and step -> trials that took it from the cache, in the
+    order the steps first started (the pipeline's order)."""
     with ws.metadata_store.query() as q:
         rows = q.execute(
-            "SELECT s.name, c.value, COUNT(*) FROM runs s JOIN runs t ON t.id = s.parent_run_id "
+            "SELECT s.name, c.value, COUNT(*), MIN(s.start_time) FROM runs s "
+            "JOIN runs t ON t.id = s.parent_run_id "
             "LEFT JOIN run_tags c ON c.run_id = s.id AND c.key = 'cached' "
             "WHERE t.parent_run_id = :study AND t.kind = 'pipeline' AND s.kind = 'step' "
             "GROUP BY s.name, c.value",
             {"study": study_run},
         )
+    first: dict[str, float] = {}
     ran: dict[str, int] = {}
     cached: dict[str, int] = {}
-    for name, hit, count in rows:
+    for name, hit, count, started in rows:
         side = cached if hit == "true" else ran
         side[str(name)] = side.get(str(name), 0) + int(count)
-    for name in cached:
-        ran.setdefault(name, 0)
-    return dict(sorted(ran.items())), dict(sorted(cached.items()))
+        first[str(name)] = min(first.get(str(name), float(started)), float(started))
+    order = sorted(first, key=lambda n: (first[n], n))
+    return {n: ran.get(n, 0) for n in order}, {n: cached[n] for n in order if n in cached}
 
 
 def _run_trial(
@@ -167,6 +170,8 @@ class _Sweep:
                 if warm:
                     break
             for number, outcome in self.workers.wait():
+                if not outcome.get("ok") and outcome.get("run_id") is None:
+                    outcome["run_id"] = self._end_orphan(study_run, number, outcome)
                 trial = self._finish(optimiser, number, outcome)
                 if warm and trial.state == "COMPLETE":
                     warm = False
@@ -189,6 +194,20 @@ class _Sweep:
             return _run_trial(ws, pipeline, {**fixed, **values}, study_run, tags)
 
         return job
+
+    def _end_orphan(self, study_run: str, number: int, outcome: dict[str, Any]) -> str | None:
+        """The run of a trial whose process died (it could not end it): ended KILLED."""
+        from modelyard.tracking.liveness import end_runs_killed
+
+        page = self.ws.tracking.search_runs(
+            filter=f"parent_run_id = '{study_run}' and tags.sweep.trial = '{number}'",
+            max_results=10,
+        )
+        ids = [r.id for r in page.items]
+        end_runs_killed(
+            self.ws.metadata_store, ids, f"the trial's process died: {outcome.get('error')}"
+        )
+        return ids[0] if ids else None
 
     def _finish(self, optimiser: Optimiser, number: int, outcome: dict[str, Any]) -> Trial:
         otrial = self._asked.pop(number)

@@ -27,7 +27,7 @@ from modelyard.logs import get_logger
 if TYPE_CHECKING:
     from modelyard.store.db import MetadataStore
 
-__all__ = ["end_stale_runs", "host_identity", "process_token"]
+__all__ = ["end_runs_killed", "end_stale_runs", "host_identity", "process_token"]
 
 _log = get_logger("tracking")
 
@@ -102,10 +102,21 @@ def end_stale_runs(ms: MetadataStore) -> list[str]:
     stale = [str(run_id) for run_id, token in rows if not _alive(str(token))]
     if not stale:
         return []
+    end_runs_killed(
+        ms, stale, "its process ended without ending the run (killed, out of memory or crashed)"
+    )
+    _log.warning("ended runs whose process is gone", extra={"run_ids": stale, "status": "KILLED"})
+    return stale
+
+
+def end_runs_killed(ms: MetadataStore, run_ids: list[str], reason: str) -> list[str]:
+    """End ``KILLED`` (tag ``ended.reason``) the runs ``run_ids`` that are still ``RUNNING``,
+    with their ``RUNNING`` child runs: runs whose process is known to be gone. Returns the ids
+    of every run ended."""
     now = time.time()
-    reason = "its process ended without ending the run (killed, out of memory or crashed)"
+    out: list[str] = []
     with ms.write() as tx:
-        for run_id in stale:
+        for run_id in run_ids:
             ended = [
                 str(r[0])
                 for r in tx.execute(
@@ -124,5 +135,5 @@ def end_stale_runs(ms: MetadataStore) -> list[str]:
                 "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
                 [{"id": r, "why": reason} for r in ended],
             )
-    _log.warning("ended runs whose process is gone", extra={"run_ids": stale, "status": "KILLED"})
-    return stale
+            out += ended
+    return out
