@@ -125,6 +125,36 @@ def test_a_resumed_study_survives_another_top_level_run(sqlite_project: Project)
     resumed.end()
 
 
+def test_a_study_running_in_a_live_process_is_not_joined_and_a_dead_ones_continues(
+    sqlite_project: Project,
+) -> None:
+    import subprocess
+    import sys
+
+    from modelyard.tracking.liveness import process_token
+
+    settings = sqlite_project.settings()
+    mod = sqlite_project.module()
+    first = run_sweep(mod.train, SPACE, trials=1, metric="score", settings=settings)
+    ws = Workspace.open(settings)
+
+    def running_in(token: str) -> None:
+        with ws.metadata_store.write() as tx:
+            tx.execute("UPDATE runs SET status = 'RUNNING', end_time = NULL, process_pid = :pid "
+                       "WHERE id = :id", {"pid": token, "id": first.run_id})  # fmt: skip
+
+    running_in(process_token())  # a sweep of this study is running in a live process
+    with pytest.raises(ConflictError, match="is running now"):
+        run_sweep(mod.train, trials=1, settings=settings)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    running_in(dead)  # ... and that process died without ending it
+    again = run_sweep(mod.train, trials=1, settings=settings)
+    assert again.run_id == first.run_id
+    assert [t.number for t in again.trials] == [0, 1]
+    assert ws.tracking.get_run(first.run_id).status == "FINISHED"
+
+
 @pytest.mark.parametrize("processes", [True, False], ids=["processes", "threads"])
 def test_trials_run_side_by_side(sqlite_project: Project, tmp_path: Path, processes: bool) -> None:
     settings = sqlite_project.settings()

@@ -81,7 +81,7 @@ def find_study(ws: Workspace, study: str, pipeline: str) -> RunInfo | None:
     )
     runs = [r for r in page.items if r.tags.get("sweep.pipeline") == pipeline]
     if runs:
-        return runs[0]
+        return _not_running(ws, runs[0])
     if page.items:
         other = page.items[0].tags.get("sweep.pipeline", "?")
         raise ConflictError(
@@ -89,6 +89,29 @@ def find_study(ws: Workspace, study: str, pipeline: str) -> RunInfo | None:
             hint="give this sweep another name: --study NAME",
         )
     return None
+
+
+def _not_running(ws: Workspace, found: RunInfo) -> RunInfo:
+    """``found``, unless another live process is running that study now.
+
+    A study left RUNNING by a process that died is ended ``KILLED`` first (as the next
+    top-level run would), and then continues.
+    """
+    if found.status != "RUNNING":
+        return found
+    from modelyard.tracking.liveness import end_stale_runs
+
+    end_stale_runs(ws.metadata_store)
+    info = ws.tracking.get_run(found.id)
+    if info.status == "RUNNING":
+        where = info.lineage.get("process_host") or "another machine"
+        raise ConflictError(
+            f"study {info.tags.get('sweep.study')!r} is running now (run {info.id}, process "
+            f"{info.lineage.get('process_pid')} on {str(where).split('/')[0]})",
+            hint="wait for it to finish, or sweep under another name: --study NAME",
+            run_id=info.id,
+        )
+    return info
 
 
 def _continue(plan: Plan, pipeline: Pipeline, existing: RunInfo, given: dict[str, Any]) -> None:
