@@ -64,10 +64,12 @@ def register(home: Path) -> None:
 
 
 def serve(home: Path, ref: str, **env: str) -> Any:
+    from modelyard.delivery.serving import rollout_hooks
     from modelyard.serving import launch
 
     return launch(
         ref,
+        hooks=[rollout_hooks],  # what `modelyard serve` installs: the server runs rollouts
         home=home,
         cwd=home,
         ready_timeout_s=180,

@@ -18,6 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
+from modelyard.delivery.serving import rollout_hooks
 from modelyard.serving import ServerHandle, launch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,6 +72,7 @@ def serve(project: Path) -> Iterator[Callable[..., ServerHandle]]:
         with (project / "server.log").open("ab") as err:
             handle = launch(
                 "churn@production",
+                hooks=[rollout_hooks],  # the server `modelyard serve` starts: rollouts on
                 workers=1,
                 cwd=project,
                 stderr=err,

@@ -80,6 +80,7 @@ def serve(  # noqa: PLR0917  (a Typer command: one parameter per flag)
         if v is not None
     }
     settings = state.settings(serving=serving) if serving else state.settings()
+    from modelyard.delivery.serving import rollout_hooks
     from modelyard.serving._launch import serve_model
 
     sock = None
@@ -102,25 +103,6 @@ def serve(  # noqa: PLR0917  (a Typer command: one parameter per flag)
     )
     if code:
         raise typer.Exit(code)
-
-
-def rollout_hooks(settings: Any, model: Any, model_class: str | None, trust: bool) -> list[Any]:
-    """The ``on_ready`` hooks of a ``modelyard serve`` process: a registered model's server
-    runs its rollouts (the delivery hook); others have none. ``modelyard.serving.launch``
-    names this function for its child process, so both start the same server."""
-    if model_class is not None or model is None or Path(str(model)).is_dir():
-        return []
-
-    async def hook(front: Any) -> None:
-        from modelyard.delivery.serving import delivery_hook
-        from modelyard.workspace import Workspace
-
-        install = delivery_hook(
-            Workspace.open(settings), port=lambda: front.port, trust_pickle=trust
-        )
-        await install(front)
-
-    return [hook]
 
 
 def _workspace_resolver(settings: Any) -> Any:

@@ -35,12 +35,13 @@ from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError
 from modelyard.logs import get_logger
 
 if TYPE_CHECKING:
+    from modelyard.config import Settings
     from modelyard.serving._front import Front
     from modelyard.serving._model import ModelSpec
     from modelyard.serving.http import Request
     from modelyard.workspace import Workspace
 
-__all__ = ["ServingFront", "delivery_hook"]
+__all__ = ["ServingFront", "delivery_hook", "rollout_hooks"]
 
 log = get_logger("modelyard.delivery")
 
@@ -415,3 +416,28 @@ def delivery_hook(
 
 
 _TASKS: set[asyncio.Task[None]] = set()  # keep the controllers' tasks referenced
+
+
+def rollout_hooks(
+    settings: Settings, model: str | None, model_class: str | None, trust_pickle: bool
+) -> list[Callable[[Front], Awaitable[None]]]:
+    """The ``on_ready`` hooks of a server that runs its registered model's rollouts.
+
+    What ``modelyard serve`` installs, and a launch hook for a server in a child process:
+    ``modelyard.serving.launch("churn@production", hooks=[rollout_hooks])``. A model class or a
+    package folder has no rollouts (an empty list).
+    """
+    from pathlib import Path
+
+    if model_class is not None or model is None or Path(str(model)).is_dir():
+        return []
+
+    async def hook(front: Front) -> None:
+        from modelyard.workspace import Workspace
+
+        install = delivery_hook(
+            Workspace.open(settings), port=lambda: front.port, trust_pickle=trust_pickle
+        )
+        await install(front)
+
+    return [hook]

@@ -6,6 +6,12 @@ URL is known before the child starts and no port can be taken in between. The ch
 ``python -m modelyard.serving._launch OPTIONS`` (this module's :func:`main`): it reads its
 settings at its own edge (``MODELYARD_*`` variables of its environment carry the serving
 overrides, so no token appears on a command line) and calls :func:`serve_model`.
+
+What a layer above serving adds to the child's server comes in through ``hooks``: module-level
+functions (or their ``module:function`` names) the child imports and calls with ``(settings,
+model, model_class, trust_pickle)``; each returns ``on_ready`` hooks. Serving names none itself:
+delivery offers :func:`modelyard.delivery.serving.rollout_hooks` (a registered model's
+rollouts), and ``modelyard serve`` passes it in-process.
 """
 
 from __future__ import annotations
@@ -32,10 +38,13 @@ if TYPE_CHECKING:
     from modelyard.serving._front import Front
     from modelyard.serving._model import ModelSpec
 
-__all__ = ["DEFAULT_HOOKS", "Resolved", "ServerHandle", "launch", "serve_model"]
+__all__ = ["LaunchHook", "OnReady", "Resolved", "ServerHandle", "launch", "serve_model"]
 
-# the hooks of a `modelyard serve` process, named (imported in the child, like a model class)
-DEFAULT_HOOKS = ("modelyard.cli.serve:rollout_hooks",)
+# a coroutine the server runs with its Front once the model is ready
+OnReady = Callable[["Front"], Awaitable[None]]
+# a launch hook: called in the server's process with (settings, model, model_class,
+# trust_pickle); returns the server's on_ready hooks
+LaunchHook = Callable[["Settings", "str | None", "str | None", bool], Sequence[OnReady]]
 
 # what a registry reference resolves to: the package folder, the model name, the version label
 # and the version's data contract
@@ -55,7 +64,7 @@ def serve_model(
     trust_pickle: bool = False,
     sock: socket.socket | None = None,
     resolve: Callable[[str], Resolved] | None = None,
-    on_ready: Sequence[Callable[[Front], Awaitable[None]]] = (),
+    on_ready: Sequence[OnReady] = (),
 ) -> int:
     """Serve a model in this process until SIGTERM/SIGINT; return the exit code.
 
@@ -72,8 +81,10 @@ def serve_model(
         request_log: write the request and feedback logs to the artifact store.
         trust_pickle: allow pickle-flavoured packages.
         sock: a bound, listening socket to serve on (default: ``serving.host:port``).
-        resolve: resolves a registry reference (default: the settings' registry, fetching the
-            package into the hash-checked package cache). The Workspace passes its own.
+        resolve: resolves a registry reference. ``modelyard serve`` passes the Workspace's
+            (``ws.resolve`` and ``ws.fetch``); without it the settings' registry and package
+            cache are opened with their own ``from_settings`` and the package fetched through
+            the one hash-checked path, :meth:`PackageCache.fetch`.
         on_ready: coroutines run with the :class:`Front` once the model is ready (the CLI
             installs the delivery hook of a registered model this way).
 
@@ -132,8 +143,12 @@ def serve_model(
 
 
 def _registry_resolver(settings: Settings) -> Callable[[str], Resolved]:
-    """Resolve a reference in the settings' registry; fetch its package, every file checked
-    against the sha256 the metadata store records (the package cache's one fetch path)."""
+    """Resolve a reference in the settings' registry, the package fetched into the settings'
+    package cache (every file checked against the sha256 the metadata store records).
+
+    The fallback for callers below the Workspace (serving cannot import it); the parts are the
+    ones the Workspace itself is made of, built by their own ``from_settings``.
+    """
 
     def resolve(ref: str) -> Resolved:
         from modelyard.registry.cache import PackageCache
@@ -141,10 +156,39 @@ def _registry_resolver(settings: Settings) -> Callable[[str], Resolved]:
 
         registry = Registry.from_settings(settings)
         mv = registry.resolve(ref)
-        cache = PackageCache(settings.resolved_home / "cache" / "packages")
-        return cache.fetch(registry, mv), mv.name, str(mv.version), mv.contract
+        folder = PackageCache.from_settings(settings).fetch(registry, mv)
+        return folder, mv.name, str(mv.version), mv.contract
 
     return resolve
+
+
+def _hook_name(hook: LaunchHook | str) -> str:
+    """The ``module:function`` the child process imports ``hook`` by."""
+    if isinstance(hook, str):
+        module, _, attr = hook.partition(":")
+        if module and attr:
+            return hook
+        name = repr(hook)
+    else:
+        module = getattr(hook, "__module__", None) or ""
+        attr = getattr(hook, "__qualname__", "")
+        if module not in {"", "__main__"} and attr and "<" not in attr:
+            return f"{module}:{attr}"
+        name = f"{module}:{attr}" if attr else repr(hook)
+    raise InvalidInputError(
+        f"launch hook {name} cannot be imported by the server process",
+        hint="pass a module-level function of an importable module, or its 'module:function'",
+        hook=name,
+    )
+
+
+def _load_hook(name: str) -> LaunchHook:
+    module, _, attr = name.partition(":")
+    target: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        target = getattr(target, part)
+    hook: LaunchHook = target
+    return hook
 
 
 class ServerHandle:
@@ -232,7 +276,7 @@ def launch(
     version: str | None = None,
     contract: str | os.PathLike[str] | None = None,
     trust_pickle: bool = False,
-    hooks: Sequence[str] = DEFAULT_HOOKS,
+    hooks: Sequence[LaunchHook | str] = (),
 ) -> ServerHandle:
     """Start a server in a child process; return its handle once ready (``wait=True``).
 
@@ -258,14 +302,16 @@ def launch(
         contract: a data contract file requests are checked against (default: the registry
             version's contract).
         trust_pickle: allow pickle-flavoured packages.
-        hooks: ``module:function`` names the child imports and calls with ``(settings, model,
-            model_class, trust_pickle)``; each returns ``on_ready`` hooks for the server. The
-            default adds what ``modelyard serve`` adds (a registered model's rollouts), so the
-            child is the server the command starts.
+        hooks: module-level functions (or ``module:function`` names) the child imports and
+            calls with ``(settings, model, model_class, trust_pickle)``; each returns
+            ``on_ready`` hooks for the server. None by default; for the server ``modelyard
+            serve`` starts (a registered model's rollouts), pass
+            ``[modelyard.delivery.serving.rollout_hooks]``.
 
     Returns:
         A :class:`ServerHandle` with ``.url`` and ``.stop()``.
     """
+    hook_names = [_hook_name(h) for h in hooks]
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
@@ -282,7 +328,7 @@ def launch(
         "request_log": request_log,
         "trust_pickle": trust_pickle,
         "listen_fd": sock.fileno(),
-        "hooks": list(hooks),
+        "hooks": hook_names,
     }
     argv = [sys.executable, "-m", "modelyard.serving._launch", json.dumps(options)]
     child_env = dict(os.environ)
@@ -322,11 +368,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(home=opts["home"])
         configure_logging(settings.log_level)
-        on_ready = []
-        for target in opts["hooks"]:
-            module, _, attr = target.partition(":")
-            factory = getattr(importlib.import_module(module), attr)
-            on_ready += factory(settings, opts["model"], opts["model_class"], opts["trust_pickle"])
+        on_ready: list[OnReady] = []
+        for name in opts["hooks"]:
+            hook = _load_hook(name)
+            on_ready += hook(settings, opts["model"], opts["model_class"], opts["trust_pickle"])
         return serve_model(
             settings,
             opts["model"],
