@@ -130,7 +130,7 @@ class Codec:
             else None
         )
         # v1 bodies of a [-1, D] numeric model travel undecoded: the workers decode them
-        # straight into the batch (the front's one core is the server's bottleneck)
+        # straight into the batch (in parallel, off the front's one event loop)
         self.raw_key: BatchKey | None = None
         plain = self.pre is None and self.post is None
         if plain and self.pack_row is not None and self.tensor_key is not None:

@@ -4,10 +4,11 @@ The version-less routes ask the front's router for a :class:`~modelyard.serving.
 the request is decoded by that version's codec and queued on its batcher. A v1 body for a model
 with a ``[-1, D]`` numeric input, routed with neither mirror nor fallback (the default router),
 is queued undecoded: the model worker decodes and checks it with the same codec and sends back
-its finished answer, so the front - one core, the server's bottleneck - parses only HTTP. A mirrored copy is
-decoded and queued on the mirror version after the handler returns (its answer is counted and
-logged, never sent). When the answering version fails and the route names a fallback, the
-request is decoded again by the fallback's codec and answered from there.
+its finished answer, so the front's one event loop parses only HTTP (the decoding runs on the
+workers, one per core). A mirrored copy is decoded and queued on the mirror version after the
+handler returns (its answer is counted and logged, never sent). When the answering version
+fails and the route names a fallback, the request is decoded again by the fallback's codec and
+answered from there.
 """
 
 from __future__ import annotations

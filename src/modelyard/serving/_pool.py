@@ -6,6 +6,8 @@ import asyncio
 import os
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from modelyard.config import ServingSettings
 from modelyard.errors import ServiceUnavailable
 from modelyard.logs import get_logger
@@ -137,9 +139,14 @@ class VersionPool:
         b.decode = self.codec.decode_result
         if self.codec.raw_key is not None:  # the workers decode v1 bodies with this codec
             keep = ("name", "version", "signature", "classes")
-            b.set_codec(
-                {"desc": {k: desc[k] for k in keep if k in desc}, "max": self.codec.max_batch_size}
-            )
+            config: dict[str, Any] = {"desc": {k: desc[k] for k in keep if k in desc}}
+            config["max"] = self.codec.max_batch_size
+            try:
+                orjson.dumps(config)
+            except TypeError:  # a contract value JSON cannot carry: the front decodes then
+                self.codec.raw_key = None
+            else:
+                b.set_codec(config)
         self.metrics.model = self.name
         self.metrics.version = self.version
         if self.log_store is not None:
