@@ -300,3 +300,57 @@ def test_watch_serves_gauges_and_stops_on_sigterm(ws: Workspace, tmp_path: Path)
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+REGISTERING = """
+from pathlib import Path
+
+import modelyard
+
+
+@modelyard.step
+def retrain(window_start: str) -> object:
+    from modelyard.pipelines import current_settings
+    from modelyard.workspace import Workspace
+
+    pkg = Path("pkg-retrained")
+    pkg.mkdir(exist_ok=True)
+    (pkg / "modelyard.json").write_text('{"window": "%s"}' % window_start)
+    return Workspace.open(current_settings()).registry.register_version("churn", pkg)
+
+
+@modelyard.pipeline
+def train(window_start: str = ""):
+    return retrain(window_start)
+"""
+
+
+def test_a_rollout_that_cannot_start_is_recorded_with_the_trigger(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    project = ws.settings.project_root
+    # a module name of its own: another test's `flows` may be imported in this process
+    (project / "registering_flows.py").write_text(REGISTERING)
+    (project / "pyproject.toml").write_text(
+        '[tool.modelyard.pipeline]\nentrypoint = "registering_flows:train"\n'
+        '[tool.modelyard.monitor]\ndeploy_strategy = "canary"\n'
+    )
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    _log_hours(ws, drift_hour=True)
+    args = ["--since", (T0 + dt.timedelta(hours=1)).isoformat()]
+    args += ["--until", (T0 + dt.timedelta(hours=2)).isoformat()]
+    code, out, _ = _run(capsys, "monitor", "churn@production", *args, "--act", "--deploy-url", url)
+    assert code == 3  # the window's verdict, whatever became of the rollout
+    assert "registered version 3" in out
+    assert f"not rolled out (canary): no modelyard server answered at {url}" in out
+    from modelyard.monitoring import MonitorStore
+
+    [trigger] = MonitorStore(ws.metadata_store).triggers("churn")
+    assert (trigger.status, trigger.new_version) == ("succeeded", 3)
+    assert trigger.rollout is not None
+    assert trigger.rollout["strategy"] == "canary"
+    assert "no modelyard server answered" in trigger.rollout["error"]
