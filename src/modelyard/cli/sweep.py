@@ -108,6 +108,13 @@ def sweep_cmd(  # noqa: PLR0917  (a Typer command: one parameter per flag)
     threads: Annotated[
         bool, typer.Option("--threads", help="run parallel trials in threads, not processes")
     ] = False,
+    executor: Annotated[
+        str | None,
+        typer.Option("--executor", help="where the trials' steps run: local (default) or ray"),
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="connect to this Ray cluster")
+    ] = None,
     register_best: Annotated[
         str | None,
         typer.Option("--register-best", help="gate the best trial's model and register it as NAME"),
@@ -179,6 +186,8 @@ def sweep_cmd(  # noqa: PLR0917  (a Typer command: one parameter per flag)
             params=fixed,
             settings=settings,
             processes=False if threads else None,
+            executor=executor,
+            ray_address=ray_address,
             register=register,
             on_trial=on_trial,
         )

@@ -112,14 +112,25 @@ def step_counts(ws: Workspace, study_run: str) -> tuple[dict[str, int], dict[str
 
 
 def _run_trial(
-    ws: Workspace, pipeline: Pipeline, values: dict[str, Any], study_run: str, tags: dict[str, str]
+    ws: Workspace,
+    pipeline: Pipeline,
+    values: dict[str, Any],
+    *,
+    study_run: str,
+    tags: dict[str, str],
+    options: Mapping[str, Any],
 ) -> dict[str, Any]:
     """One trial: a pipeline run nested under the study's run; a small, picklable dict back."""
     from modelyard.pipelines.progress import SilentProgress
 
     try:
         result = ws.run_pipeline(
-            pipeline, values, parent_run_id=study_run, run_tags=tags, progress=SilentProgress()
+            pipeline,
+            values,
+            parent_run_id=study_run,
+            run_tags=tags,
+            progress=SilentProgress(),
+            **options,
         )
     except PipelineError as exc:
         failed = getattr(exc, "result", None)
@@ -144,6 +155,7 @@ class _Sweep:
         done: list[Trial],
         workers: TrialWorkers,
         on_trial: Callable[[Trial], None] | None,
+        options: Mapping[str, Any],
     ) -> None:
         self.ws = ws
         self.pipeline = pipeline
@@ -151,6 +163,7 @@ class _Sweep:
         self.trials: dict[int, Trial] = {t.number: t for t in done}
         self.workers = workers
         self.on_trial = on_trial
+        self.options = dict(options)  # for the runner: the step executor
         self.new: list[int] = []
         self._asked: dict[int, Any] = {}
         self._next = max(self.trials, default=-1) + 1
@@ -187,11 +200,14 @@ class _Sweep:
     def _job(
         self, number: int, values: dict[str, Any], study_run: str
     ) -> Callable[[], dict[str, Any]]:
-        ws, pipeline, fixed = self.ws, self.pipeline, self.plan.fixed
+        ws, pipeline, fixed, options = self.ws, self.pipeline, self.plan.fixed, self.options
         tags = {"sweep.study": self.plan.study, "sweep.trial": str(number)}
 
         def job() -> dict[str, Any]:
-            return _run_trial(ws, pipeline, {**fixed, **values}, study_run, tags)
+            values_ = {**fixed, **values}
+            return _run_trial(
+                ws, pipeline, values_, study_run=study_run, tags=tags, options=options
+            )
 
         return job
 
@@ -302,6 +318,8 @@ def run_sweep(
     workspace: Workspace | None = None,
     settings: Settings | None = None,
     processes: bool | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
     register: RegisterBest | None = None,
     on_trial: Callable[[Trial], None] | None = None,
 ) -> SweepResult:
@@ -327,6 +345,9 @@ def run_sweep(
         settings: the project's settings (default: :func:`modelyard.load_settings`).
         processes: run parallel trials in forked processes (default: where fork is safe;
             False: threads).
+        executor: where each trial's steps run: ``local`` (default: the settings') or
+            ``ray`` (trials then run in threads of this process, Ray's driver).
+        ray_address: the Ray cluster (implies ``executor="ray"``).
         register: send the best trial's model through the gate at the end.
         on_trial: called with each finished trial (the CLI prints a line).
 
@@ -363,6 +384,7 @@ def run_sweep(
         None if plan.seed is None else plan.seed + len(done),  # a continued study: new draws
         [(t.params, t.value) for t in done],
     )
+    on_ray = bool(ray_address) or (executor or ws.settings.pipeline.executor) == "ray"
     count = optimiser.open(plan.trials)
     if plan.sampler != "grid" and plan.trials is None:
         count = DEFAULT_TRIALS
@@ -372,8 +394,9 @@ def run_sweep(
         pipeline=pipeline,
         plan=plan,
         done=done,
-        workers=TrialWorkers(plan.parallel, processes=processes),
+        workers=TrialWorkers(plan.parallel, processes=False if on_ray else processes),
         on_trial=on_trial,
+        options={"executor": executor, "ray_address": ray_address},
     )
     _log.info(
         "sweep started",
