@@ -681,7 +681,7 @@ def _delivery(  # noqa: PLR0917  (the chapter's parts, as the other chapters tak
             f"load: {_RATE_RPS:.0f} requests/s of {_BATCH} applications on loopback; the true "
             "outcome of each answer comes back as feedback (POST /v1/feedback)"
         )
-        client = RolloutClient(handle.url, timeout_s=60.0)
+        client = RolloutClient(handle.url, timeout_s=60.0, model=MODEL)
         with _Load(handle.url, rows, labels) as load:
             if candidate is not None:
                 facts["canary"] = _rollout(story, client, candidate, "the retrained candidate")

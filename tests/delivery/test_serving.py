@@ -327,6 +327,9 @@ def test_bad_input_is_refused_and_leaves_the_rollout_unchanged(
     unknown = cli(project, "deploy", "churn", "-c", "9", *url, **token)
     assert unknown.returncode == 4
     assert "no version 9" in unknown.stderr
+    other = cli(project, "deploy", "other", "-c", "2", *url, **token)  # a wrong --url
+    assert other.returncode == 4
+    assert "serves model 'churn', not 'other'" in other.stderr
     steps = cli(project, "deploy", "churn", "-c", "2", "--steps", "50,20,100", *url, **token)
     assert steps.returncode == 2
     assert "does not rise strictly" in steps.stderr
@@ -339,6 +342,9 @@ def test_bad_input_is_refused_and_leaves_the_rollout_unchanged(
     steer = cli(project, "rollout", "abort", "churn", *url)
     assert steer.returncode == 2
     assert "needs a bearer token" in steer.stderr
+    elsewhere = cli(project, "rollout", "abort", "other", *url, **token)
+    assert elsewhere.returncode == 4
+    assert "serves model 'churn', not 'other'; nothing was changed" in elsewhere.stderr
     after = status(project, h.url)
     assert (after["id"], after["candidate_version"]) == (before["id"], 2)
     assert after["state"] in ("progressing", "awaiting_approval")

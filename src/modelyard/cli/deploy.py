@@ -26,14 +26,14 @@ def register(app: typer.Typer) -> None:
     app.command("deploy", help=_HELP)(deploy)
 
 
-def client_for(settings: Settings, url: str | None) -> RolloutClient:
+def client_for(settings: Settings, url: str | None, model: str | None = None) -> RolloutClient:
     """A management client for ``url`` (default: the serving settings' address) with the admin
-    token of the settings, if any."""
+    token of the settings, if any, for ``model`` (the server refuses calls for another)."""
     from modelyard.delivery.client import RolloutClient
 
     s = settings.serving
     token = s.admin_token.get_secret_value() if s.admin_token else None
-    return RolloutClient(url or f"http://{s.host}:{s.port}", token=token)
+    return RolloutClient(url or f"http://{s.host}:{s.port}", token=token, model=model)
 
 
 def describe(rollout: dict[str, Any]) -> str:
@@ -82,7 +82,7 @@ def deploy(  # noqa: PLR0917  (a Typer command: one parameter per flag)
     weights = parse_steps(steps) if steps is not None else None
     interval_s = parse_duration_s(interval) if interval is not None else None
     version = _version_of(settings, name, candidate)
-    rollout = client_for(settings, url).deploy(
+    rollout = client_for(settings, url, name).deploy(
         candidate=version,
         strategy=strategy,
         steps=weights,

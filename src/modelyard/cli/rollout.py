@@ -75,7 +75,7 @@ def _steer(command: str, name: str, url: str | None, via_store: bool) -> None:
         store.request(rollout.id, command)
         typer.echo(f"{command} requested for rollout {rollout.id}; the server applies it next tick")
         return
-    doc = client_for(state.settings(), url)._call("POST", f"/v1/admin/rollout/{command}", {})
+    doc = client_for(state.settings(), url, name)._call("POST", f"/v1/admin/rollout/{command}", {})
     typer.echo(f"rollout {doc['id']}: {describe(doc)}")
 
 

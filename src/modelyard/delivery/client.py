@@ -68,16 +68,32 @@ class RolloutClient:
         token: the admin token (``serving.admin_token``) when the server requires one.
         timeout_s: per call; a deploy waits for the load test, so keep it above
             ``delivery.load_test_s``.
+        model: the model meant; the server refuses a steering call for another model (a wrong
+            ``url``), and :meth:`status` of another model raises ``NotFoundError``.
     """
 
-    def __init__(self, url: str, *, token: str | None = None, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout_s: float = 120.0,
+        model: str | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
+        self.model = model
 
     def status(self) -> dict[str, Any]:
         """The model's active (else latest) rollout with its events."""
-        return self._call("GET", "/v1/admin/rollout")
+        doc = self._call("GET", "/v1/admin/rollout")
+        if self.model is not None and doc.get("model") != self.model:
+            raise NotFoundError(
+                f"the server at {self.url} serves {doc.get('model')!r}, not {self.model!r}",
+                hint="pass the --url of the server that serves it",
+            )
+        return doc
 
     def deploy(
         self,
@@ -120,6 +136,8 @@ class RolloutClient:
         import urllib.error
         import urllib.request
 
+        if body is not None and self.model is not None:
+            body = {"model": self.model, **body}
         headers = {"content-type": "application/json"}
         if self.token:
             headers["authorization"] = f"Bearer {self.token}"

@@ -12,6 +12,9 @@ set)::
     POST /v1/admin/rollout                    {"candidate": 2, "strategy": "canary", "steps":
                                               [5, 25, 50, 100], "interval_s": 30, "manual": false}
     POST /v1/admin/rollout/promote|abort|pause|resume
+
+A POST body may name the ``model``: one that is not the server's is refused (404), so a wrong
+``--url`` never steers another model's rollout.
 """
 
 from __future__ import annotations
@@ -276,6 +279,7 @@ class _ManagementApi:
             self._later(req, self._status())
             return
         f.check_admin(req)
+        self._check_model(req.body)
         request = _rollout_request(req.body)
         self._later(req, self._start(request), status=201)
 
@@ -284,9 +288,24 @@ class _ManagementApi:
             if not self.front.method(req, "POST"):
                 return
             self.front.check_admin(req)
+            self._check_model(req.body)
             self._later(req, self._steer(command, _actor(req.body)))
 
         return handler
+
+    def _check_model(self, body: bytes) -> None:
+        """Refuse a call that names another model than this server's (a wrong ``--url``)."""
+        try:
+            doc = orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError:
+            return  # the body's own parser says what is wrong with it
+        named = doc.get("model") if isinstance(doc, dict) else None
+        if named is not None and named != self.controller.model:
+            raise NotFoundError(
+                f"this server serves model {self.controller.model!r}, not {str(named)[:100]!r}; "
+                "nothing was changed",
+                hint="pass the --url of the server that serves it",
+            )
 
     async def _status(self) -> dict[str, Any]:
         rollout = await self.controller.status()
