@@ -80,3 +80,44 @@ def test_every_package_of_the_layers_is_drawn() -> None:
         if (p.suffix == ".py" or (p / "__init__.py").is_file()) and not p.name.startswith("_")
     }
     assert tops <= drawn, f"not in the layer drawing: {sorted(tops - drawn)}"
+
+
+# the edges that may read the settings: the composition root, the layers above it, and the named
+# entry points a user or a child process starts from (each reads them once, there)
+SETTINGS_EDGES = {
+    "workspace.py",  # Workspace.open() / get_workspace(): the composition root
+    "demo.py",
+    "models.py",  # models.load("models:/...") and friends: an edge API, like MLflow's
+    "pipelines/graph.py",  # Pipeline.run(): the Python API's edge when no settings are given
+    "serving/_launch.py",  # main(): the edge of the child process launch() starts
+}
+ABOVE_THE_ROOT = (
+    "cli/",
+    "ui/",
+    "delivery/",
+    "monitoring/",
+    "packaging/",
+    "batch/",
+    "sweep/",
+    "testing/",
+)
+
+
+def test_capability_code_never_reads_the_settings_itself() -> None:
+    """No call of ``load_settings`` below the Workspace but at the named edges: settings and
+    stores are passed in (the fluent API gets its client from the active Workspace)."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel in SETTINGS_EDGES or rel.startswith(ABOVE_THE_ROOT) or rel == "config.py":
+            continue
+        if "_template" in rel:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+                if name == "load_settings":
+                    found.append(f"{rel}:{node.lineno}")
+    assert not found, f"load_settings() called below the Workspace: {found}"

@@ -215,3 +215,83 @@ def test_gate_and_register_stores_verdict_contract_and_profile(settings: Any) ->
     with pytest.raises(GateFailed, match=r"roc_auc >= 0\.8"):
         ws.gate_and_register("scorer", _constant(1, train), test, target="y")
     assert [v.version for v in ws.registry.list_versions("scorer")] == [1]
+
+
+def test_gate_and_register_takes_every_option_of_evaluate_and_register() -> None:
+    """Workspace.gate_and_register passes RegisterOptions on as **options: its keys are
+    evaluate_and_register's keyword parameters (but the policy the Workspace defaults)."""
+    import inspect
+
+    from modelyard.evaluate.register import RegisterOptions, evaluate_and_register
+
+    params = inspect.signature(evaluate_and_register).parameters.values()
+    keywords = {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert set(RegisterOptions.__annotations__) == keywords - {"policy"}
+
+
+# ---------------------------------------------------------------- the active workspace
+def test_the_fluent_api_logs_to_the_workspace_set_active(settings: Any) -> None:
+    from modelyard.tracking import fluent
+
+    ws = Workspace.open(settings)
+    modelyard.set_workspace(ws)
+    try:
+        assert modelyard.get_workspace() is ws
+        assert fluent.get_client() is ws.tracking
+        with modelyard.start_run(experiment="active", run_name="r") as run:
+            modelyard.log_metric("loss", 0.5)
+        stored = ws.tracking.get_run(run.id)
+        assert stored.metrics["loss"] == 0.5
+        assert stored.experiment == "active"
+    finally:
+        modelyard.set_workspace(None)
+    assert fluent._client is None  # the next fluent call opens the project's workspace again
+
+
+def test_the_fluent_api_without_a_workspace_says_how_to_set_one() -> None:
+    """tracking/ reads no settings: with no client and no factory (nobody above wired it) the
+    fluent API refuses with the call to make, instead of opening stores on its own."""
+    from modelyard.tracking import fluent
+
+    saved = (fluent._client, fluent._client_factory)
+    fluent.set_client(None)
+    fluent.set_client_factory(None)
+    try:
+        with pytest.raises(ConfigError, match="no tracking client") as info:
+            fluent.get_client()
+        assert "modelyard.set_workspace" in (info.value.hint or "")
+    finally:
+        fluent.set_client_factory(saved[1])
+        fluent.set_client(saved[0])
+
+
+def test_a_script_s_fluent_calls_open_the_project_s_workspace(tmp_path: Path) -> None:
+    """The default: `import modelyard; modelyard.start_run()` in a project logs to its stores."""
+    import os
+    import subprocess
+    import sys
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[tool.modelyard]\nhome = "home"\n')
+    code = (
+        "import modelyard\n"
+        "with modelyard.start_run(run_name='scripted') as run:\n"
+        "    modelyard.log_param('p', 1)\n"
+        "ws = modelyard.get_workspace()\n"
+        "assert ws.tracking.get_run(run.id).params == {'p': '1'}, ws.tracking.get_run(run.id)\n"
+        "print(ws.settings.project_root.name)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "proj"
+    assert (project / "home").is_dir()

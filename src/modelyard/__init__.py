@@ -36,6 +36,8 @@ _LAZY: dict[str, str] = {
     "Pipeline": "modelyard.pipelines.graph",
     # the composition root and the registry
     "Workspace": "modelyard.workspace",
+    "set_workspace": "modelyard.workspace",
+    "get_workspace": "modelyard.workspace",
     "Registry": "modelyard.registry.registry",
     # config
     "Settings": "modelyard.config",
@@ -68,6 +70,7 @@ __all__ = [  # noqa: RUF022  (grouped as in _LAZY; a test checks it matches)
     "active_run",
     "end_run",
     "get_run",
+    "get_workspace",
     "load_settings",
     "log_artifact",
     "log_artifacts",
@@ -84,6 +87,7 @@ __all__ = [  # noqa: RUF022  (grouped as in _LAZY; a test checks it matches)
     "search_runs",
     "set_tag",
     "set_tags",
+    "set_workspace",
     "Settings",
     "start_run",
     "step",
@@ -115,9 +119,30 @@ if not any(isinstance(f, _RenamedModules) for f in sys.meta_path):
     sys.meta_path.append(_RenamedModules())
 
 
+_FLUENT = "modelyard.tracking.fluent"
+_fluent_wired = False
+
+
+def _wire_fluent(fluent: Any) -> None:
+    """The fluent API's client is the active workspace's (``modelyard.set_workspace``): wired here,
+    at the top, so that ``modelyard.tracking`` reads no settings itself.
+
+    Through ``importlib``, as every name here: the modules below import ``modelyard`` (for
+    ``__version__``), so this package imports none of them by an import statement.
+    """
+    global _fluent_wired
+    if not _fluent_wired:
+        workspace = importlib.import_module("modelyard.workspace")
+        fluent.set_client_factory(workspace._fluent_client)
+        _fluent_wired = True
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        module = importlib.import_module(_LAZY[name])
+        if module.__name__ == _FLUENT:
+            _wire_fluent(module)
+        value = getattr(module, name)
         globals()[name] = value
         return value
     if name in _SUBMODULES:
@@ -181,3 +206,5 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from modelyard.tracking.run import Run as Run
     from modelyard.workspace import Workspace as Workspace
+    from modelyard.workspace import get_workspace as get_workspace
+    from modelyard.workspace import set_workspace as set_workspace

@@ -17,20 +17,28 @@ capabilities, so the CLI, the demo, the UI, delivery and monitoring wire nothing
 
 Opening a Workspace checks the metadata store's schema; everything else is built on first use,
 so a command that only resolves a version never imports the tracking or pipeline code.
+
+The fluent API (``modelyard.start_run``, ``modelyard.log_metric``, ...) logs to the *active*
+workspace's tracking client: the one given to :func:`set_workspace`, else the current project's,
+opened by :func:`get_workspace` on first use (this module is the edge that reads settings; the
+capability packages below it never do)::
+
+    modelyard.set_workspace(Workspace.open(load_settings(home="/tmp/scratch")))
+    with modelyard.start_run(run_name="trial"):
+        modelyard.log_metric("loss", 0.25)
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Unpack
 
 if TYPE_CHECKING:
     from modelyard.config import Settings
-    from modelyard.data.contract import Contract
-    from modelyard.data.profile import Profile
     from modelyard.evaluate.policy import GatePolicy
-    from modelyard.evaluate.register import GateOutcome
+    from modelyard.evaluate.register import GateOutcome, RegisterOptions
     from modelyard.pipelines.graph import Pipeline
     from modelyard.pipelines.runner import PipelineResult
     from modelyard.registry.cache import PackageCache
@@ -38,9 +46,8 @@ if TYPE_CHECKING:
     from modelyard.store.artifacts import ArtifactStore
     from modelyard.store.db import MetadataStore
     from modelyard.tracking.client import TrackingClient
-    from modelyard.types import Clock
 
-__all__ = ["Workspace"]
+__all__ = ["Workspace", "get_workspace", "set_workspace"]
 
 
 class Workspace:
@@ -171,54 +178,29 @@ class Workspace:
         test_frame: Any,
         *,
         policy: GatePolicy | None = None,
-        target: str | None = None,
-        y: Any = None,
-        contract: Contract | None = None,
-        profile: Profile | None = None,
-        package: str | Path | None = None,
-        run_id: str | None = None,
-        extra: Mapping[str, Any] | None = None,
-        signature: Any = None,
-        flavor: str | None = None,
-        description: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        production: tuple[Any, int] | Literal["auto"] | None = "auto",
-        clock: Clock | None = None,
-        reason: str | None = None,
-        explain_rows: int | None = None,
+        **options: Unpack[RegisterOptions],
     ) -> GateOutcome:
         """Gate ``candidate`` against ``name@production``; register it with its verdict if it
         passes.
 
-        See :func:`modelyard.evaluate.register.evaluate_and_register` for every argument. The
-        version gets the verdict (``extra["gate"]``), the ``contract`` and the reference
+        The version gets the verdict (``extra["gate"]``), the ``contract`` and the reference
         ``profile`` (``ModelVersion.contract`` / ``.reference_profile``) and the policy's alias
-        in one transaction; a refused candidate registers nothing.
+        in one transaction; a refused candidate registers nothing::
+
+            ws.gate_and_register("churn", model, test, target="label", contract=contract,
+                                 profile=profile, run_id=run.id, explain_rows=200)
 
         Args:
             name: the model name.
             candidate: the fitted model.
             test_frame: the test rows.
             policy: the gate policy (default: ``[tool.modelyard.gate]`` of the settings).
-            target: the label column of ``test_frame``.
-            y: the labels, when ``test_frame`` holds features only.
-            contract: the data contract of the model's input.
-            profile: the reference profile of the training data.
-            package: a package folder already written for ``candidate``.
-            run_id: the run that trained the candidate.
-            extra: more JSON-able data stored with the version.
-            signature: the model's input/output signature.
-            flavor: the package flavor.
-            description: version description.
-            tags: version tags.
-            production: ``"auto"``, ``(model, version)`` or None (no baseline).
-            clock: time source for the latency rule.
-            reason: why the alias moves (recorded in its history).
-            explain_rows: when positive, store the candidate's feature attributions on at most
-                this many test rows with the version (``extra["gate"]["explanation"]``, and
-                ``extra["feature_importance"]`` for monitoring); needs ``modelyard[explain]``
-                for tree and linear models, else the reason is recorded. None (the default):
-                the policy's ``explain_rows`` (``[tool.modelyard.gate] explain_rows = 200``).
+            **options: the options of
+                :func:`~modelyard.evaluate.register.evaluate_and_register`, typed by
+                :class:`~modelyard.evaluate.register.RegisterOptions`: ``target``, ``y``,
+                ``contract``, ``profile``, ``package``, ``run_id``, ``extra``, ``signature``,
+                ``flavor``, ``description``, ``tags``, ``production``, ``clock``, ``reason``,
+                ``save``, ``explain_rows`` (None: the policy's).
 
         Raises:
             GateFailed: a rule failed; nothing was registered.
@@ -231,21 +213,7 @@ class Workspace:
             candidate,
             test_frame,
             policy=policy if policy is not None else self.gate_policy(),
-            target=target,
-            y=y,
-            package=package,
-            run_id=run_id,
-            extra=extra,
-            signature=signature,
-            flavor=flavor,
-            description=description,
-            tags=tags,
-            production=production,
-            clock=clock,
-            reason=reason,
-            contract=contract,
-            profile=profile,
-            explain_rows=explain_rows,
+            **options,
         )
 
     def gate_policy(self) -> GatePolicy:
@@ -280,3 +248,43 @@ class Workspace:
             tracking=self.tracking,
             **options,
         )
+
+
+_active_lock = threading.Lock()
+_active: Workspace | None = None
+
+
+def set_workspace(workspace: Workspace | None) -> None:
+    """Make ``workspace`` the active one: the fluent API logs to its tracking client from now on.
+
+    ``None`` forgets it; the next :func:`get_workspace` opens the current project's again. Runs
+    already active stay on the client that started them; end them first.
+    """
+    global _active
+    from modelyard.tracking import fluent
+
+    with _active_lock:
+        _active = workspace
+    fluent.set_client_factory(_fluent_client)
+    fluent.set_client(None)  # the next fluent call asks get_workspace() for its client
+
+
+def get_workspace() -> Workspace:
+    """The active workspace: the one :func:`set_workspace` gave, else the current project's
+    (``Workspace.open()``: :func:`~modelyard.config.load_settings` from the working folder),
+    opened once, on first use.
+
+    Raises:
+        ConfigError: the project's settings cannot be read.
+        SchemaOutdatedError: the metadata store needs ``modelyard db upgrade``.
+    """
+    global _active
+    with _active_lock:
+        if _active is None:
+            _active = Workspace.open()
+        return _active
+
+
+def _fluent_client() -> TrackingClient:
+    """The active workspace's tracking client: the fluent API's client factory."""
+    return get_workspace().tracking

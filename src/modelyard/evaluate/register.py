@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from modelyard.errors import GateFailed, ModelyardError, NotFoundError
 from modelyard.evaluate.gate import Gate, _split
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "REFUSALS_PREFIX",
     "GateOutcome",
+    "RegisterOptions",
     "evaluate_and_register",
     "prediction_profile",
     "production_model",
@@ -58,6 +59,32 @@ class GateOutcome:
     verdict: GateVerdict
     version: ModelVersion
     alias: str
+
+
+class RegisterOptions(TypedDict, total=False):
+    """The keyword options of :func:`evaluate_and_register` but ``policy``, typed once.
+
+    :meth:`Workspace.gate_and_register <modelyard.workspace.Workspace.gate_and_register>` takes
+    them as ``**options`` and passes them on, so the two never drift apart (a test compares
+    these keys with the function's parameters). See :func:`evaluate_and_register` for each.
+    """
+
+    target: str | None
+    y: Any
+    package: str | Path | None
+    run_id: str | None
+    extra: Mapping[str, Any] | None
+    signature: Any
+    flavor: str | None
+    description: str | None
+    tags: Mapping[str, str] | None
+    production: tuple[Any, int] | Literal["auto"] | None
+    clock: Clock | None
+    reason: str | None
+    save: Callable[[Any, Path], Path] | None
+    contract: Contract | None
+    profile: Profile | None
+    explain_rows: int | None
 
 
 def production_model(registry: Registry, name: str) -> tuple[Any, int] | None:

@@ -8,11 +8,14 @@
             modelyard.log_metric("loss", loss, step=step)
         modelyard.log_dataset(train_df, "train", context="train")
 
-The stores come from :func:`modelyard.config.load_settings`, read once per process on first
-use (:func:`set_client` points the API at another client). As in MLflow, ``start_run(run_id)``
-resumes an existing run, and a run started while another is active needs ``nested=True`` to
-become its child. Each thread (and asyncio task) has its own stack of active runs;
-:func:`activate` makes a run active inside a block (a pipeline step's run, around the step).
+The stores are the active :class:`~modelyard.workspace.Workspace`'s: the one given to
+``modelyard.set_workspace(ws)``, else the current project's, opened on first use by the layer
+above (``modelyard/__init__.py`` hands this module a factory through
+:func:`set_client_factory`; this package reads no settings). :func:`set_client` points the API
+at one client directly. As in MLflow, ``start_run(run_id)`` resumes an existing run, and a run
+started while another is active needs ``nested=True`` to become its child. Each thread (and
+asyncio task) has its own stack of active runs; :func:`activate` makes a run active inside a
+block (a pipeline step's run, around the step).
 Logging with no active run starts one, as MLflow does; runs still active at interpreter exit
 are ended ``FINISHED`` (``FAILED`` when the interpreter is exiting on an uncaught exception)
 after their buffered records are written.
@@ -26,10 +29,10 @@ import contextvars
 import os
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from modelyard.errors import InvalidInputError
+from modelyard.errors import ConfigError, InvalidInputError
 
 if TYPE_CHECKING:
     from modelyard.store.artifacts import ArtifactRef
@@ -52,6 +55,7 @@ __all__ = [
     "log_params",
     "search_runs",
     "set_client",
+    "set_client_factory",
     "set_tag",
     "set_tags",
     "start_run",
@@ -59,6 +63,8 @@ __all__ = [
 
 _lock = threading.RLock()
 _client: TrackingClient | None = None
+# builds the client on first use when none was set (installed by the layer that owns settings)
+_client_factory: Callable[[], TrackingClient] | None = None
 # the active runs of this thread / asyncio task, innermost last; a new thread starts with none
 _STACK: contextvars.ContextVar[tuple[Run, ...]] = contextvars.ContextVar(
     "modelyard_active_runs", default=()
@@ -78,28 +84,49 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def get_client() -> TrackingClient:
-    """The client the fluent API uses (built from ``load_settings()`` on first use)."""
+    """The client the fluent API uses: the one :func:`set_client` gave, else one built by the
+    factory of :func:`set_client_factory` on first use.
+
+    Raises:
+        ConfigError: neither was given (this module was used without ``import modelyard``'s
+            public names or a workspace).
+    """
     global _client
     client = _client
     if client is None:
         with _lock:
             if _client is None:
-                from modelyard.config import load_settings
-                from modelyard.tracking.client import TrackingClient
-
-                _client = TrackingClient.from_settings(load_settings())
+                if _client_factory is None:
+                    raise ConfigError(
+                        "the fluent tracking API has no tracking client",
+                        hint="call modelyard.set_workspace(modelyard.Workspace.open(settings)) "
+                        "once, or use the API through `import modelyard` (modelyard.start_run)",
+                    )
+                _client = _client_factory()
             client = _client
     return client
 
 
 def set_client(client: TrackingClient | None) -> None:
-    """Use ``client`` for the fluent API (``None``: rebuild from settings on next use).
+    """Use ``client`` for the fluent API (``None``: build one with the factory on next use).
 
     Active runs of the previous client are left as they are; end them first.
     """
     global _client
     with _lock:
         _client = client
+
+
+def set_client_factory(factory: Callable[[], TrackingClient] | None) -> None:
+    """How :func:`get_client` builds the client when none was set: ``factory()``, on first use.
+
+    ``modelyard/__init__.py`` installs one that returns the active workspace's tracking client
+    (``modelyard.set_workspace``), so this package never reads settings itself. A client already
+    in use stays in use.
+    """
+    global _client_factory
+    with _lock:
+        _client_factory = factory
 
 
 def _register_atexit() -> None:
