@@ -409,3 +409,32 @@ def test_too_slow_candidate_stops_at_the_load_test_before_any_user_request_reach
     assert "progressing" not in moves
     assert set(traffic.versions()) == {"1"}  # no user request reached v4
     assert traffic.statuses() == {200: len(traffic.answers)}
+
+
+def test_abort_from_paused_and_from_awaiting_approval_leaves_stable_alone(
+    project: Path, serve: Callable[..., ServerHandle]
+) -> None:
+    h = serve()
+    url = ("--url", h.url)
+    with Traffic(h.url) as traffic:
+        run = cli(project, "deploy", "churn", "-c", "2", "--steps", "50,100", "--interval",
+                  "60s", *url)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        assert cli(project, "rollout", "pause", "churn", *url).returncode == 0
+        assert status(project, h.url)["state"] == "paused"
+        first = cli(project, "rollout", "abort", "churn", *url)
+        again = cli(project, "rollout", "abort", "churn", *url)  # idempotent
+        assert (first.returncode, again.returncode) == (0, 0), first.stderr + again.stderr
+        assert status(project, h.url)["state"] == "rolled_back"
+        run = cli(project, "deploy", "churn", "-c", "2", "--steps", "50,100", "--interval",
+                  "1s", "--manual", *url)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        wait_state(project, h.url, "awaiting_approval")
+        assert cli(project, "rollout", "abort", "churn", *url).returncode == 0
+        done = status(project, h.url)
+    assert done["state"] == "rolled_back"
+    assert done["reason"] == "aborted by a user"
+    assert httpx.get(f"{h.url}/v2/models/churn").json()["versions"] == ["1"]
+    assert traffic.statuses() == {200: len(traffic.answers)}
+    r = httpx.post(f"{h.url}/v1/models/churn:predict", json=BODY)
+    assert r.headers["x-model-version"] == "1"
