@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pandas as pd
 import pytest
@@ -354,3 +355,49 @@ def test_a_rollout_that_cannot_start_is_recorded_with_the_trigger(
     assert trigger.rollout is not None
     assert trigger.rollout["strategy"] == "canary"
     assert "no modelyard server answered" in trigger.rollout["error"]
+
+
+def test_the_python_loop_sends_the_version_out_through_its_deployer(ws: Workspace) -> None:
+    from modelyard.errors import ServiceUnavailable
+    from modelyard.monitoring import Monitor
+    from modelyard.testing.monitoring import RecordingDeployer
+
+    project = ws.settings.project_root
+    (project / "registering_flows.py").write_text(REGISTERING)
+    settings = ws.settings
+    pipeline = msgspec.structs.replace(settings.pipeline, entrypoint="registering_flows:train")
+    workspace = Workspace(
+        msgspec.structs.replace(settings, pipeline=pipeline), ws.metadata_store, ws.artifact_store
+    )
+    _log_hours(ws, drift_hour=True)
+    rng = np.random.default_rng(5)
+    for hour in (2, 3):  # two more drifted hours: one retraining per crossed window
+        ts = T0.timestamp() + hour * HOUR + 10
+        write_requests(ws.artifact_store, "churn", 1, _frame(rng, 2_000, shift=15), ts_s=ts)
+    deployer = RecordingDeployer()
+    monitor = Monitor.from_workspace(
+        workspace, deployer=deployer, deploy_strategy="blue-green", cooldown_s=0
+    )
+    since = T0 + dt.timedelta(hours=1)
+    first, second, third = monitor.check(
+        "churn@production", since=since, until=since + dt.timedelta(hours=3)
+    )
+    trigger = monitor.act(first)
+    assert trigger is not None
+    assert deployer.calls == [("churn", 3, "blue-green")]
+    assert trigger.rollout is not None
+    assert (trigger.rollout["strategy"], trigger.rollout["state"]) == ("blue-green", "progressing")
+    # a server that is not there: recorded, the version stays registered, nothing raises
+    deployer.error = ServiceUnavailable("no modelyard server answered at http://127.0.0.1:9")
+    again = monitor.act(second)
+    assert again is not None
+    assert (again.new_version, again.rollout) == (
+        4,
+        {"strategy": "blue-green", "error": "no modelyard server answered at http://127.0.0.1:9"},
+    )
+    # no deployer at all: the same, naming how to wire one
+    bare = Monitor.from_workspace(workspace, deploy_strategy="canary", cooldown_s=0)
+    last = bare.act(third)
+    assert last is not None
+    assert last.rollout is not None
+    assert "no deployer" in last.rollout["error"]
