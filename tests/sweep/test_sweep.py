@@ -4,6 +4,7 @@ stopped, trials run side by side, and the best trial goes through the gate."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +253,63 @@ def test_a_trial_whose_process_dies_is_failed_and_its_runs_end_killed(
     steps = ws.tracking.search_runs(filter=f"parent_run_id = '{dead.run_id}'").items
     assert {s.name: s.status for s in steps}["fit"] == "KILLED"
     assert ws.tracking.get_run(result.run_id).status == "FINISHED"
+
+
+def test_a_stopped_sweep_ends_the_runs_of_the_trials_it_stopped(
+    sqlite_project: Project, tmp_path: Path
+) -> None:
+    """An error in the parent (here from on_trial; Ctrl-C alike) stops the running trials'
+    processes; their runs end KILLED with the study's, not RUNNING for ever."""
+    settings = sqlite_project.settings()
+    never = tmp_path / "never"
+    mod = sqlite_project.module(
+        f"""
+        import time
+        from pathlib import Path
+
+        import modelyard
+        from modelyard.pipelines import log_metric
+
+        @modelyard.step
+        def load() -> int:
+            return 1
+
+        @modelyard.step
+        def fit(x: int, depth: int = 1) -> int:
+            deadline = time.monotonic() + 120
+            while depth == 2 and not Path({str(never)!r}).exists():  # hangs: stopped from outside
+                if time.monotonic() > deadline:
+                    raise RuntimeError("nobody stopped this trial")
+                time.sleep(0.05)
+            log_metric("score", float(depth))
+            return depth
+
+        @modelyard.pipeline
+        def train(depth: int = 1):
+            return fit(load(), depth=depth)
+        """
+    )
+    seen: list[int] = []
+
+    def stop_after_two(trial: Any) -> None:
+        seen.append(trial.params["depth"])
+        if len(seen) == 2:  # trial 0 (depth 1) and then depth 3, while depth 2 still runs
+            raise RuntimeError("stop the sweep")
+
+    with pytest.raises(RuntimeError, match="stop the sweep"):
+        run_sweep(
+            mod.train, {"depth": IntRange(1, 3)}, sampler="grid", metric="score", parallel=2,
+            processes=True, settings=settings, on_trial=stop_after_two,
+        )  # fmt: skip
+    assert seen == [1, 3]
+    ws = Workspace.open(settings)
+    study = ws.tracking.search_runs(filter="kind = 'run'").items[0]
+    assert study.status == "FAILED"
+    trials = ws.tracking.search_runs(filter=f"parent_run_id = '{study.id}'").items
+    by_depth = {json.loads(t.tags["pipeline.params"])["depth"]: t for t in trials}
+    assert by_depth[2].status == "KILLED"
+    assert "the sweep ended FAILED" in by_depth[2].tags["ended.reason"]
+    assert {by_depth[1].status, by_depth[3].status} == {"FINISHED"}
 
 
 def test_the_best_trial_goes_through_the_gate(project: Project) -> None:

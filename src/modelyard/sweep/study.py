@@ -261,9 +261,18 @@ class _Sweep:
         return trial
 
     def end(self, run: Run, status: str) -> None:
-        """Record the outcome on the study's run and end it."""
+        """Record the outcome on the study's run and end it (trial runs still RUNNING, whose
+        processes were stopped when the sweep stopped, end KILLED)."""
         import orjson
 
+        from modelyard.tracking.liveness import end_runs_killed
+
+        left = self.ws.tracking.search_runs(
+            filter=f"parent_run_id = '{run.id}' and status = 'RUNNING'", max_results=10_000
+        ).items
+        if left:
+            why = f"the sweep ended {status} while this trial ran; its process was stopped"
+            end_runs_killed(self.ws.metadata_store, [r.id for r in left], why)
         trials = list(self.trials.values())
         tags: dict[str, Any] = {
             "sweep.trials": len(trials),
