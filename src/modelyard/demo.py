@@ -458,11 +458,14 @@ def _launcher(story: _Story) -> tuple[Any, dict[str, Any] | None]:
 def _start_server(launch: Any, home: Path, settings: Any, **env: str) -> Any:
     import subprocess
 
+    from modelyard.delivery.serving import rollout_hooks
+
     return launch(
         f"{MODEL}@production",
         name=MODEL,
         home=str(home),
         workers=1,
+        hooks=[rollout_hooks],  # the server `modelyard serve` starts: it runs rollouts
         env={
             "MODELYARD_DB_URL": settings.resolved_db_url,
             "MODELYARD_ARTIFACT_URL": settings.resolved_artifact_url,

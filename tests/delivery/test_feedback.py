@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from modelyard.delivery.feedback import feedback_stats, score_pairs
+from modelyard.delivery.serving import rollout_hooks
 from modelyard.requestlog import RequestLogWriter
 from modelyard.serving import ServerHandle, launch
 from modelyard.store.artifacts import ArtifactStore
@@ -110,6 +111,7 @@ def server(classifiers: Path) -> Iterator[ServerHandle]:
     with (classifiers / "server.log").open("ab") as err:
         handle = launch(
             "churn@production",
+            hooks=[rollout_hooks],  # the server `modelyard serve` starts: rollouts on
             workers=1,
             cwd=classifiers,
             stderr=err,

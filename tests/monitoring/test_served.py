@@ -70,11 +70,13 @@ def _register_v1(settings: Any) -> pd.DataFrame:
 
 def _serve(project: Path, home: Path) -> ServerHandle:
     """`modelyard serve churn@production` on 127.0.0.1, flushing its request log every 0.5 s."""
+    from modelyard.delivery.serving import rollout_hooks
     from modelyard.serving import launch
 
     with (project.parent / "server.log").open("ab") as err:
         return launch(
             "churn@production",
+            hooks=[rollout_hooks],  # as `modelyard serve`: the retrained version's canary runs
             home=home,
             workers=1,
             cwd=project,
