@@ -4,7 +4,11 @@ Serves the same CPU PyTorch MLP (256 -> 1024 -> 1024 -> 10, float32, one torch t
 worker) with each server, drives it with ``wrk`` (64 connections, 127.0.0.1, a JSON body of 256
 floats) for a fixed time, and prints throughput, p50/p99, the CPU time per request of the
 server's whole process tree, the load average, and the single-connection latency (a lone
-request); then the model's in-process ceiling at batch 1/8/32/64.
+request); then the model's in-process ceiling at batch 1/8/32/64. The CPU is also split, exactly
+(``schedstat``), between the server's root process and its children: for modelyard the front
+(HTTP, batching) and the model workers, for mosec its Rust HTTP front and its Python workers,
+for uvicorn its supervisor and the app processes; "idle cores" is the machine's idle CPU during
+the loaded run (above 0: the server was not CPU-bound).
 
 Rows (each labelled with its configuration):
 - ``modelyard (default)``: the HEADLINE: ``modelyard serve`` as users run it (request log on
@@ -239,8 +243,56 @@ def check_answer(url: str, body: bytes) -> None:
     assert len(preds[0]) == 10, doc
 
 
+def on_cpu_seconds(pids: list[int]) -> float:
+    """Exact on-CPU seconds of these processes so far (every thread's ``schedstat``)."""
+    total = 0
+    for pid in pids:
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                total += int((task / "schedstat").read_text().split()[0])
+        except OSError:
+            continue
+    return total / 1e9
+
+
+def idle_seconds() -> float:
+    """The machine's idle CPU seconds so far (all cores)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class Usage:
+    """CPU of a server's root process and of its children over a run, and the machine's idle."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = pid
+        self.children = [p for p in _tree(pid) if p != pid]
+        self.t0 = time.monotonic()
+        self.start = self._now()
+
+    def _now(self) -> tuple[float, float, float, float]:
+        pids = [self.root, *self.children]
+        return (
+            cpu_seconds(pids),
+            on_cpu_seconds([self.root]),
+            on_cpu_seconds(self.children),
+            idle_seconds(),
+        )
+
+    def per_request(self, requests: int) -> dict[str, float]:
+        end = self._now()
+        n = max(requests, 1)
+        wall = time.monotonic() - self.t0
+        return {
+            "cpu_ms": (end[0] - self.start[0]) * 1000 / n,
+            "root_us": (end[1] - self.start[1]) * 1e6 / n,
+            "children_us": (end[2] - self.start[2]) * 1e6 / n,
+            "idle_cores": (end[3] - self.start[3]) / wall,
+        }
+
+
 def _row(
-    name: str, loaded: dict[str, Any], cpu_ms: float, lone: dict[str, Any] | None
+    name: str, loaded: dict[str, Any], cpu: dict[str, float], lone: dict[str, Any] | None
 ) -> dict[str, Any]:
     return {
         "server": name,
@@ -251,7 +303,10 @@ def _row(
         "socket_errors": loaded["socket_errors"],
         "lone_p50_ms": lone["p50_ms"] if lone else float("nan"),
         "lone_p99_ms": lone["p99_ms"] if lone else float("nan"),
-        "cpu_ms_per_req": cpu_ms,
+        "cpu_ms_per_req": cpu["cpu_ms"],
+        "root_us_per_req": cpu["root_us"],
+        "children_us_per_req": cpu["children_us"],
+        "idle_cores": cpu["idle_cores"],
         "load_avg": os.getloadavg()[0],
     }
 
@@ -270,18 +325,18 @@ def measure(  # noqa: PLR0917
     that many seconds right after readiness, without warm-up (the first seconds of a server)."""
     check_answer(url, body)
     rows = []
-    pids = _tree(pid)
     if cold_s:
-        cpu0 = cpu_seconds(pids)
+        usage = Usage(pid)
         cold = run_wrk(wrk, url, script, 64, cold_s)
-        cpu_ms = (cpu_seconds(pids) - cpu0) * 1000 / max(cold["requests"], 1)
-        rows.append(_row(f"{name}, first {cold_s} s", cold, cpu_ms, None))
+        rows.append(
+            _row(f"{name}, first {cold_s} s", cold, usage.per_request(cold["requests"]), None)
+        )
     run_wrk(wrk, url, script, 64, 2)  # warm-up
-    cpu0 = cpu_seconds(pids)
+    usage = Usage(pid)
     loaded = run_wrk(wrk, url, script, 64, duration_s)
-    cpu_ms = (cpu_seconds(pids) - cpu0) * 1000 / max(loaded["requests"], 1)
+    cpu = usage.per_request(loaded["requests"])
     lone = run_wrk(wrk, url, script, 1, max(3, duration_s // 3))
-    rows.insert(0, _row(name, loaded, cpu_ms, lone))
+    rows.insert(0, _row(name, loaded, cpu, lone))
     for r in rows:
         log(f"{r['server']}: {r}")
     return rows
@@ -457,14 +512,15 @@ def report(results: dict[str, Any], duration_s: int, nice: int) -> str:
         f"{results['load_before'][0]:.1f}",
         "",
         "| server (configuration) | req/s | p50 ms | p99 ms | non-2xx | lone p50 ms "
-        "| CPU ms/req | load |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| CPU ms/req | root us/req | children us/req | idle cores | load |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results["servers"]:
         lines.append(
             f"| {r['server']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
             f"{r['non2xx']} | {r['lone_p50_ms']:.3f} | {r['cpu_ms_per_req']:.3f} | "
-            f"{r['load_avg']:.1f} |"
+            f"{r['root_us_per_req']:.1f} | {r['children_us_per_req']:.1f} | "
+            f"{r['idle_cores']:.2f} | {r['load_avg']:.1f} |"
         )
     by_name = {r["server"]: r for r in results["servers"]}
     head = by_name.get("modelyard (default)")
