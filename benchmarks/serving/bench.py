@@ -270,29 +270,45 @@ class Usage:
         self.t0 = time.monotonic()
         self.start = self._now()
 
-    def _now(self) -> tuple[float, float, float, float]:
+    def _now(self) -> tuple[float, float, float, float, list[float]]:
         pids = [self.root, *self.children]
         return (
             cpu_seconds(pids),
             on_cpu_seconds([self.root]),
             on_cpu_seconds(self.children),
             idle_seconds(),
+            [on_cpu_seconds([p]) for p in pids],
         )
 
-    def per_request(self, requests: int) -> dict[str, float]:
+    def _names(self) -> list[str]:
+        names = []
+        for pid in [self.root, *self.children]:
+            try:
+                names.append(Path(f"/proc/{pid}/comm").read_text().strip())
+            except OSError:
+                names.append("?")
+        return names
+
+    def per_request(self, requests: int) -> dict[str, Any]:
         end = self._now()
         n = max(requests, 1)
         wall = time.monotonic() - self.t0
+        per_process = [
+            (name, round((b - a) * 1e6 / n, 1))
+            for name, a, b in zip(self._names(), self.start[4], end[4], strict=True)
+        ]
+        log(f"on-CPU us per request by process (root first): {per_process}")
         return {
             "cpu_ms": (end[0] - self.start[0]) * 1000 / n,
             "root_us": (end[1] - self.start[1]) * 1e6 / n,
             "children_us": (end[2] - self.start[2]) * 1e6 / n,
             "idle_cores": (end[3] - self.start[3]) / wall,
+            "by_process": per_process,
         }
 
 
 def _row(
-    name: str, loaded: dict[str, Any], cpu: dict[str, float], lone: dict[str, Any] | None
+    name: str, loaded: dict[str, Any], cpu: dict[str, Any], lone: dict[str, Any] | None
 ) -> dict[str, Any]:
     return {
         "server": name,
@@ -307,6 +323,7 @@ def _row(
         "root_us_per_req": cpu["root_us"],
         "children_us_per_req": cpu["children_us"],
         "idle_cores": cpu["idle_cores"],
+        "cpu_us_by_process": cpu["by_process"],
         "load_avg": os.getloadavg()[0],
     }
 
