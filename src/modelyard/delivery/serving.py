@@ -88,8 +88,15 @@ class ServingFront:
 
     async def stop_version(self, version: int) -> None:
         label = str(version)
-        if label in self.front.pools and label != self.front.stable:
-            await self.front.remove_version(label)
+        pool = self.front.pools.get(label)
+        if pool is None or label == self.front.stable:
+            return
+        # the plan routes nothing new to it by now; let the requests it holds finish first
+        # (stopping a pool fails its queued and in-flight requests)
+        deadline = time.monotonic() + self.front.settings.grace_s
+        while pool.accepted() > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await self.front.remove_version(label)
 
     def set_plan(self, plan: RoutePlan) -> None:
         self.router.plan = plan
