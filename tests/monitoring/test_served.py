@@ -69,7 +69,8 @@ def _register_v1(settings: Any) -> pd.DataFrame:
 
 
 def _serve(project: Path, home: Path) -> ServerHandle:
-    """`modelyard serve churn@production` on 127.0.0.1, flushing its request log every 0.5 s."""
+    """`modelyard serve churn@production` on 127.0.0.1 (rollouts on, as the command has them),
+    flushing its request log every 0.5 s."""
     from modelyard.delivery.serving import rollout_hooks
     from modelyard.serving import launch
 
@@ -251,6 +252,7 @@ def test_the_loop_sends_the_retrained_version_out_as_a_canary(tmp_path: Path) ->
         [trigger] = MonitorStore(ws.metadata_store).triggers("churn")
         rollout = trigger.rollout
         assert rollout is not None, trigger
+        assert "id" in rollout, rollout
         assert f"rollout {rollout['id']}: canary " in proc.stdout
         # window -> run -> version -> rollout, each readable from the store
         assert trigger.evidence["signals"][0]["features"] == ["age"]

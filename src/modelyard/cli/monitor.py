@@ -202,9 +202,9 @@ def _deployer(settings: Settings, url: str | None) -> Deployer | None:
         return None
     from modelyard.cli.deploy import client_for
 
-    client = client_for(settings, url or settings.monitor.deploy_url)
-
     def deploy(model: str, candidate: int, strategy: str) -> dict[str, Any]:
+        # naming the model: a server that serves another one refuses the rollout
+        client = client_for(settings, url or settings.monitor.deploy_url, model)
         answer = client.deploy(candidate=candidate, strategy=strategy)
         return {**answer, "url": client.url}
 
