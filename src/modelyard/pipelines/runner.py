@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from modelyard.tracking.client import TrackingClient
     from modelyard.tracking.run import Run
 
-__all__ = ["PipelineResult", "StepResult", "run_pipeline"]
+__all__ = ["PipelineResult", "StepResult", "run_pipeline", "sigterm_as_exit"]
 
 _log = get_logger("pipeline")
 _TAG_CHARS = 8000  # longer tag values are cut by the runner; a cut JSON document is useless
@@ -205,7 +205,7 @@ def run_pipeline(
     )
     progress.start(p.name, run.id, [n.id for n in graph.nodes])
     try:
-        with _sigterm_as_exit():
+        with sigterm_as_exit():
             sched.run(exec_obj)
     except BaseException as exc:
         exec_obj.close()
@@ -317,7 +317,7 @@ def _step_data(settings: Settings, graph: Graph) -> StepData:
 
 
 @contextlib.contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
+def sigterm_as_exit() -> Iterator[None]:
     """Turn SIGTERM into ``SystemExit(143)`` while the steps run, as Ctrl-C is turned into
     KeyboardInterrupt.
 

@@ -24,9 +24,12 @@ __all__ = ["TrialWorkers"]
 Job = Callable[[], dict[str, Any]]
 
 
-def _child(job: Job, conn: Any) -> None:
+def _child(job: Job, conn: Any, parent_pid: int) -> None:
+    from modelyard.pipelines.executors.local import die_with_parent
+
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
+    die_with_parent(parent_pid)  # a sweep killed (SIGKILL, OOM) takes its trials with it
     try:
         result = job()
     except BaseException as exc:  # reported to the parent, which decides
@@ -90,7 +93,10 @@ class TrialWorkers:
         ctx = mp.get_context("fork")
         recv, send = ctx.Pipe(duplex=False)
         process = ctx.Process(
-            target=_child, args=(job, send), name=f"modelyard-trial-{key}", daemon=False
+            target=_child,
+            args=(job, send, os.getpid()),
+            name=f"modelyard-trial-{key}",
+            daemon=False,
         )
         process.start()
         pid = process.pid

@@ -419,8 +419,11 @@ def run_sweep(
             "mode": sweep.workers.mode,
         },
     )
+    from modelyard.pipelines.runner import sigterm_as_exit
+
     try:
-        sweep.run(optimiser, count, study_run.id)
+        with sigterm_as_exit():  # a CI cancel stops the trials and ends the runs KILLED
+            sweep.run(optimiser, count, study_run.id)
     except BaseException as exc:
         sweep.workers.close()
         sweep.end(

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from modelyard.store.artifacts import ArtifactStore
 
-__all__ = ["LocalExecutor"]
+__all__ = ["LocalExecutor", "die_with_parent"]
 
 _log = get_logger("pipeline.local")
 
@@ -85,7 +85,7 @@ def _own_process_group() -> None:
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _die_with_parent(parent_pid: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
     """End this attempt and its process group when the process that started it dies.
 
     A SIGKILL of ``modelyard run`` (an OOM kill, a CI runner that gives up) gives it no chance
@@ -124,7 +124,7 @@ def _child_main(
     task: StepTask, store: ArtifactStore, memo: dict[str, Any], conn: Any, parent_pid: int
 ) -> None:
     _own_process_group()
-    _die_with_parent(parent_pid)
+    die_with_parent(parent_pid)
     conn.send(_STARTED)
     result = run_attempt(task, store, memo)
     result.exception = None  # exceptions may not pickle; the text travels instead
@@ -136,7 +136,7 @@ def _served_child_main(node_id: str, payload: bytes, store: ArtifactStore, conn:
     import pickle
 
     _own_process_group()
-    _die_with_parent(os.getppid())  # the forkserver, which exits when the runner dies
+    die_with_parent(os.getppid())  # the forkserver, which exits when the runner dies
     try:
         task = pickle.loads(payload)
     except Exception as exc:  # the step's module could not be imported here
