@@ -245,7 +245,10 @@ def test_shadow_never_changes_what_users_get(
 def test_blue_green_previews_then_switches(
     project: Path, serve: Callable[..., ServerHandle]
 ) -> None:
-    h = serve()
+    # after the switch the candidate is compared with stable's figures from before it: two
+    # time windows, whose latencies differ by whatever else the shared cores ran meanwhile
+    # (a latency failure here was the machine, not the routing this test is about)
+    h = serve(MODELYARD_DELIVERY__MAX_LATENCY_RATIO="50")
     with Traffic(h.url) as traffic:
         run = cli(project, "deploy", "churn", "-c", "2", "--strategy", "blue-green",
                   "--interval", "2s", "--manual", "--url", h.url)  # fmt: skip
