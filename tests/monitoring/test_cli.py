@@ -401,3 +401,52 @@ def test_the_python_loop_sends_the_version_out_through_its_deployer(ws: Workspac
     assert last is not None
     assert last.rollout is not None
     assert "no deployer" in last.rollout["error"]
+
+
+def test_watch_acts_and_hands_each_trigger_over(ws: Workspace) -> None:
+    import threading
+
+    from modelyard.monitoring import Monitor, MonitorPolicy, Trigger, WindowResult, watch
+    from modelyard.testing.monitoring import RecordingDeployer
+
+    project = ws.settings.project_root
+    (project / "registering_flows.py").write_text(REGISTERING)
+    pipeline = msgspec.structs.replace(ws.settings.pipeline, entrypoint="registering_flows:train")
+    workspace = Workspace(
+        msgspec.structs.replace(ws.settings, pipeline=pipeline),
+        ws.metadata_store,
+        ws.artifact_store,
+    )
+    _log_hours(ws, drift_hour=True)
+    deployer = RecordingDeployer()
+    monitor = Monitor(
+        workspace,
+        MonitorPolicy(deploy_strategy="canary", cooldown_s=3600),
+        clock=lambda: T0.timestamp() + 1.5 * HOUR,  # the current window is the drifted hour
+        deployer=deployer,
+    )
+    stop = threading.Event()
+    results: list[WindowResult] = []
+    triggers: list[Trigger] = []
+
+    def on_result(result: WindowResult) -> None:
+        results.append(result)
+        if len(results) == 3:
+            stop.set()
+
+    rounds = watch(
+        monitor,
+        "churn@production",
+        stop=stop,
+        act=True,
+        interval_s=0,
+        on_result=on_result,
+        on_trigger=triggers.append,
+    )
+    assert rounds == 3
+    assert [r.verdict for r in results] == ["crossed"] * 3
+    [trigger] = triggers  # once: the next rounds are within the cooldown
+    assert (trigger.status, trigger.new_version) == ("succeeded", 3)
+    assert trigger.rollout is not None
+    assert trigger.rollout["state"] == "progressing"
+    assert deployer.calls == [("churn", 3, "canary")]

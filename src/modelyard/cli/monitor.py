@@ -281,6 +281,9 @@ def _watch(
             gauges=gauges,
             interval_s=interval_s if interval_s is not None else settings.interval_s,
             on_result=lambda r: emit_json(r.summary()) if as_json else typer.echo(_line(r)),
+            on_trigger=lambda t: (
+                emit_json(t.to_dict()) if as_json else typer.echo(_trigger_line(t))
+            ),
         )
     finally:
         for s, handler in previous.items():

@@ -360,6 +360,7 @@ def watch(
     gauges: Any = None,
     interval_s: float = 60.0,
     on_result: Callable[[WindowResult], None] | None = None,
+    on_trigger: Callable[[Trigger], None] | None = None,
 ) -> int:
     """Score the current window of ``ref`` every ``interval_s`` until ``stop`` is set.
 
@@ -374,6 +375,8 @@ def watch(
         gauges: a :class:`~modelyard.monitoring.MonitorGauges` to update.
         interval_s: seconds between rounds.
         on_result: called with each result (the CLI prints it).
+        on_trigger: called with each retraining ``act`` started, once it ended (with its run,
+            version and rollout).
     """
     rounds = 0
     while not stop.is_set():
@@ -384,8 +387,9 @@ def watch(
                     gauges.update(result)
                 if on_result is not None:
                     on_result(result)
-                if act:
-                    monitor.act(result)
+                trigger = monitor.act(result) if act else None
+                if trigger is not None and on_trigger is not None:
+                    on_trigger(trigger)
         except ModelyardError as exc:
             log.warning("monitoring round failed", extra={"ref": ref, "error": str(exc)})
         except Exception as exc:  # a watcher outlives any one round's failure
