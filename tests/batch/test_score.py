@@ -72,6 +72,16 @@ def _write(frame: pd.DataFrame, path: Path, row_group_size: int = 250) -> Path:
     return path
 
 
+def _assert_same_parts(one: Path, other: Path) -> None:
+    """The same part files, scored and quarantined, with the same rows in the same order."""
+    for sub in ("", "_quarantine"):
+        names = sorted(p.name for p in (one / sub).glob("part-*.parquet"))
+        assert names
+        assert names == sorted(p.name for p in (other / sub).glob("part-*.parquet"))
+        for name in names:
+            assert pq.read_table(one / sub / name).equals(pq.read_table(other / sub / name)), name
+
+
 def _read_parts(folder: Path) -> pd.DataFrame:
     parts = sorted(folder.glob("part-*.parquet"))
     return pd.concat([pq.read_table(p).to_pandas() for p in parts], ignore_index=True)
@@ -126,6 +136,23 @@ def test_rows_breaking_the_contract_are_quarantined_with_the_reason(
     assert reasons[2009] == "x2 is null; the contract does not allow nulls"
     good = _read_parts(tmp_path / "out")
     assert sorted(good["customer_id"]) == sorted(set(frame["customer_id"]) - {2003, 2007, 2009})
+
+
+def test_one_process_per_core_writes_the_parts_of_one_thread_per_core(
+    sqlite_settings: Any, tmp_path: Path
+) -> None:
+    """``executor="processes"`` (for models whose predict holds the GIL): the same parts."""
+    from modelyard.batch import score
+
+    ws, _, _ = _register(sqlite_settings)
+    frame = _frame(900, seed=15)
+    frame.loc[2, "x1"] = 5.0
+    src = _write(frame, tmp_path / "in.parquet", row_group_size=300)
+    threads = score(ws, "churn", [src], tmp_path / "threads", chunk_rows=300, track=False)
+    procs = score(ws, "churn", [src], tmp_path / "procs", chunk_rows=300, executor="processes")
+    assert (procs.rows_scored, procs.rows_quarantined, procs.chunks) == (899, 1, 3)
+    _assert_same_parts(tmp_path / "threads", tmp_path / "procs")
+    assert threads.rows_scored == procs.rows_scored
 
 
 def test_a_folder_of_files_is_one_job(sqlite_settings: Any, tmp_path: Path) -> None:
@@ -424,12 +451,7 @@ def test_on_ray_the_same_rows_and_quarantine_as_the_local_executor(
     )
     assert (on_ray.rows_scored, on_ray.rows_quarantined, on_ray.chunks) == (3398, 2, 4)
     assert (local.rows_scored, local.rows_quarantined, local.chunks) == (3398, 2, 4)
-    for sub in ("", "_quarantine"):
-        names = sorted(p.name for p in (tmp_path / "local" / sub).glob("part-*.parquet"))
-        assert names == sorted(p.name for p in (tmp_path / "ray" / sub).glob("part-*.parquet"))
-        for name in names:
-            a = pq.read_table(tmp_path / "local" / sub / name)
-            assert a.equals(pq.read_table(tmp_path / "ray" / sub / name)), name
+    _assert_same_parts(tmp_path / "local", tmp_path / "ray")
     got = _read_parts(tmp_path / "ray").set_index("customer_id").sort_index()
     ids = set(frame["customer_id"]) - {10_003, 11_500}
     expected = frame[frame["customer_id"].isin(ids)].set_index("customer_id").sort_index()
@@ -455,7 +477,7 @@ def test_on_ray_a_chunks_error_reaches_the_caller_and_nothing_is_complete(
     with pytest.raises(InvalidInputError, match=r"b\.csv cannot be read as CSV"):
         score(ws, "churn", [broken], tmp_path / "out", executor="ray", track=False)
     assert not (tmp_path / "out").exists()
-    with pytest.raises(InvalidInputError, match="executor must be one of local, ray"):
+    with pytest.raises(InvalidInputError, match="executor must be one of local, processes, ray"):
         score(ws, "churn", [broken], tmp_path / "out2", executor="dask")
 
 

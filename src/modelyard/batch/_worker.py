@@ -1,13 +1,15 @@
 """What a scoring worker does with a chunk: read it in bounded batches, check, predict, write.
 
-Shared by the local executor's worker processes (:mod:`modelyard.batch.scoring`) and the Ray
-executor's actors (:mod:`modelyard.batch._ray`), so both write the same parts.
+Shared by the local executor's threads and the ``processes`` executor's workers
+(:mod:`modelyard.batch.scoring`) and the Ray executor's actors (:mod:`modelyard.batch._ray`), so
+all write the same parts.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,26 +19,63 @@ from modelyard.errors import InvalidInputError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["QUARANTINE", "Scorer"]
+__all__ = ["QUARANTINE", "Scorer", "arrow_memory", "one_thread_each"]
 
 QUARANTINE = "_quarantine"
-_BATCH_ROWS = 65_536  # rows per read batch inside a chunk: bounds a worker's memory
+# rows per batch read, checked, predicted and written: with 20 float features a batch costs about
+# 3 MB at each stage; smaller batches add per-call overhead, larger ones memory per worker
+_BATCH_ROWS = 16_384
 _READ_BUFFER_BYTES = 1 << 20  # Parquet read buffer per column
+
+
+@contextmanager
+def arrow_memory() -> Iterator[None]:
+    """Arrow allocates from jemalloc, returning freed pages at once, for the block's duration.
+
+    The default pool (mimalloc) keeps freed pages for reuse: a scoring job's peak resident
+    memory was 11% higher with it (2M rows, two threads: 452 vs 402 MiB). This sets pyarrow's
+    default pool; Arrow's C++ readers take the process's, which ``modelyard score`` sets with
+    ``ARROW_DEFAULT_MEMORY_POOL`` before pyarrow loads.
+    """
+    import pyarrow as pa
+
+    previous = pa.default_memory_pool()
+    try:
+        pool = pa.jemalloc_memory_pool()
+        pa.jemalloc_set_decay_ms(0)
+    except (NotImplementedError, pa.ArrowNotImplementedError):  # a build without jemalloc
+        yield
+        return
+    pa.set_memory_pool(pool)
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
+@contextmanager
+def one_thread_each(threads: int) -> Iterator[None]:
+    """The calling thread's OpenMP parallel regions use ``threads`` threads during the block.
+
+    OpenMP's thread count is per calling thread, so each scoring thread limits its own model
+    calls (scikit-learn's trees, for one) and the workers do not oversubscribe the cores.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # no scikit-learn, no OpenMP runtime to limit
+        yield
+        return
+    with threadpool_limits(threads, user_api="openmp"):
+        yield
 
 
 class Scorer:
     """What a worker holds for a job: the loaded model, the contract, the output folder."""
 
     def __init__(self, job: dict[str, Any]) -> None:
-        import pyarrow as pa
-
         from modelyard.data.contract import Contract
         from modelyard.registry.packages import load
 
-        try:  # hand freed batches back to the system at once: the peak is what counts here
-            pa.jemalloc_set_decay_ms(0)
-        except (NotImplementedError, pa.ArrowNotImplementedError):  # not the jemalloc pool
-            pass
         self.model = load(job["package"], trusted=job["trusted"], trust_pickle=job["trust_pickle"])
         raw = job["contract"]
         self.contract = Contract.from_dict(raw, source="contract") if raw else None

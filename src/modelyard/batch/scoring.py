@@ -2,9 +2,9 @@
 
 ``score`` resolves a version, fetches its verified package, splits the input into chunks
 (row groups of Parquet files, whole CSV files; local or fsspec URLs such as ``s3://``) and
-scores them in worker processes, each loading the model once and streaming its chunk in
-batches of 65,536 rows, so memory does not grow with the row groups or the files
-(``executor="ray"``: the same chunks on Ray Data actors, :mod:`modelyard.batch._ray`). The
+scores them in a thread per core sharing one loaded model (``executor="processes"``: a
+process per core; ``"ray"``: Ray Data actors, :mod:`modelyard.batch._ray`), each streaming its
+chunk in batches of 16,384 rows, so memory does not grow with the row groups or the files. The
 files' columns are checked before anything is written. Every row is checked against the
 version's data contract first: rows that break it go to a quarantine file with the reason, the
 others are scored. Output goes to ``OUT.partial/`` (one Parquet part per chunk, each renamed
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard.batch._plan import Chunk, check_inputs, plan_chunks, scan_inputs
 from modelyard.batch._rows import feature_columns
-from modelyard.batch._worker import QUARANTINE, Scorer
+from modelyard.batch._worker import QUARANTINE, Scorer, arrow_memory, one_thread_each
 from modelyard.errors import ConflictError, InvalidInputError
 from modelyard.logs import get_logger
 
@@ -48,7 +48,7 @@ log = get_logger("modelyard.batch")
 
 _PLAN = "_plan.json"
 _SUCCESS = "_SUCCESS.json"
-_EXECUTORS = ("local", "ray")
+_EXECUTORS = ("local", "processes", "ray")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +126,15 @@ def score(
         keep_columns: input columns copied beside the predictions (default: every input
             column that is not a feature, such as ids).
         chunk_rows: about how many rows make one unit of parallel work and of resumption.
-        workers: processes scoring in parallel (default: one per core).
+        workers: chunks scored in parallel (default: one per core).
         resume: continue an interrupted job with the same version and inputs.
         overwrite: replace an existing output folder.
         trusted, trust_pickle: as for :func:`modelyard.models.load`.
         progress: called with (rows done, rows in total) as chunks finish.
         track: record the job as a tracking run.
-        executor: ``"local"`` (worker processes on this machine) or ``"ray"`` (Ray Data
+        executor: ``"local"`` (a thread per worker in this process, sharing one loaded model:
+            the libraries and the model are in memory once), ``"processes"`` (a spawned
+            process per worker, for models whose predict holds the GIL) or ``"ray"`` (Ray Data
             schedules the same chunks on a Ray cluster's actors, each loading the model once;
             the output folder must be reachable from every node, e.g. a shared mount).
         ray_address: the Ray cluster to connect to (default: the running Ray, else a new
@@ -227,8 +229,10 @@ def score(
             from modelyard.batch._ray import run_chunks_on_ray as run_chunks
 
             job["ray_address"] = ray_address
+        elif executor == "processes":
+            run_chunks = _run_chunks_in_processes
         else:
-            run_chunks = _run_chunks
+            run_chunks = _run_chunks_in_threads
         run_chunks(
             todo, job=job, workers=workers, counts=counts, progress=progress, total_rows=total_rows
         )
@@ -351,7 +355,78 @@ def _part_counts(partial: Path, name: str) -> tuple[int, int]:
 # ---------------------------------------------------------------------------- workers
 
 
-def _run_chunks(
+def _drive(
+    submit: Callable[[Chunk], Future[tuple[int, int]]],
+    todo: list[Chunk],
+    *,
+    in_flight: int,
+    counts: dict[str, int],
+    progress: Callable[[int, int], None] | None,
+    total_rows: int,
+) -> None:
+    """Keep ``in_flight`` chunks submitted until all are done; count rows as they finish."""
+    rows_done = counts["scored"] + counts["quarantined"]
+    pending: set[Future[tuple[int, int]]] = set()
+    queue = iter(todo)
+    for chunk in queue:
+        pending.add(submit(chunk))
+        if len(pending) >= in_flight:
+            break
+    try:
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                scored, bad = fut.result()
+                counts["scored"] += scored
+                counts["quarantined"] += bad
+                rows_done += scored + bad
+                if progress is not None:
+                    progress(rows_done, max(total_rows, rows_done))
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.add(submit(nxt))
+    except BaseException:
+        for fut in pending:
+            fut.cancel()
+        raise
+
+
+def _run_chunks_in_threads(
+    todo: list[Chunk],
+    *,
+    job: dict[str, Any],
+    workers: int | None,
+    counts: dict[str, int],
+    progress: Callable[[int, int], None] | None,
+    total_rows: int,
+) -> None:
+    if not todo:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    cores = os.cpu_count() or 1
+    workers = max(1, min(workers or cores, len(todo)))
+    with arrow_memory(), ThreadPoolExecutor(workers, thread_name_prefix="score") as pool:
+        # one model in memory for all threads: predict, Arrow's reading and writing and most
+        # of the checks release the GIL, so a thread per core scales like a process per core
+        # without each process's copy of the libraries and the model
+        scorer = Scorer({**job, "threads": workers < cores})
+
+        def one(chunk: Chunk) -> tuple[int, int]:
+            with one_thread_each(max(1, cores // workers)):
+                return scorer.score_chunk(chunk)
+
+        _drive(
+            lambda chunk: pool.submit(one, chunk),
+            todo,
+            in_flight=workers,
+            counts=counts,
+            progress=progress,
+            total_rows=total_rows,
+        )
+
+
+def _run_chunks_in_processes(
     todo: list[Chunk],
     *,
     job: dict[str, Any],
@@ -369,34 +444,18 @@ def _run_chunks(
     # a worker per core, each decoding and predicting on one thread, so that workers do not
     # fight over the cores with their libraries' thread pools
     job = {**job, "threads": workers < cores, "omp_threads": max(1, cores // workers)}
-    rows_done = counts["scored"] + counts["quarantined"]
     # spawn, not fork: the parent holds threads (tracking, logging) that a fork would copy
     # mid-flight; each worker imports the model's libraries once and loads the model once
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(job,)) as pool:
-        pending: set[Future[tuple[int, int]]] = set()
-        queue = iter(todo)
-        for chunk in queue:
-            pending.add(pool.submit(_score_chunk, chunk))
-            if len(pending) >= workers * 2:
-                break
-        try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    scored, bad = fut.result()
-                    counts["scored"] += scored
-                    counts["quarantined"] += bad
-                    rows_done += scored + bad
-                    if progress is not None:
-                        progress(rows_done, max(total_rows, rows_done))
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        pending.add(pool.submit(_score_chunk, nxt))
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+        _drive(
+            lambda chunk: pool.submit(_score_chunk, chunk),
+            todo,
+            in_flight=workers * 2,
+            counts=counts,
+            progress=progress,
+            total_rows=total_rows,
+        )
 
 
 _SCORER: list[Scorer] = []

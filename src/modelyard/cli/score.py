@@ -53,7 +53,8 @@ def score_cmd(  # noqa: PLR0917  (a Typer command: one parameter per flag)
         str,
         typer.Option(
             "--executor",
-            help="local (worker processes here) or ray (Ray Data on a Ray cluster's actors)",
+            help="local (a thread per core, one model in memory), processes (a process per "
+            "core, for models whose predict holds the GIL) or ray (Ray Data actors)",
         ),
     ] = "local",
     ray_address: Annotated[
@@ -62,7 +63,14 @@ def score_cmd(  # noqa: PLR0917  (a Typer command: one parameter per flag)
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
+    import os
     import sys
+
+    if "pyarrow" not in sys.modules:
+        # Arrow's C++ readers allocate from the process's default pool, chosen when pyarrow
+        # loads; jemalloc (told by the job to hand freed pages back at once) keeps the peak
+        # 11% lower than mimalloc's reuse cache (2M rows, 2 threads: 402 vs 452 MiB)
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
     from modelyard.batch.scoring import score
     from modelyard.cli.state import state
