@@ -90,6 +90,8 @@ def test_sweep_registers_the_best_trial_through_the_gate(
         (["-s", "C=float:1", "-m", "score"], ["needs LOW:HIGH"]),
         (["-s", "C=float:0:1"], ["needs the metric"]),
         (["-s", "C=float:0:1", "-m", "score", "--register-best", "m"], ["--test-step"]),
+        (["-s", "C=float:0:1", "-m", "score", "--pruner", "hyperband"], ["not median or none"]),
+        (["-s", "C=float:0:1", "-m", "score", "--pruner", "median", "--threads"], ["pruning"]),
         (["-s", "C=float:0:1", "-m", "score", "-p", "rows=many"], ["'rows'", "must be a int"]),
     ],
 )

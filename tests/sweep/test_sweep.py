@@ -389,3 +389,63 @@ def test_the_project_table_gives_the_space_and_options(sqlite_project: Project) 
     # a different space for the same study is refused, naming the stored one
     with pytest.raises(ConflictError, match="another search space"):
         run_sweep(mod.train, {"C": FloatRange(0.1, 9.0)}, settings=settings)
+
+
+def test_the_pruner_stops_a_trial_whose_intermediate_values_lag(sqlite_project: Project) -> None:
+    import optuna
+
+    settings = sqlite_project.settings()
+    mod = sqlite_project.module(
+        """
+        import time
+
+        import modelyard
+
+        @modelyard.step
+        def load() -> int:
+            return 1
+
+        @modelyard.step
+        def fit(x: int, lr: float = 1.0) -> float:
+            value = 0.0
+            for epoch in range(1, 61):  # 6 s: a pruned trial is stopped long before its end
+                value = lr * epoch
+                modelyard.log_metric("score", value, step=epoch)  # the step's run is active
+                time.sleep(0.1)
+            return value
+
+        @modelyard.pipeline
+        def train(lr: float = 1.0):
+            return fit(load(), lr=lr)
+        """
+    )
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=2)
+    result = run_sweep(
+        mod.train, {"lr": Choice([1.0, 0.01])}, sampler="grid", metric="score",
+        pruner=pruner, settings=settings,
+    )  # fmt: skip
+    assert result.mode == "processes"
+    assert [(t.params["lr"], t.state) for t in result.trials] == [
+        (1.0, "COMPLETE"),
+        (0.01, "PRUNED"),
+    ]
+    pruned = result.trials[1]
+    assert (pruned.error or "").startswith("pruned at step")
+    assert result.summary()["pruned"] == 1
+    ws = Workspace.open(settings)
+    run = ws.tracking.get_run(str(pruned.run_id))
+    assert run.status == "KILLED"
+    assert run.tags["ended.reason"].startswith("pruned at step")
+    assert ws.tracking.get_run(result.run_id).tags["sweep.pruned"] == "1"
+
+
+def test_a_pruner_needs_trials_it_can_stop(sqlite_project: Project) -> None:
+    from modelyard.errors import InvalidInputError
+
+    settings = sqlite_project.settings()
+    mod = sqlite_project.module()
+    with pytest.raises(InvalidInputError, match="pruning stops a running trial's process"):
+        run_sweep(mod.train, SPACE, metric="score", pruner="median", processes=False,
+                  settings=settings)  # fmt: skip
+    with pytest.raises(InvalidInputError, match="pruner 'hyperband' is not median or none"):
+        run_sweep(mod.train, SPACE, metric="score", pruner="hyperband", settings=settings)

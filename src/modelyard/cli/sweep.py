@@ -35,6 +35,8 @@ def _values(params: dict[str, Any]) -> str:
 def _trial_line(trial: Trial, metric: str) -> str:
     if trial.state == "COMPLETE":
         outcome = f"{metric}={trial.value:.6g}"
+    elif trial.state == "PRUNED":
+        outcome = f"PRUNED: {trial.error}"
     else:
         outcome = f"FAILED: {(trial.error or '').splitlines()[0][:120]}"
     ran = ", ".join(trial.ran) or "nothing (all cached)"
@@ -45,6 +47,7 @@ def _summary_text(result: SweepResult) -> str:
     lines = [
         f"study {result.study!r} (run {result.run_id}): {len(result.trials)} trials, "
         f"{len(result.new)} new, {sum(t.state == 'FAIL' for t in result.trials)} failed, "
+        f"{sum(t.state == 'PRUNED' for t in result.trials)} pruned, "
         f"{result.duration_s:.1f}s, trials {result.mode}",
     ]
     best = result.best
@@ -114,6 +117,14 @@ def sweep_cmd(  # noqa: PLR0917  (a Typer command: one parameter per flag)
     ] = None,
     ray_address: Annotated[
         str | None, typer.Option("--ray-address", help="connect to this Ray cluster")
+    ] = None,
+    pruner: Annotated[
+        str | None,
+        typer.Option(
+            "--pruner",
+            help="median: stop trials whose intermediate values (the metric logged with "
+            "step=) lag; none (default)",
+        ),
     ] = None,
     register_best: Annotated[
         str | None,
@@ -188,6 +199,7 @@ def sweep_cmd(  # noqa: PLR0917  (a Typer command: one parameter per flag)
             processes=False if threads else None,
             executor=executor,
             ray_address=ray_address,
+            pruner=pruner,
             register=register,
             on_trial=on_trial,
         )

@@ -46,6 +46,7 @@ class Optimiser:
         sampler: ``tpe``, ``random`` or ``grid``.
         seed: the sampler's seed (None: random).
         done: ``(params, value)`` of the trials already completed (value None: failed).
+        pruner: ``"median"``, an Optuna pruner, or None (no pruning).
     """
 
     def __init__(
@@ -55,12 +56,15 @@ class Optimiser:
         sampler: str,
         seed: int | None,
         done: Sequence[tuple[dict[str, Any], float | None]],
+        *,
+        pruner: Any = None,
     ) -> None:
         self.space = dict(space)
         self.direction = direction
         self.sampler = sampler
         self.seed = seed
         self.done = list(done)
+        self.pruner = pruner
         self._study: Any = None
         self._optuna: Any = None
         self._distributions: dict[str, Any] = {}
@@ -91,7 +95,14 @@ class Optimiser:
                 sampler = optuna.samplers.TPESampler(seed=self.seed, constant_liar=True)
             else:  # random; a grid is its enqueued points
                 sampler = optuna.samplers.RandomSampler(seed=self.seed)
-            self._study = optuna.create_study(direction=self.direction, sampler=sampler)
+            pruner = self.pruner
+            if pruner is None:
+                pruner = optuna.pruners.NopPruner()
+            elif pruner == "median":
+                pruner = optuna.pruners.MedianPruner()
+            self._study = optuna.create_study(
+                direction=self.direction, sampler=sampler, pruner=pruner
+            )
             for params, value in self.done:
                 if value is not None:
                     self._study.add_trial(
@@ -119,10 +130,18 @@ class Optimiser:
             trial = self._study.ask(self._distributions)
         return trial, dict(trial.params)
 
-    def tell(self, trial: Any, value: float | None) -> None:
-        """The trial's result (None: it failed)."""
+    def report(self, trial: Any, step: int, value: float) -> bool:
+        """An intermediate value of a running trial; whether the pruner stops it now."""
         with _quiet(self._optuna):
-            if value is None:
+            trial.report(value, step)
+            return bool(trial.should_prune())
+
+    def tell(self, trial: Any, value: float | None, *, pruned: bool = False) -> None:
+        """The trial's result (None: it failed; ``pruned``: the pruner stopped it)."""
+        with _quiet(self._optuna):
+            if pruned:
+                self._study.tell(trial, state=self._optuna.trial.TrialState.PRUNED)
+            elif value is None:
                 self._study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
             else:
                 self._study.tell(trial, value)

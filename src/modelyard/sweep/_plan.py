@@ -24,7 +24,17 @@ __all__ = ["DEFAULT_TRIALS", "DIRECTIONS", "OPTIONS", "SAMPLERS", "Plan", "make_
 DEFAULT_TRIALS = 20
 SAMPLERS = ("tpe", "random", "grid")
 DIRECTIONS = ("maximize", "minimize")
-OPTIONS = ("space", "metric", "direction", "trials", "parallel", "sampler", "seed", "study")
+OPTIONS = (
+    "space",
+    "metric",
+    "direction",
+    "trials",
+    "parallel",
+    "sampler",
+    "seed",
+    "study",
+    "pruner",
+)
 
 
 @dataclass
@@ -44,6 +54,7 @@ class Plan:
     trials: int | None
     fixed: dict[str, Any]
     existing: RunInfo | None
+    pruner: Any = None
 
 
 def _table(ws: Workspace, pipeline: Pipeline) -> dict[str, Any]:
@@ -158,6 +169,7 @@ def make_plan(
     seed: int | None,
     parallel: int | None,
     params: Mapping[str, Any] | None,
+    pruner: Any = None,
 ) -> Plan:
     """Merge the arguments with the project's table and the stored study; check it all.
 
@@ -206,6 +218,7 @@ def make_plan(
         trials=None if trials is None else _positive("trials", trials),
         fixed=pipeline.check_params(dict(params or {}), source="the fixed parameters"),
         existing=None,
+        pruner=pruner if pruner is not None else conf.get("pruner"),
     )
     check_key(plan.study, "study name")
     existing = find_study(ws, plan.study, pipeline.name)

@@ -38,6 +38,17 @@ def _child(job: Job, conn: Any, parent_pid: int) -> None:
     conn.close()
 
 
+def _kill(value: Any) -> None:
+    """Kill a forked trial and its process group, then reap it (threads cannot be killed)."""
+    if isinstance(value, tuple):
+        process, conn = value
+        with contextlib.suppress(OSError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.kill()
+        process.join()
+        conn.close()
+
+
 class TrialWorkers:
     """At most ``parallel`` trials at once.
 
@@ -62,7 +73,7 @@ class TrialWorkers:
     @property
     def mode(self) -> str:
         """``inline`` (one trial at a time, in this thread), ``processes`` or ``threads``."""
-        if self.parallel == 1:
+        if self.parallel == 1 and not self.processes:
             return "inline"
         forked = self.can_fork() if self.processes is None else self.processes
         return "processes" if forked else "threads"
@@ -106,8 +117,18 @@ class TrialWorkers:
         send.close()
         self._running[key] = (process, recv)
 
-    def wait(self) -> list[tuple[int, dict[str, Any]]]:
-        """Block until at least one trial ends; ``(key, what the job returned)`` for each."""
+    def running(self) -> list[int]:
+        """The keys of the trials running now."""
+        return list(self._running)
+
+    def stop(self, key: int) -> None:
+        """Stop one trial now (its process group killed); only where trials are processes."""
+        value = self._running.pop(key)
+        _kill(value)
+
+    def wait(self, timeout_s: float | None = None) -> list[tuple[int, dict[str, Any]]]:
+        """Block until at least one trial ends (or ``timeout_s`` passed: then maybe none);
+        ``(key, what the job returned)`` for each."""
         if not self._running:
             return []
         mode = self.mode
@@ -121,7 +142,7 @@ class TrialWorkers:
             from concurrent.futures import FIRST_COMPLETED, wait
 
             futures = {f: k for k, f in self._running.items()}
-            done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+            done, _ = wait(list(futures), timeout=timeout_s, return_when=FIRST_COMPLETED)
             out = []
             for future in done:
                 key = futures[future]
@@ -132,7 +153,7 @@ class TrialWorkers:
 
         by_conn = {id(conn): key for key, (_, conn) in self._running.items()}
         by_sentinel = {proc.sentinel: key for key, (proc, _) in self._running.items()}
-        ready = wait_conn([c for _, c in self._running.values()] + list(by_sentinel))
+        ready = wait_conn([c for _, c in self._running.values()] + list(by_sentinel), timeout_s)
         keys = {by_conn[id(r)] if id(r) in by_conn else by_sentinel[r] for r in ready}
         out = []
         for key in sorted(keys):
@@ -156,13 +177,7 @@ class TrialWorkers:
     def close(self) -> None:
         """Stop what still runs (process groups killed; threads finish their trial)."""
         for value in list(self._running.values()):
-            if isinstance(value, tuple):
-                process, conn = value
-                with contextlib.suppress(OSError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.kill()
-                process.join()
-                conn.close()
+            _kill(value)
         self._running.clear()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)

@@ -18,7 +18,7 @@ class Trial:
     Attributes:
         number: 0, 1, ... in the order trials were asked for, across every run of the study.
         params: the swept parameters' values.
-        state: ``COMPLETE`` or ``FAIL``.
+        state: ``COMPLETE``, ``FAIL`` or ``PRUNED`` (stopped by the pruner).
         value: the objective metric (None for a failed trial).
         run_id: the trial's pipeline run (a child of the study's run).
         error: why it failed.
@@ -110,6 +110,7 @@ class SweepResult:
             "trials": len(self.trials),
             "new_trials": len(self.new),
             "failed": sum(t.state == "FAIL" for t in self.trials),
+            "pruned": sum(t.state == "PRUNED" for t in self.trials),
             "best": best.to_dict() if best else None,
             "step_runs": self.step_runs,
             "step_cached": self.step_cached,

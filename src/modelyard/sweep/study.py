@@ -42,6 +42,8 @@ __all__ = ["DEFAULT_TRIALS", "run_sweep"]
 
 _log = get_logger("sweep")
 
+POLL_S = 0.5  # how often running trials' intermediate values are read when pruning
+
 
 def _decode(dim: Dimension, text: str) -> Any:
     """A stored parameter string back to the dimension's value (ValueError when it is not one)."""
@@ -75,14 +77,16 @@ def stored_trials(
         value = info.metrics.get(metric)
         ok = info.status == "FINISHED" and value is not None and bool(params)
         error = None if ok else f"run {info.status}" + ("" if value is not None else ", no metric")
+        reason = info.tags.get("ended.reason", "")
+        state = "COMPLETE" if ok else "PRUNED" if reason.startswith("pruned") else "FAIL"
         out.append(
             Trial(
                 number=int(number),
                 params=params,
-                state="COMPLETE" if ok else "FAIL",
+                state=state,
                 value=value if ok else None,
                 run_id=info.id,
-                error=error,
+                error=reason if state == "PRUNED" else error,
             )
         )
     return sorted(out, key=lambda t: t.number)
@@ -140,7 +144,11 @@ def _run_trial(
             "error": exc.message,
             "ran": failed.ran if failed is not None else [],
         }
-    return {"ok": True, "run_id": result.run_id, "metrics": result.metrics, "ran": result.ran}
+    # metrics logged with modelyard.log_metric inside a step are on the step's run only
+    steps = ws.tracking.search_runs(filter=f"parent_run_id = '{result.run_id}'", max_results=1000)
+    logged = {k: v for info in steps.items for k, v in info.metrics.items()}
+    metrics = {**logged, **result.metrics}
+    return {"ok": True, "run_id": result.run_id, "metrics": metrics, "ran": result.ran}
 
 
 class _Sweep:
@@ -156,6 +164,7 @@ class _Sweep:
         workers: TrialWorkers,
         on_trial: Callable[[Trial], None] | None,
         options: Mapping[str, Any],
+        prune: bool = False,
     ) -> None:
         self.ws = ws
         self.pipeline = pipeline
@@ -167,6 +176,9 @@ class _Sweep:
         self.new: list[int] = []
         self._asked: dict[int, Any] = {}
         self._next = max(self.trials, default=-1) + 1
+        self.prune = prune  # poll running trials' intermediate values for the pruner
+        self._reported: dict[int, int] = {}
+        self._runs: dict[int, str] = {}
 
     def run(self, optimiser: Optimiser, count: int, study_run: str) -> None:
         """Run ``count`` trials; the first trial of a study alone (it fills the cache)."""
@@ -182,7 +194,7 @@ class _Sweep:
                 remaining -= 1
                 if warm:
                     break
-            for number, outcome in self.workers.wait():
+            for number, outcome in self.workers.wait(POLL_S if self.prune else None):
                 if not outcome.get("ok") and outcome.get("run_id") is None:
                     outcome["run_id"] = self._end_orphan(study_run, number, outcome)
                 trial = self._finish(optimiser, number, outcome)
@@ -196,6 +208,8 @@ class _Sweep:
                         metric=self.plan.metric,
                         run_id=trial.run_id,
                     )
+            if self.prune:
+                self._prune(optimiser, study_run)
 
     def _job(
         self, number: int, values: dict[str, Any], study_run: str
@@ -210,6 +224,49 @@ class _Sweep:
             )
 
         return job
+
+    def _prune(self, optimiser: Optimiser, study_run: str) -> None:
+        """Tell the pruner the running trials' new intermediate values (the objective metric
+        logged with a step); stop the trials it prunes and end their runs KILLED."""
+        from modelyard.tracking.liveness import end_runs_killed
+
+        for number in self.workers.running():
+            run_id = self._trial_run(study_run, number)
+            if run_id is None:
+                continue
+            for step, value in self._intermediate(run_id):
+                if step <= self._reported.get(number, -1):
+                    continue
+                self._reported[number] = step
+                if optimiser.report(self._asked[number], step, value):
+                    self.workers.stop(number)
+                    why = f"pruned at step {step} ({self.plan.metric}={value:.6g})"
+                    end_runs_killed(self.ws.metadata_store, [run_id], why)
+                    outcome = {"ok": False, "run_id": run_id, "error": why, "pruned": True}
+                    self._finish(optimiser, number, outcome)
+                    break
+
+    def _trial_run(self, study_run: str, number: int) -> str | None:
+        if number not in self._runs:
+            page = self.ws.tracking.search_runs(
+                filter=f"parent_run_id = '{study_run}' and tags.sweep.trial = '{number}'",
+                max_results=5,
+            )
+            if not page.items:
+                return None
+            self._runs[number] = page.items[0].id
+        return self._runs[number]
+
+    def _intermediate(self, run_id: str) -> list[tuple[int, float]]:
+        """``(step, value)`` of the objective metric its steps logged so far, by step."""
+        tc = self.ws.tracking
+        steps = tc.search_runs(filter=f"parent_run_id = '{run_id}'", max_results=1000).items
+        values = [
+            (step, value)
+            for s in steps
+            for step, value, _ in tc.metric_history(s.id, self.plan.metric)
+        ]
+        return sorted(values)
 
     def _end_orphan(self, study_run: str, number: int, outcome: dict[str, Any]) -> str | None:
         """The run of a trial whose process died (it could not end it): ended KILLED."""
@@ -234,11 +291,12 @@ class _Sweep:
             logged = ", ".join(sorted(outcome.get("metrics") or {})) or "none"
             error = f"the trial logged no metric {metric!r} (it logged: {logged})"
         objective = float(value) if outcome.get("ok") and value is not None else None
-        optimiser.tell(otrial, objective)
+        pruned = bool(outcome.get("pruned"))
+        optimiser.tell(otrial, objective, pruned=pruned)
         trial = Trial(
             number=number,
             params=dict(otrial.params),
-            state="FAIL" if objective is None else "COMPLETE",
+            state="PRUNED" if pruned else "FAIL" if objective is None else "COMPLETE",
             value=objective,
             run_id=outcome.get("run_id"),
             error=error if objective is None else None,
@@ -277,6 +335,7 @@ class _Sweep:
         tags: dict[str, Any] = {
             "sweep.trials": len(trials),
             "sweep.failed": sum(t.state == "FAIL" for t in trials),
+            "sweep.pruned": sum(t.state == "PRUNED" for t in trials),
         }
         best = best_of(trials, self.plan.direction)
         if best is not None:
@@ -312,6 +371,25 @@ def _start_study_run(ws: Workspace, pipeline: Pipeline, plan: Plan) -> Run:
     )
 
 
+def _check_pruner(pruner: Any, *, processes: bool | None, on_ray: bool) -> bool:
+    """Whether to prune; refuses a pruner that cannot stop a running trial."""
+    if pruner is None or pruner == "none":
+        return False
+    if isinstance(pruner, str) and pruner != "median":
+        raise InvalidInputError(f"pruner {pruner!r} is not median or none", hint="--pruner median")
+    if not isinstance(pruner, str) and not callable(getattr(pruner, "prune", None)):
+        raise InvalidInputError(
+            f"pruner {pruner!r} is not an Optuna pruner", hint="pass optuna.pruners.MedianPruner()"
+        )
+    if on_ray or processes is False or not TrialWorkers.can_fork():
+        raise InvalidInputError(
+            "pruning stops a running trial's process, and these trials would not be processes "
+            "of their own (threads, Ray, or no fork here)",
+            hint="prune with forked trials: leave out --threads and --executor ray",
+        )
+    return True
+
+
 def run_sweep(
     pipeline: Pipeline,
     space: Mapping[str, Any] | None = None,
@@ -329,6 +407,7 @@ def run_sweep(
     processes: bool | None = None,
     executor: str | None = None,
     ray_address: str | None = None,
+    pruner: Any = None,
     register: RegisterBest | None = None,
     on_trial: Callable[[Trial], None] | None = None,
 ) -> SweepResult:
@@ -357,6 +436,11 @@ def run_sweep(
         executor: where each trial's steps run: ``local`` (default: the settings') or
             ``ray`` (trials then run in threads of this process, Ray's driver).
         ray_address: the Ray cluster (implies ``executor="ray"``).
+        pruner: ``"median"`` (Optuna's ``MedianPruner``), any Optuna pruner, or None. The
+            running trials' intermediate values (the objective metric a step logs with
+            ``modelyard.log_metric(metric, value, step=epoch)``)
+            are read every ``POLL_S`` seconds; a pruned trial's process is stopped and its runs
+            end ``KILLED`` (``ended.reason`` ``pruned at step N``). Needs forked trials.
         register: send the best trial's model through the gate at the end.
         on_trial: called with each finished trial (the CLI prints a line).
 
@@ -383,8 +467,10 @@ def run_sweep(
     ws = workspace
     plan = make_plan(
         ws, pipeline, space, trials=trials, metric=metric, direction=direction, study=study,
-        sampler=sampler, seed=seed, parallel=parallel, params=params,
+        sampler=sampler, seed=seed, parallel=parallel, params=params, pruner=pruner,
     )  # fmt: skip
+    on_ray = bool(ray_address) or (executor or ws.settings.pipeline.executor) == "ray"
+    prune = _check_pruner(plan.pruner, processes=processes, on_ray=on_ray)
     done = stored_trials(ws, plan.existing.id, plan.space, plan.metric) if plan.existing else []
     optimiser = Optimiser(
         plan.space,
@@ -392,8 +478,8 @@ def run_sweep(
         plan.sampler,
         None if plan.seed is None else plan.seed + len(done),  # a continued study: new draws
         [(t.params, t.value) for t in done],
+        pruner=plan.pruner if prune else None,
     )
-    on_ray = bool(ray_address) or (executor or ws.settings.pipeline.executor) == "ray"
     count = optimiser.open(plan.trials)
     if plan.sampler != "grid" and plan.trials is None:
         count = DEFAULT_TRIALS
@@ -403,9 +489,12 @@ def run_sweep(
         pipeline=pipeline,
         plan=plan,
         done=done,
-        workers=TrialWorkers(plan.parallel, processes=False if on_ray else processes),
+        workers=TrialWorkers(
+            plan.parallel, processes=True if prune else False if on_ray else processes
+        ),
         on_trial=on_trial,
         options={"executor": executor, "ray_address": ray_address},
+        prune=prune,
     )
     _log.info(
         "sweep started",
