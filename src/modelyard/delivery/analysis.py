@@ -616,7 +616,10 @@ def load_test_verdict(candidate: ArmStats, stable: ArmStats, t: Thresholds) -> A
     The candidate must answer ``min_samples`` requests with an error rate of at most
     ``max_error_rate`` (refusals count as errors: the replayed requests are ones stable
     answered) and a p99 under ``max_p99_ms`` and, when ``stable`` has served
-    ``min_samples`` requests, under ``max_latency_ratio`` times stable's p99.
+    ``min_samples`` requests, under ``max_latency_ratio`` times stable's p99 (and stable's p99
+    plus ``LATENCY_SLACK_MS``). A p99 bound holds when at most 1 % of the requests, plus
+    ``max_error_rate`` as for the analysis' slow share, took longer: on a few hundred requests
+    one hiccup of a busy machine is not a slow model.
     """
     checks: list[Check] = []
     n = candidate.requests
@@ -644,17 +647,21 @@ def load_test_verdict(candidate: ArmStats, stable: ArmStats, t: Thresholds) -> A
         limits.append(
             ("latency_ratio", max(t.max_latency_ratio * stable_p99, stable_p99 + LATENCY_SLACK_MS))
         )
+    allowed = 0.01 + t.max_error_rate
+    timed = sum(candidate.latency_counts) or 1
     for name, limit in limits:
+        slow = candidate.slower_than(limit) / timed
         checks.append(
             Check(
                 name,
-                Outcome.PASS if p99 <= limit else Outcome.FAIL,
+                Outcome.PASS if slow <= allowed else Outcome.FAIL,
                 p99,
                 stable_p99,
                 tolerance=round(limit, 3),
                 n_candidate=n,
                 n_stable=stable.answered,
-                detail=f"p99 {p99:.2f} ms against a limit of {limit:.2f} ms",
+                detail=f"p99 {p99:.2f} ms against a limit of {limit:.2f} ms; {slow:.1%} of "
+                f"requests slower (at most {allowed:.1%})",
             )
         )
     worst = max((c.outcome for c in checks), key=_SEVERITY.__getitem__)
