@@ -103,6 +103,28 @@ def churn(rows: int = 600, C: float = 1.0):
 """
 
 
+def depth_pipeline(misbehave: str, *, imports: str = "") -> str:
+    """A pipeline ``train(depth)``: ``fit(load(), depth)`` logs score = depth, after running
+    ``misbehave`` (Python with ``depth`` in scope: fail, die or hang for some depths)."""
+    body = textwrap.indent(textwrap.dedent(misbehave).strip(), " " * 4)
+    return (
+        f"{textwrap.dedent(imports).strip()}\n"
+        "import modelyard\n"
+        "from modelyard.pipelines import log_metric\n\n\n"
+        "@modelyard.step\n"
+        "def load() -> int:\n"
+        "    return 1\n\n\n"
+        "@modelyard.step\n"
+        "def fit(x: int, depth: int = 1) -> int:\n"
+        f"{body}\n"
+        '    log_metric("score", float(depth))\n'
+        "    return depth\n\n\n"
+        "@modelyard.pipeline\n"
+        "def train(depth: int = 1):\n"
+        "    return fit(load(), depth=depth)\n"
+    )
+
+
 class Project:
     """A project folder with a pyproject.toml, importable pipeline modules and its settings."""
 

@@ -16,38 +16,14 @@ from pathlib import Path
 import pytest
 
 from modelyard.workspace import Workspace
-from tests.sweep.conftest import Project
+from tests.sweep.conftest import Project, depth_pipeline
 
 pytest.importorskip("optuna")
 
 HANGING = """
-import os
-import time
-from pathlib import Path
-
-import modelyard
-from modelyard.pipelines import log_metric
-
-MARKS = Path({marks!r})
-
-
-@modelyard.step
-def load() -> int:
-    return 1
-
-
-@modelyard.step
-def fit(x: int, depth: int = 1) -> int:
-    if depth > 1:  # the trials after the first hang until stopped from outside (at most 120 s)
-        (MARKS / str(os.getpid())).touch()
-        time.sleep(120)
-    log_metric("score", float(depth))
-    return depth
-
-
-@modelyard.pipeline
-def train(depth: int = 1):
-    return fit(load(), depth=depth)
+if depth > 1:  # the trials after the first hang until stopped from outside (at most 120 s)
+    (MARKS / str(os.getpid())).touch()
+    time.sleep(120)
 """
 
 
@@ -74,7 +50,8 @@ def test_a_stopped_sweep_stops_its_trials(
     settings = sqlite_project.settings()
     marks = tmp_path / "marks"
     marks.mkdir()
-    mod = sqlite_project.module(HANGING.format(marks=str(marks)))
+    imports = f"import os\nimport time\nfrom pathlib import Path\nMARKS = Path({str(marks)!r})"
+    mod = sqlite_project.module(depth_pipeline(HANGING, imports=imports))
     src = Path(__file__).resolve().parents[2] / "src"
     env = {
         **os.environ,

@@ -13,7 +13,7 @@ import pytest
 from modelyard.errors import ConflictError, GateFailed
 from modelyard.sweep import Choice, FloatRange, IntRange, RegisterBest, run_sweep
 from modelyard.workspace import Workspace
-from tests.sweep.conftest import MODEL_PIPELINE, Project, step_runs
+from tests.sweep.conftest import MODEL_PIPELINE, Project, depth_pipeline, step_runs
 
 pytest.importorskip("optuna")
 
@@ -177,25 +177,12 @@ def test_trials_run_side_by_side(sqlite_project: Project, tmp_path: Path, proces
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(sqlite_project: Project) -> None:
     settings = sqlite_project.settings()
     mod = sqlite_project.module(
-        """
-        import modelyard
-        from modelyard.pipelines import log_metric
-
-        @modelyard.step
-        def load() -> int:
-            return 1
-
-        @modelyard.step
-        def fit(x: int, depth: int = 1) -> int:
+        depth_pipeline(
+            """
             if depth == 3:
                 raise ValueError("depth 3 diverges")
-            log_metric("score", float(depth))
-            return depth
-
-        @modelyard.pipeline
-        def train(depth: int = 1):
-            return fit(load(), depth=depth)
-        """
+            """
+        )
     )
     result = run_sweep(
         mod.train, {"depth": IntRange(1, 4)}, sampler="grid", metric="score", settings=settings
@@ -215,27 +202,13 @@ def test_a_trial_whose_process_dies_is_failed_and_its_runs_end_killed(
 ) -> None:
     settings = sqlite_project.settings()
     mod = sqlite_project.module(
-        """
-        import os
-
-        import modelyard
-        from modelyard.pipelines import log_metric
-
-        @modelyard.step
-        def load() -> int:
-            return 1
-
-        @modelyard.step
-        def fit(x: int, depth: int = 1) -> int:
+        depth_pipeline(
+            """
             if depth == 2:
                 os._exit(3)  # as a SIGKILL or an out-of-memory kill: nothing is cleaned up
-            log_metric("score", float(depth))
-            return depth
-
-        @modelyard.pipeline
-        def train(depth: int = 1):
-            return fit(load(), depth=depth)
-        """
+            """,
+            imports="import os",
+        )
     )
     result = run_sweep(
         mod.train, {"depth": IntRange(1, 3)}, sampler="grid", metric="score", parallel=2,
@@ -263,31 +236,16 @@ def test_a_stopped_sweep_ends_the_runs_of_the_trials_it_stopped(
     settings = sqlite_project.settings()
     never = tmp_path / "never"
     mod = sqlite_project.module(
-        f"""
-        import time
-        from pathlib import Path
-
-        import modelyard
-        from modelyard.pipelines import log_metric
-
-        @modelyard.step
-        def load() -> int:
-            return 1
-
-        @modelyard.step
-        def fit(x: int, depth: int = 1) -> int:
+        depth_pipeline(
+            f"""
             deadline = time.monotonic() + 120
             while depth == 2 and not Path({str(never)!r}).exists():  # hangs: stopped from outside
                 if time.monotonic() > deadline:
                     raise RuntimeError("nobody stopped this trial")
                 time.sleep(0.05)
-            log_metric("score", float(depth))
-            return depth
-
-        @modelyard.pipeline
-        def train(depth: int = 1):
-            return fit(load(), depth=depth)
-        """
+            """,
+            imports="import time\nfrom pathlib import Path",
+        )
     )
     seen: list[int] = []
 
