@@ -4,10 +4,11 @@ The same Parquet input (N rows x 20 float features, 1M-row row groups) is scored
 scikit-learn ``HistGradientBoostingClassifier`` by:
 
 - **modelyard** (headline: the default configuration, contract checks on): the `modelyard score`
-  command, one whole process, a worker per core; wall time includes start-up and writing the
-  Parquet output with the ids kept;
+  command, one whole process, a thread per core; wall time includes start-up, fingerprinting the
+  input and writing the Parquet output with the ids kept;
 - **MLflow pyfunc**: ``mlflow.pyfunc.load_model(...).predict`` over the same Parquet in 1M-row
-  chunks (MLflow's documented batch path in Python; in its own venv);
+  chunks (MLflow's documented batch path in Python; in the ``benchmarks/.peers/mlflow`` venv the
+  tracking and UI benchmarks share, on a SQLite tracking store);
 - **MLflow CLI**: ``mlflow models predict --env-manager local`` on a CSV of the first
   ``--cli-rows`` rows (its input is CSV or JSON, so it gets a smaller file; rows/s compare);
 - **bare model**: ``predict_proba`` on the same chunks in one process: the floor of one process.
@@ -143,8 +144,16 @@ MLFLOW_SETUP = (
     + r"""
 import mlflow, mlflow.sklearn
 mlflow.set_tracking_uri("sqlite:///" + cfg["work"] + "/mlflow.db")
-with mlflow.start_run():
-    info = mlflow.sklearn.log_model(model, name="model", input_example=X.head(5))
+# artifacts beside the database, not in ./mlruns of whatever folder the benchmark runs from
+experiment = mlflow.create_experiment(
+    "scoring", artifact_location="file://" + cfg["work"] + "/mlflow-artifacts"
+)
+with mlflow.start_run(experiment_id=experiment):
+    # MLflow 3.17 saves with skops and refuses the tree nodes' type unless trusted, as we do
+    info = mlflow.sklearn.log_model(
+        model, name="model", input_example=X.head(5),
+        skops_trusted_types=["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
+    )
 print(json.dumps({"uri": info.model_uri, "version": mlflow.__version__}))
 """
 )
@@ -222,10 +231,12 @@ def main() -> None:
         res["bare"] = {"seconds": seconds, "predict_s": json.loads(out.splitlines()[-1])["seconds"],
                        "peak_bytes": peak}  # fmt: skip
         if not args.skip_peer:
-            py = peer_python("mlflow-scoring", ["mlflow", "pyarrow", "scikit-learn", "pandas"])
+            # the venv the tracking and UI benchmarks share (mlflow brings pyarrow, pandas and
+            # scikit-learn with it)
+            py = peer_python("mlflow", ["mlflow"])
             setup = subprocess.run(
                 [str(py), "-c", MLFLOW_SETUP, json.dumps({"work": str(work)})],
-                check=False, capture_output=True, text=True,
+                check=False, capture_output=True, text=True, cwd=work,
             )  # fmt: skip
             if setup.returncode != 0:
                 raise RuntimeError(f"MLflow's setup failed:\n{setup.stderr[-3000:]}")
@@ -266,7 +277,7 @@ def main() -> None:
         print(f"| {label} | {r:,.0f} | {part['peak_bytes'] / 2**30:.2f} GiB | {ours / r:.2f}x |")
 
     row(
-        "**modelyard score** (default: contract checks on, a worker per core)",
+        "**modelyard score** (default: contract checks on, a thread per core)",
         res["modelyard"],
         args.rows,
     )
