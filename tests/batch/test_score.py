@@ -270,6 +270,41 @@ def test_a_killed_job_resumed_gives_exactly_the_rows_of_an_uninterrupted_one(
     assert a["customer_id"].is_unique
 
 
+def test_ctrl_c_stops_every_thread_and_the_job_resumes(
+    sqlite_settings: Any, tmp_path: Path
+) -> None:
+    """SIGINT mid-job: exit 130 soon, no output presented, no temporary part left; --resume."""
+    _register(sqlite_settings)
+    project = sqlite_settings.project_root
+    (project / "pyproject.toml").write_text(
+        f'[tool.modelyard]\nhome = "{sqlite_settings.resolved_home}"\n'
+    )
+    src = _write(_frame(400_000, seed=16), tmp_path / "big.parquet", row_group_size=100_000)
+    out = tmp_path / "scored"
+    args = ["churn", str(src), "--out", str(out), "--chunk-rows", "100000", "--workers", "2"]
+    proc = _cli(project, *args)
+    partial = tmp_path / "scored.partial"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(partial.glob(".part-*.tmp")):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert not out.exists()
+    assert not list(partial.glob(".*.tmp"))
+    assert not list((partial / "_quarantine").glob(".*.tmp"))
+    from modelyard.workspace import Workspace
+
+    assert Workspace.open(sqlite_settings).tracking.search_runs("scoring")[0].status == "KILLED"
+
+    resumed = _cli(project, *args, "--resume", "--json")
+    stdout, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr
+    assert json.loads(stdout)["rows_scored"] == 400_000
+    assert _read_parts(out)["customer_id"].is_unique
+
+
 def test_resume_refuses_changed_inputs(sqlite_settings: Any, tmp_path: Path) -> None:
     from modelyard.batch import score
 

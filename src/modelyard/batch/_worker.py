@@ -7,6 +7,7 @@ all write the same parts.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,18 +15,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelyard.batch._plan import Chunk
-from modelyard.errors import InvalidInputError
+from modelyard.errors import InvalidInputError, ModelyardError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["QUARANTINE", "Scorer", "arrow_memory", "one_thread_each"]
+__all__ = ["QUARANTINE", "Cancelled", "Scorer", "arrow_memory", "one_thread_each"]
 
 QUARANTINE = "_quarantine"
 # rows per batch read, checked, predicted and written: with 20 float features a batch costs about
 # 3 MB at each stage; smaller batches add per-call overhead, larger ones memory per worker
 _BATCH_ROWS = 16_384
 _READ_BUFFER_BYTES = 1 << 20  # Parquet read buffer per column
+
+
+class Cancelled(ModelyardError):
+    """A chunk stopped before its end because the job is stopping; its part is not written."""
 
 
 @contextmanager
@@ -84,6 +89,8 @@ class Scorer:
         self.partial = Path(job["partial"])
         self.threads = bool(job.get("threads", True))
         self.storage_options: dict[str, Any] = job.get("storage_options") or {}
+        # set by the job on Ctrl-C or a failed chunk: the other threads stop at their next batch
+        self.stop = threading.Event()
 
     def score_chunk(self, chunk: Chunk) -> tuple[int, int]:
         """Score one chunk into its part file (and quarantine file); return (scored, rejected).
@@ -113,6 +120,8 @@ class Scorer:
                 threads=self.threads,
                 storage_options=self.storage_options,
             ):
+                if self.stop.is_set():
+                    raise Cancelled(f"scoring {chunk.part_name} was stopped")
                 check = check_rows(batch, features, self.contract, source=chunk.path)
                 keep = self.keep
                 if keep is None:

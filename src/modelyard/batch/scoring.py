@@ -416,14 +416,18 @@ def _run_chunks_in_threads(
             with one_thread_each(max(1, cores // workers)):
                 return scorer.score_chunk(chunk)
 
-        _drive(
-            lambda chunk: pool.submit(one, chunk),
-            todo,
-            in_flight=workers,
-            counts=counts,
-            progress=progress,
-            total_rows=total_rows,
-        )
+        try:
+            _drive(
+                lambda chunk: pool.submit(one, chunk),
+                todo,
+                in_flight=workers,
+                counts=counts,
+                progress=progress,
+                total_rows=total_rows,
+            )
+        except BaseException:
+            scorer.stop.set()  # Ctrl-C or a failed chunk: the others stop at their next batch
+            raise
 
 
 def _run_chunks_in_processes(
