@@ -1,14 +1,14 @@
 """The inference handlers: decode a request, route it to a version, batch it, answer it.
 
 The version-less routes ask the front's router for a :class:`~modelyard.serving.routing.Route`;
-the request is decoded by that version's codec and queued on its batcher. A v1 body for a model
-with a ``[-1, D]`` numeric input, routed with neither mirror nor fallback (the default router),
-is queued undecoded: the model worker decodes and checks it with the same codec and sends back
-its finished answer, so the front's one event loop parses only HTTP (the decoding runs on the
-workers, one per core). A mirrored copy is decoded and queued on the mirror version after the
-handler returns (its answer is counted and logged, never sent). When the answering version
-fails and the route names a fallback, the request is decoded again by the fallback's codec and
-answered from there.
+the request is decoded by that version's codec and queued on its batcher. A v1 body for a
+version whose model has a ``[-1, D]`` numeric input is queued undecoded instead: that version's
+worker decodes and checks it with the same codec and sends back its finished answer, so the
+front's one event loop parses only HTTP (the decoding runs on the workers, one per core). A
+mirrored copy is queued on the mirror version after the handler returns (its answer is counted
+and logged, never sent). When the answering version fails and the route names a fallback, the
+request is sent again to the fallback (its body, or its decoded document) and answered from
+there; a refusal of the input counts as the failing version's 4xx, anything later as its 5xx.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ _HEAD_LEN = b"inference-header-content-length"
 class _Call:
     """One request on its way through a version (the ``ctx`` of its batch item)."""
 
-    __slots__ = ("binary", "doc", "fallback", "mirror", "pool", "req", "v2")
+    __slots__ = ("binary", "body", "doc", "fallback", "mirror", "pool", "req", "v2")
 
     def __init__(  # noqa: PLR0917  (one per request: positional arguments are cheaper)
         self,
@@ -56,6 +56,7 @@ class _Call:
         self.binary = binary
         self.fallback = fallback
         self.mirror = mirror
+        self.body: bytes | None = None  # a v1 body sent undecoded, kept for a fallback
 
 
 class Inference:
@@ -73,30 +74,53 @@ class Inference:
             raise f.loading_error()
         route = f.router.route(req, f.stable)
         pool = f.pool_for(route.version)
-        codec = pool.codec
-        if (
-            codec is not None
-            and codec.raw_key is not None
-            and route.mirror is None
-            and route.fallback is None
-        ):
-            # the body goes to a worker undecoded; the worker answers it (or its refusal)
-            body = req.body
-            item = Item(
-                codec.raw_key,
-                max(1, body.count(b"[") - 1),  # the rows of [[...], ...] (the worker counts)
-                body,
-                self._answered,
-                req.t0 + f.settings.timeout_s,
-                req.request_id,
-            )
-            item.ctx = _Call(req, pool, None, None, None, None, False)
-            try:
-                pool.submit(item)
-            except ModelyardError as exc:
-                self._failed(item.ctx, exc, decoded=False)
+        if not _raw(pool):
+            self._routed(req, None, loads(req.body), None, route)
             return
-        self._routed(req, None, loads(req.body), None, route)
+        # the body goes to a worker undecoded; the worker answers it (or its refusal)
+        call = _Call(req, pool, None, None, None, route.fallback, False)
+        call.body = req.body
+        self._submit_raw(call)
+        mirror = route.mirror
+        if mirror is not None and mirror != pool.version and mirror in f.pools:
+            shadow = _Call(req, f.pools[mirror], None, None, None, None, True)
+            shadow.body = req.body
+            asyncio.get_running_loop().call_soon(self._v1, shadow)
+
+    def _v1(self, call: _Call) -> None:
+        """Queue a v1 call whose body is not decoded yet: undecoded on a version whose workers
+        decode, else decoded here."""
+        if _raw(call.pool):
+            self._submit_raw(call)
+            return
+        try:
+            call.doc = loads(call.body or b"")
+        except ModelyardError as exc:
+            self._failed(call, exc, decoded=False)
+            return
+        self._run(call)
+
+    def _submit_raw(self, call: _Call) -> None:
+        body = call.body or b""
+        codec = call.pool.codec
+        key = codec.raw_key if codec is not None else None
+        assert key is not None
+        item = Item(
+            key,
+            max(1, body.count(b"[") - 1),  # the rows of [[...], ...] (the worker counts)
+            body,
+            self._answered,
+            call.req.t0 + self.front.settings.timeout_s,
+            call.req.request_id,
+        )
+        item.ctx = call
+        if call.fallback is None:
+            call.body = None  # the item holds it
+        try:
+            call.pool.submit(item)
+        except ModelyardError as exc:
+            call.body = body
+            self._failed(call, exc, decoded=False)
 
     def infer(self, req: Request) -> None:
         if not self.front.method(req, "POST"):
@@ -166,11 +190,16 @@ class Inference:
         meta, bodies = result
         i = item.index
         status = meta["s"][i]
-        if status != 200:
-            self._failed(call, error_from_json(bodies[i]))
+        if status != 200:  # refused while decoding (the input), or after (its rows, the model)
+            self._failed(call, error_from_json(bodies[i]), decoded=i not in meta.get("i", ()))
             return
         req = call.req
-        self.front.answer(req, 200, bodies[i], self.front.label(req), pool=call.pool)
+        f = self.front
+        if call.mirror:  # counted; the mirror's workers log it
+            call.pool.metrics.mirrored += 1
+            _count(call.pool, req, 200, f.label(req))
+            return
+        f.answer(req, 200, bodies[i], f.label(req), pool=call.pool)
 
     def _done(self, item: Item, result: Any) -> None:
         """Answer one request from its batch's result (or the error that ended it)."""
@@ -243,12 +272,23 @@ class Inference:
                     "error": exc.message,
                 },
             )
+            if call.body is not None:  # sent undecoded: so is the retry, where its workers decode
+                retry = _Call(req, fallback, None, None, None, None, False)
+                retry.body = call.body
+                self._v1(retry)
+                return
             v2 = None if call.v2 is None else True
             self._run(_Call(req, fallback, v2, call.doc, call.binary, None, False))
             return
         if pool.reqlog is not None:  # refused: logged with null inputs and outputs
             pool.reqlog.add_refused(req.request_id, exc.http_status, time.monotonic() - req.t0)
         f.error(req, exc, f.label(req), pool=pool)
+
+
+def _raw(pool: VersionPool) -> bool:
+    """Do this version's workers decode v1 bodies themselves?"""
+    codec = pool.codec
+    return codec is not None and codec.raw_key is not None
 
 
 def _count(pool: VersionPool, req: Request, status: int, route: str) -> None:

@@ -226,6 +226,7 @@ class Worker:
         queued: list[float] | None = meta.get("q")
         bodies: list[bytes] = [b""] * len(sizes)
         status = [200] * len(sizes)
+        refused: list[int] = []  # refused while decoding: the input, not the version, failed
 
         def refuse(item: Item, exc: Any) -> None:
             bodies[item.ctx] = error_to_json(exc)
@@ -242,6 +243,7 @@ class Worker:
                     raise ModelyardError("internal error: the worker has no codec")
                 decoded = codec.v1(loads(view[pos : pos + size]))
             except ModelyardError as exc:
+                refused.append(i)
                 item.finish(exc)
             else:
                 item.key, item.rows, item.data = decoded.key, decoded.rows, decoded.data
@@ -278,6 +280,8 @@ class Worker:
             logs.append((bmeta, batch, out, out_payload))
         answer = {"k": _ipc.KIND_ANSWERS, "b": meta["b"], "l": [len(b) for b in bodies]}
         answer["s"] = status
+        if refused:
+            answer["i"] = refused
         if rows:
             answer["t"], answer["n"] = t, rows
         self.send(answer, b"".join(bodies))
