@@ -201,6 +201,16 @@ def test_bad_input_is_refused_with_nothing_presented_as_complete(
         score(ws, "nosuchmodel", [good], tmp_path / "out5")
 
 
+def _cli_project(settings: Any) -> Path:
+    """The registered model's project, its home written down for the ``modelyard`` command."""
+    _register(settings)
+    project = Path(settings.project_root)
+    (project / "pyproject.toml").write_text(
+        f'[tool.modelyard]\nhome = "{settings.resolved_home}"\n'
+    )
+    return project
+
+
 def _cli(project: Path, *args: str, **kw: Any) -> subprocess.Popen[str]:
     env = {**os.environ, "MODELYARD_LOG_LEVEL": "WARNING"}
     return subprocess.Popen(
@@ -218,11 +228,7 @@ def test_a_killed_job_resumed_gives_exactly_the_rows_of_an_uninterrupted_one(
     sqlite_settings: Any, tmp_path: Path
 ) -> None:
     """SIGKILL mid-job (no clean-up at all), then --resume: same rows as one clean run."""
-    _ws, _, _ = _register(sqlite_settings)
-    project = sqlite_settings.project_root
-    (project / "pyproject.toml").write_text(
-        f'[tool.modelyard]\nhome = "{sqlite_settings.resolved_home}"\n'
-    )
+    project = _cli_project(sqlite_settings)
     frame = _frame(20_000, seed=5)
     src = _write(frame, tmp_path / "big.parquet", row_group_size=500)
     out = tmp_path / "scored"
@@ -274,11 +280,7 @@ def test_ctrl_c_stops_every_thread_and_the_job_resumes(
     sqlite_settings: Any, tmp_path: Path
 ) -> None:
     """SIGINT mid-job: exit 130 soon, no output presented, no temporary part left; --resume."""
-    _register(sqlite_settings)
-    project = sqlite_settings.project_root
-    (project / "pyproject.toml").write_text(
-        f'[tool.modelyard]\nhome = "{sqlite_settings.resolved_home}"\n'
-    )
+    project = _cli_project(sqlite_settings)
     src = _write(_frame(400_000, seed=16), tmp_path / "big.parquet", row_group_size=100_000)
     out = tmp_path / "scored"
     args = ["churn", str(src), "--out", str(out), "--chunk-rows", "100000", "--workers", "2"]
@@ -442,11 +444,7 @@ def test_a_job_failing_midway_is_never_presented_as_complete(
 def test_an_existing_output_is_refused_by_the_command_and_replaced_with_overwrite(
     sqlite_settings: Any, tmp_path: Path
 ) -> None:
-    _register(sqlite_settings)
-    project = sqlite_settings.project_root
-    (project / "pyproject.toml").write_text(
-        f'[tool.modelyard]\nhome = "{sqlite_settings.resolved_home}"\n'
-    )
+    project = _cli_project(sqlite_settings)
     src = _write(_frame(50), tmp_path / "in.parquet")
     out = tmp_path / "scored"
     out.write_text("yesterday's report\n")  # a file, not even a folder
