@@ -50,20 +50,22 @@ def _restore_modelyard_logging() -> Iterator[None]:
     logs._configured = saved[3]
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgres",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.skipif(
-                    POSTGRES_URL is None, reason="MODELYARD_TEST_POSTGRES_URL is not set"
-                ),
-            ],
-        ),
-    ]
-)
+# the params of a fixture over each database kind (PostgreSQL when its URL is set)
+DATABASES = [
+    "sqlite",
+    pytest.param(
+        "postgres",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(
+                POSTGRES_URL is None, reason="MODELYARD_TEST_POSTGRES_URL is not set"
+            ),
+        ],
+    ),
+]
+
+
+@pytest.fixture(params=DATABASES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A SQLAlchemy URL of an empty metadata store: SQLite file, then PostgreSQL."""
     if request.param == "sqlite":

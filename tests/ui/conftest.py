@@ -3,6 +3,7 @@ real ``modelyard ui`` process over it, and a real headless Chromium driven by Se
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -17,11 +18,21 @@ from typing import Any
 import pytest
 
 from tests._system_tools import require_tool
+from tests.conftest import _postgres_database
 
 TOKEN = "s3cret-admin-token"
 PAGE_SIZE = 10
 EVIL_NAME = '<script>document.title="pwned"</script>run'
 EVIL_TAG = "<img src=x onerror=\"document.title='pwned'\">"
+
+
+@contextlib.contextmanager
+def database_url(kind: str, root: Path) -> Iterator[str]:
+    """An empty store's URL: a SQLite file in ``root``, or a throw-away PostgreSQL database."""
+    if kind == "sqlite":
+        yield f"sqlite:///{root / 'meta.db'}"
+    else:
+        yield from _postgres_database()
 
 
 @dataclass
@@ -51,6 +62,7 @@ def fill(settings: Any) -> Filled:
     pipeline_ids = []
     for lr in (0.1, 0.2, 0.1):  # the third is fully cached
         result = _project.training.run(settings=settings, lr=lr)
+        assert result.run_id is not None
         pipeline_ids.append(result.run_id)
 
     tc = TrackingClient.from_settings(settings)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,25 +9,11 @@ import httpx
 import pytest
 
 from modelyard.ui._data import downsample
-from tests.conftest import POSTGRES_URL, _postgres_database
-from tests.ui.conftest import EVIL_NAME, TOKEN, UIServer, fill, start_ui
+from tests.conftest import DATABASES
+from tests.ui.conftest import EVIL_NAME, TOKEN, UIServer, database_url, fill, start_ui
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.skipif(
-                    POSTGRES_URL is None, reason="MODELYARD_TEST_POSTGRES_URL is not set"
-                ),
-            ],
-        ),
-    ],
-)
+@pytest.fixture(scope="module", params=DATABASES)
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[UIServer]:
@@ -40,11 +25,7 @@ def served(
     project.mkdir()
     (project / "pyproject.toml").write_text("[tool.modelyard]\n")
     home = root / "home"
-    with contextlib.ExitStack() as stack:
-        if request.param == "sqlite":
-            db_url = f"sqlite:///{root / 'meta.db'}"
-        else:
-            db_url = stack.enter_context(contextlib.contextmanager(_postgres_database)())
+    with database_url(request.param, root) as db_url:
         settings = load_settings(
             start=project, home=str(home), db_url=db_url, experiment="training"
         )

@@ -66,10 +66,18 @@ def list_runs(  # noqa: PLR0917 - Typer maps each parameter to an option
     page_token: Annotated[
         str | None, typer.Option("--page-token", help="next_page_token of the previous page")
     ] = None,
+    parent: Annotated[
+        str | None,
+        typer.Option("--parent", help="only the runs nested under this run (id or prefix)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """List runs, newest first, optionally filtered and ordered."""
-    page = _client().search_runs(
+    client = _client()
+    if parent is not None:  # a resolved id is hex: nothing to quote; filters are only `and`s
+        nested = f"parent_run_id = '{client.resolve_run_id(parent)}'"
+        filter_ = f"{filter_} and {nested}" if filter_ else nested  # the user's error offsets hold
+    page = client.search_runs(
         experiment=experiment or None,
         filter=filter_,
         order_by=order_by or None,
@@ -102,11 +110,16 @@ def list_runs(  # noqa: PLR0917 - Typer maps each parameter to an option
                 *[_fmt_number(r.metrics[k]) if k in r.metrics else "-" for k in metric_keys],
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    _table(rows)
     if page.next_page_token:
         typer.echo(f"more runs: --page-token {page.next_page_token}")
+
+
+def _table(rows: list[list[str]]) -> None:
+    """Print rows (the first the header) in left-aligned columns."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _shown_metrics(items: list[RunInfo], order_by: list[str]) -> list[str]:
@@ -124,6 +137,50 @@ def _shown_metrics(items: list[RunInfo], order_by: list[str]) -> list[str]:
         if k not in keys:
             keys.append(k)
     return keys[:4]
+
+
+@app.command("trials")
+def trials(
+    study: Annotated[str, typer.Argument(help="the study's name, or its run's id or a prefix")],
+    max_results: Annotated[int, typer.Option("--max", "-n", help="trials per page")] = 20,
+    page: Annotated[int, typer.Option("--page", help="the page to show, from 1")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Show a sweep's trials, best first: number, state, swept params and the objective."""
+    from modelyard.errors import InvalidInputError
+    from modelyard.sweep.trials import find_study_run, trials_page
+    from modelyard.workspace import Workspace
+
+    if page < 1:
+        raise InvalidInputError(f"--page must be 1 or more, got {page}", page=page)
+    ws = Workspace.open(state.settings())
+    found = trials_page(
+        ws, find_study_run(ws, study), offset=(page - 1) * max_results, limit=max_results
+    )
+    if as_json:
+        emit_json(found.to_dict())
+        return
+    typer.echo(
+        f"study {found.name!r} (run {found.study.id}, {found.study.status}): {found.total} "
+        f"trials, {found.metric} ({found.direction}), best first"
+    )
+    header = ["", "TRIAL", "STATE", *found.param_names, found.metric.upper(), "RUN"]
+    rows = [header]
+    for t in found.trials:
+        rows.append(
+            [
+                "*" if t.run_id == found.best_run_id else "",
+                str(t.number),
+                t.state,
+                *[t.params.get(k, "-") for k in found.param_names],
+                "-" if t.value is None else _fmt_number(t.value),
+                t.run_id[:12],
+            ]
+        )
+    _table(rows)
+    shown = found.offset + len(found.trials)
+    if shown < found.total:
+        typer.echo(f"trials {found.offset + 1}-{shown} of {found.total}: --page {page + 1}")
 
 
 @app.command("show")

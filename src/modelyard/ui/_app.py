@@ -38,6 +38,7 @@ __all__ = ["build_app"]
 _HERE = Path(__file__).resolve().parent
 _log = get_logger("ui")
 _MAX_FORM_BYTES = 64 * 1024
+_RUN_PAGE_TRIALS = 10  # a study's run page shows its best trials; /studies/<id> pages them all
 
 
 class _ServerTiming:
@@ -179,6 +180,11 @@ class _Pages:
         parent = tracking.get_run(info.parent_run_id) if info.parent_run_id else None
         steps = _data.pipeline_steps(tracking, info) if info.kind == "pipeline" else []
         versions = [v for v in self.workspace.registry.all_versions() if v.run_id == run_id]
+        trials = None
+        if "sweep.study" in info.tags:  # a study's run: its best trials, the rest a link away
+            from modelyard.sweep.trials import trials_page
+
+            trials = trials_page(self.workspace, run_id, limit=_RUN_PAGE_TRIALS)
         return self.render(
             request,
             "run.html",
@@ -187,7 +193,34 @@ class _Pages:
             parent=parent,
             steps=steps,
             versions=versions,
+            t=trials,
             live=info.status == "RUNNING",
+        )
+
+    def study(self, request: Request) -> Response:
+        """A sweep's study: its trials, best first, a page at a time (``?page=N``)."""
+        from modelyard.sweep.trials import trials_page
+
+        run_id = request.path_params["run_id"]
+        raw = request.query_params.get("page") or "1"
+        if not raw.isdigit() or int(raw) < 1 or len(raw) > 9:
+            raise InvalidInputError(
+                f"page must be a whole number from 1, got {raw!r}", hint="?page=2", page=raw
+            )
+        page = int(raw)
+        size = self.settings.page_size
+        trials = trials_page(self.workspace, run_id, offset=(page - 1) * size, limit=size)
+
+        def page_url(n: int) -> str:
+            return f"/studies/{run_id}" + ("" if n <= 1 else f"?page={n}")
+
+        return self.render(
+            request,
+            "study.html",
+            t=trials,
+            page=page,
+            page_url=page_url,
+            live=trials.study.status == "RUNNING",
         )
 
     def artifact(self, request: Request) -> Response:
@@ -485,6 +518,7 @@ def build_app(workspace: Workspace, settings: UISettings) -> Starlette:
         Route("/runs", pages.runs),
         Route("/runs/{run_id:str}", pages.run),
         Route("/runs/{run_id:str}/artifacts/{path:path}", pages.artifact),
+        Route("/studies/{run_id:str}", pages.study),
         Route("/compare", pages.compare),
         Route("/pipelines", pages.pipelines),
         Route("/pipelines/{run_id:str}", pages.pipeline),
