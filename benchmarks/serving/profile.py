@@ -130,6 +130,9 @@ def main() -> None:
         "--py-spy", action="store_true", help="sample the front and workers with py-spy"
     )
     parser.add_argument(
+        "--workers", type=int, default=None, help="model workers (default: per core)"
+    )
+    parser.add_argument(
         "--src",
         default=str(ROOT / "src"),
         help="the modelyard source tree the server runs (another checkout's, to compare)",
@@ -158,6 +161,7 @@ def main() -> None:
                     home=home,
                     env={"PYTHONPATH": path},
                     request_log=not args.no_request_log,
+                    workers=args.workers,
                     ready_timeout_s=180,
                     stderr=subprocess.DEVNULL,
                 )
