@@ -7,8 +7,8 @@ split user / system), the machine's softirq and idle time per request, and the f
 one core. With ``--py-spy`` it also samples the front and each worker with py-spy (native frames
 included) and prints the functions where each spends its own time.
 
-    python benchmarks/serving/profile.py --duration 5
-    python benchmarks/serving/profile.py --duration 5 --py-spy --no-request-log
+    python benchmarks/serving/cpu_profile.py --duration 5
+    python benchmarks/serving/cpu_profile.py --duration 5 --py-spy --no-request-log
 """
 
 from __future__ import annotations
