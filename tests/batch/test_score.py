@@ -389,6 +389,13 @@ def test_text_in_a_number_column_of_a_csv_quarantines_its_row_wherever_it_is(
         8005: "x1: 'abc' is not a number",
         8000 + 149_990: "x1: '12,5' is not a number",
     }
+    # a kept number feature comes out as the number it was checked as, not as the CSV's text
+    kept = score(ws, "churn", [src], tmp_path / "kept", keep_columns=["customer_id", "x1"])
+    got = _read_parts(tmp_path / "kept").set_index("customer_id").sort_index()
+    assert got["x1"].dtype == np.float64
+    expected = frame.set_index("customer_id").sort_index()["x1"].drop([8005, 8000 + 149_990])
+    np.testing.assert_allclose(got["x1"], expected)
+    assert kept.rows_scored == 149_998
 
 
 def test_empty_and_unreadable_inputs_leave_no_output(sqlite_settings: Any, tmp_path: Path) -> None:

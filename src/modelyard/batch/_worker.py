@@ -219,7 +219,12 @@ def _predict(
     kept = batch.filter(pa.array(good)) if n_good != batch.num_rows else batch
     for name in keep:
         if name in batch.schema.names:
-            columns[name] = kept.column(name)
+            column = kept.column(name)
+            parsed = check.features.get(name)
+            if pa.types.is_string(column.type) and parsed is not None and parsed.dtype.kind == "f":
+                # a number feature of a CSV, read as text: kept as the number it was checked as
+                column = pa.array(parsed if n_good == batch.num_rows else parsed[good])
+            columns[name] = column
     if n_good == batch.num_rows:  # the common case: no row rejected, no copy of the columns
         frame = pd.DataFrame({name: check.features[name] for name in features}, copy=False)
     else:
