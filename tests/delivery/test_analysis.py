@@ -132,6 +132,23 @@ def test_no_feedback_at_all_judges_the_other_checks() -> None:
     assert verdict.outcome is Outcome.PASS
 
 
+def test_labels_received_but_not_yet_joined_hold_the_pass() -> None:
+    # the server has accepted labels, but the request log holding their answers is not read
+    # back yet: passing on latency and errors alone would promote a candidate whose quality
+    # nobody looked at (the race a real canary with feedback ran into)
+    from dataclasses import replace
+
+    rng = np.random.default_rng(7)
+    cand = _arm(rng, 20000, accuracy=None)
+    stab = replace(_arm(rng, 20000, accuracy=None), labels=500)
+    verdict = analyze(cand, stab)
+    quality = next(c for c in verdict.checks if c.name == "quality")
+    assert quality.outcome is Outcome.INSUFFICIENT
+    assert verdict.outcome is Outcome.INSUFFICIENT
+    assert ArmStats.from_dict(stab.to_dict()).labels == 500
+    assert (stab - replace(stab, labels=200)).labels == 300
+
+
 def test_counters_merge_and_round_trip() -> None:
     a = ArmStats.from_observations(
         statuses=[200, 500, 422], latencies_ms=[1.5, 3.0, 0.2], quality=[1, 0], predicted=["a"]

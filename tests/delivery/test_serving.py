@@ -32,7 +32,7 @@ min_samples = 30
 load_test_s = 1.0
 load_test_rps = 100
 max_error_rate = 0.05
-max_latency_ratio = 6.0  # shared cores (the suite, an image build): noisy; v4 is ~80x slower
+max_latency_ratio = 15.0  # shared cores (the suite, an image build): noisy; v4 is ~100x slower
 deadline_s = 30
 """
 BODY = {"instances": [[1.0, 2.0, 3.0]]}
@@ -41,7 +41,7 @@ BODY = {"instances": [[1.0, 2.0, 3.0]]}
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A project whose registry holds churn v1 (production), v2 (same), v3 (breaks once the
-    file ``broken`` exists), v4 (80 ms per batch), v5 (predicts twice as much)."""
+    file ``broken`` exists), v4 (250 ms per batch), v5 (predicts twice as much)."""
     import modelyard.models
     from modelyard.config import load_settings
     from modelyard.registry.registry import Registry
@@ -54,7 +54,7 @@ def project(tmp_path: Path) -> Path:
         Scorer(),
         Scorer(),
         Scorer(fail_when=str(tmp_path / "broken")),
-        Scorer(sleep_ms=80),
+        Scorer(sleep_ms=250),
         Scorer(factor=2.0),
     ]
     for i, model in enumerate(models):

@@ -88,6 +88,8 @@ class ArmStats:
         quality_sumsq: sum of the squared scores.
         predicted: count of each predicted class (or decile label) for the drift between arms.
         restarts: model worker processes that died and were restarted.
+        labels: feedback records this arm's endpoint received in the window (whichever
+            version answered them): once labels flow, quality must be judged before a pass.
     """
 
     requests: int = 0
@@ -99,6 +101,7 @@ class ArmStats:
     quality_sumsq: float = 0.0
     predicted: Mapping[str, int] = field(default_factory=dict)
     restarts: int = 0
+    labels: int = 0
 
     def __add__(self, other: ArmStats) -> ArmStats:
         predicted = dict(self.predicted)
@@ -116,6 +119,7 @@ class ArmStats:
             quality_sumsq=self.quality_sumsq + other.quality_sumsq,
             predicted=predicted,
             restarts=self.restarts + other.restarts,
+            labels=self.labels + other.labels,
         )
 
     def __sub__(self, earlier: ArmStats) -> ArmStats:
@@ -135,6 +139,7 @@ class ArmStats:
             quality_sumsq=self.quality_sumsq - earlier.quality_sumsq,
             predicted={k: n - earlier.predicted.get(k, 0) for k, n in self.predicted.items()},
             restarts=self.restarts - earlier.restarts,
+            labels=self.labels - earlier.labels,
         )
 
     @classmethod
@@ -230,6 +235,7 @@ class ArmStats:
             "quality_sumsq": self.quality_sumsq,
             "predicted": dict(self.predicted),
             "restarts": self.restarts,
+            "labels": self.labels,
         }
 
     @classmethod
@@ -248,6 +254,7 @@ class ArmStats:
             quality_sumsq=float(data.get("quality_sumsq", 0.0)),
             predicted={str(k): int(v) for k, v in dict(data.get("predicted", {})).items()},
             restarts=int(data.get("restarts", 0)),
+            labels=int(data.get("labels", 0)),
         )
 
 
@@ -478,8 +485,10 @@ def _latency_checks(c: ArmStats, s: ArmStats, t: Thresholds, alpha: float) -> li
 
 
 def _quality_check(c: ArmStats, s: ArmStats, t: Thresholds, alpha: float) -> Check | None:
-    if c.quality_n == 0 and s.quality_n == 0:
-        return None  # no feedback yet: quality is not judged (nor passed)
+    if c.quality_n == 0 and s.quality_n == 0 and c.labels == 0 and s.labels == 0:
+        return None  # no feedback: quality is not judged (nor passed)
+    # labels are flowing (even if none has been joined to an answer yet, as when the request
+    # log is still being written): the window waits for them instead of passing without them
     if min(c.quality_n, s.quality_n) < t.min_samples:
         return _too_few("quality", c.quality_n, s.quality_n, t.min_samples)
     mc, ms = c.quality_sum / c.quality_n, s.quality_sum / s.quality_n

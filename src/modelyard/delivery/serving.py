@@ -115,6 +115,7 @@ class ServingFront:
             invalid=m.invalid,
             latency_counts=tuple(m.latency_s.counts),
             restarts=m.worker_restarts,
+            labels=m.feedback_records,
         )
 
     def traffic_rps(self) -> float:
