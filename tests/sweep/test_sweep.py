@@ -407,3 +407,29 @@ def test_a_pruner_needs_trials_it_can_stop(sqlite_project: Project) -> None:
                   settings=settings)  # fmt: skip
     with pytest.raises(InvalidInputError, match="pruner 'hyperband' is not median or none"):
         run_sweep(mod.train, SPACE, metric="score", pruner="hyperband", settings=settings)
+
+
+def test_forked_trials_inherit_what_the_first_trial_imported(project: Project) -> None:
+    # a step importing its library lazily (scikit-learn inside fit): each forked trial paid
+    # that import again; now the parent imports what the first trial did, later forks inherit it
+    import os
+    import uuid
+
+    name = f"lazy_dep_{uuid.uuid4().hex[:8]}"
+    marks = project.root / f"{name}.log"
+    (project.root / f"{name}.py").write_text(
+        f"import os\nwith open({str(marks)!r}, 'a') as f:\n    f.write(f'{{os.getpid()}}\\n')\n"
+    )
+    project.modules.append(name)
+    settings = project.settings()
+    mod = project.module(depth_pipeline(f"import {name}  # noqa: F401"))
+    result = run_sweep(
+        mod.train, {"depth": IntRange(1, 6)}, trials=6, metric="score", sampler="grid",
+        parallel=2, processes=True, settings=settings,
+    )  # fmt: skip
+    assert len(result.trials) == 6
+    assert all(t.state == "COMPLETE" for t in result.trials), [t.error for t in result.trials]
+    pids = marks.read_text().split()
+    # imported by the first trial's process, then by this (the sweeping) process: not per trial
+    assert len(pids) == 2, pids
+    assert pids[1] == str(os.getpid())
