@@ -433,3 +433,17 @@ def test_forked_trials_inherit_what_the_first_trial_imported(project: Project) -
     # imported by the first trial's process, then by this (the sweeping) process: not per trial
     assert len(pids) == 2, pids
     assert pids[1] == str(os.getpid())
+
+
+def test_a_trial_repeating_earlier_values_takes_the_cached_steps_metric(project: Project) -> None:
+    # two values for six trials: the sampler repeats itself, every step of a repeat is cached,
+    # and the objective comes from the step run that logged it (not "logged no metric")
+    settings = project.settings()
+    mod = project.module(depth_pipeline("pass"))
+    result = run_sweep(
+        mod.train, {"depth": IntRange(1, 2)}, trials=6, metric="score", sampler="random",
+        seed=0, settings=settings,
+    )  # fmt: skip
+    assert [t.state for t in result.trials] == ["COMPLETE"] * 6, [t.error for t in result.trials]
+    assert all(t.value == float(t.params["depth"]) for t in result.trials)
+    assert result.step_runs["fit"] == 2  # each value fitted once, then reused

@@ -144,9 +144,16 @@ def _run_trial(
             "error": exc.message,
             "ran": failed.ran if failed is not None else [],
         }
-    # metrics logged with modelyard.log_metric inside a step are on the step's run only
+    # metrics logged with modelyard.log_metric inside a step are on the step's run only; a
+    # step served from the cache (a trial repeating an earlier one's values, as samplers of
+    # integer and categorical spaces do) logged nothing: its metrics are the source run's
     steps = ws.tracking.search_runs(filter=f"parent_run_id = '{result.run_id}'", max_results=1000)
-    logged = {k: v for info in steps.items for k, v in info.metrics.items()}
+    logged: dict[str, float] = {}
+    for info in steps.items:
+        source = info.tags.get("cache.source_run") if info.tags.get("cached") == "true" else None
+        if source and not info.metrics:
+            logged.update(ws.tracking.get_run(source).metrics)
+        logged.update(info.metrics)
     metrics = {**logged, **result.metrics}
     return {"ok": True, "run_id": result.run_id, "metrics": metrics, "ran": result.ran}
 
