@@ -57,9 +57,11 @@ def _warm(names: list[str]) -> None:
 
     from modelyard.pipelines.executors.local import FORK_UNSAFE_MODULES
 
+    roots = {name.partition(".")[0] for name in names}
+    if roots & set(FORK_UNSAFE_MODULES):
+        return  # the trial loads a fork-unsafe library: a module of its own may import it too
     for name in names:
-        root = name.partition(".")[0]
-        if name in sys.modules or root in FORK_UNSAFE_MODULES or root.startswith("__"):
+        if name in sys.modules or name.startswith("__"):
             continue
         with contextlib.suppress(Exception):
             importlib.import_module(name)
