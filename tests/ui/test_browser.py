@@ -241,6 +241,7 @@ def test_an_authorised_promote_moves_the_alias_and_records_who_and_why(
 
     page.get(ui.url + "/models/churn")
     history = _wait(page, "#alias-history")
+    _until(page, lambda d: d.execute_script("return document.readyState") == "complete")
     assert "latency regression" in history.text  # the rollback made while filling
     assert "rollback" in history.text
     form = page.find_element(By.ID, "promote-form")
@@ -249,11 +250,18 @@ def test_an_authorised_promote_moves_the_alias_and_records_who_and_why(
     form.find_element(By.NAME, "actor").send_keys("alice")
     form.find_element(By.NAME, "reason").send_keys("gate passed, <b>ship it</b>")
     form.find_element(By.ID, "promote").click()
+    # read by script: the click loads a new page, so an element found before it goes stale;
+    # wait for this promote's own entry (the gate's earlier entry also says "gate passed")
     _until(
         page,
-        lambda d: "gate passed" in d.find_element(By.ID, "alias-history").text,
+        lambda d: (
+            "ship it"
+            in d.execute_script(
+                "const e = document.querySelector('#alias-history li');return e ? e.innerText : '';"
+            )
+        ),
     )
-    newest = page.find_element(By.CSS_SELECTOR, "#alias-history li").text
+    newest = page.execute_script("return document.querySelector('#alias-history li').innerText;")
     assert "production" in newest
     assert "v3" in newest
     assert "alice" in newest
