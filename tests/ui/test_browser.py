@@ -313,7 +313,16 @@ def test_an_authorised_abort_leaves_the_command_for_the_rollout(ui: UIServer, pa
     form.find_element(By.NAME, "token").send_keys(TOKEN)
     form.find_element(By.NAME, "actor").send_keys("bob")
     form.find_element(By.TAG_NAME, "button").click()
-    _until(page, lambda d: "pending command" in d.find_element(By.CSS_SELECTOR, "dl.facts").text)
+    # the rollout page refreshes itself (never while a form field has the focus): read by script
+    _until(
+        page,
+        lambda d: (
+            "pending command"
+            in d.execute_script(
+                "const e = document.querySelector('dl.facts'); return e ? e.innerText : '';"
+            )
+        ),
+    )
     stored = RolloutStore(MetadataStore.from_settings(ui.filled.settings))
     assert stored.get(rollout_id).command == "abort"
     assert stored.events(rollout_id)[-1].actor == "bob"

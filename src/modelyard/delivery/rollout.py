@@ -494,8 +494,10 @@ class RolloutController:
             return await self._rollback(r, f"analysis {verdict.reason}", evidence=verdict.to_dict())
         if not due:
             return r
-        await self._record(r, verdict, every_s=step.pause_s)
         move = decide(verdict.outcome, elapsed, float(cfg["deadline_s"]), cfg["on_insufficient"])
+        # a verdict that moves the rollout is always recorded (it is the evidence of the move);
+        # one that only waits is recorded at most once an interval
+        await self._record(r, verdict, every_s=step.pause_s if move is Decision.WAIT else 0.0)
         if move is Decision.ADVANCE:
             return await self._step_done(r, f"analysis passed: {verdict.reason}")
         if move is Decision.ROLLBACK:
