@@ -60,7 +60,7 @@ def execute_run(
         ModelyardError: the pipeline could not be loaded or run; a failed run prints its
             summary first.
     """
-    from modelyard.cli.state import emit_json, state
+    from modelyard.cli.state import emit_summary, state
     from modelyard.errors import PipelineError
     from modelyard.pipelines.loader import load_pipeline
     from modelyard.pipelines.progress import LiveProgress, LogProgress, summary_text
@@ -106,15 +106,9 @@ def execute_run(
     except PipelineError as exc:
         failed = getattr(exc, "result", None)
         if failed is not None:
-            if as_json:
-                emit_json(failed.summary())
-            else:
-                print(summary_text(failed), flush=True)
+            emit_summary(failed, as_json, summary_text)
         raise
-    if as_json:
-        emit_json(result.summary())
-    else:
-        print(summary_text(result), flush=True)
+    emit_summary(result, as_json, summary_text)
 
 
 class _Unparsed(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -65,3 +66,12 @@ def emit_json(data: Any) -> None:
     import orjson
 
     print(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode(), flush=True)
+
+
+def emit_summary(result: Any, as_json: bool, text: Callable[[Any], str]) -> None:
+    """Print a run's (or a study's) ``summary()`` as JSON, or ``text(result)`` for people; the
+    commands that end with a result call it on success and on the failure that carries one."""
+    if as_json:
+        emit_json(result.summary())
+    else:
+        print(text(result), flush=True)

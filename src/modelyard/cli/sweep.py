@@ -150,7 +150,7 @@ def sweep_cmd(  # noqa: PLR0917  (a Typer command: one parameter per flag)
     from pathlib import Path
 
     from modelyard.cli._run import _parse_params
-    from modelyard.cli.state import emit_json, state
+    from modelyard.cli.state import emit_summary, state
     from modelyard.errors import GateFailed, InvalidInputError, NotFoundError
     from modelyard.pipelines.loader import load_pipeline
     from modelyard.sweep.register import RegisterBest
@@ -206,12 +206,6 @@ def sweep_cmd(  # noqa: PLR0917  (a Typer command: one parameter per flag)
     except GateFailed as exc:
         refused = getattr(exc, "result", None)
         if refused is not None:
-            if as_json:
-                emit_json(refused.summary())
-            else:
-                print(_summary_text(refused), flush=True)
+            emit_summary(refused, as_json, _summary_text)
         raise
-    if as_json:
-        emit_json(result.summary())
-    else:
-        print(_summary_text(result), flush=True)
+    emit_summary(result, as_json, _summary_text)
