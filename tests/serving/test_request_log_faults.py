@@ -3,6 +3,9 @@ retry, a failed flush answered as a failure, SIGTERM still exits 0 with the loss
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -104,3 +107,70 @@ def test_sigterm_with_a_full_disk_exits_0_and_logs_the_loss(
     assert lost[0]["lost_records"] == 6  # 5 requests and the feedback
     assert "No space left on device" in lost[0]["error"]
     assert lost[0]["level"] == "error"
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        kids += [int(k) for k in text]
+    return kids
+
+
+def _log_processes(front_pid: int) -> list[int]:
+    """The request-log processes of a server: children of its model workers."""
+    found = []
+    for worker in _children(front_pid):
+        for kid in _children(worker):
+            cmd = Path(f"/proc/{kid}/cmdline").read_bytes()
+            if b"modelyard.requestlog._process" in cmd:
+                found.append(kid)
+    return found
+
+
+def _wait_gone(pid: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while Path(f"/proc/{pid}").exists():
+        stat = Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}").exists() else ""
+        if ") Z " in stat:  # a zombie: dead, waiting to be reaped
+            return
+        assert time.monotonic() < deadline, f"process {pid} did not exit"
+        time.sleep(0.05)
+
+
+def test_a_killed_log_process_is_restarted_and_its_unwritten_records_counted(
+    server_factory: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
+    """The Parquet files are written by a child of each worker: SIGKILL it and serving goes
+    on, the records it held are counted as dropped (never silently gone), and a new log
+    process writes the records that come later."""
+    h = server_factory(
+        "Linear",
+        home=tmp_path / "home",
+        request_log=True,
+        serving={"admin_token": "s3cret", "request_log_flush_s": 3600},
+    )
+    with httpx.Client(base_url=h.url, timeout=30) as c:
+        _predict(c, 10, "a")
+        assert c.post("/v1/admin/flush", headers=AUTH).status_code == 200
+        _predict(c, 7, "b")  # buffered in the log process, not written yet
+        deadline = time.monotonic() + 30
+        while not (pids := _log_processes(h.pid)):
+            assert time.monotonic() < deadline, "no request-log process found"
+            time.sleep(0.1)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            _wait_gone(pid)
+        time.sleep(5.5)  # a dead log process is started again at most once every 5 s
+        _predict(c, 10, "c")  # serving never waited; these go to a new log process
+        r = c.post("/v1/admin/flush", headers=AUTH)
+        assert r.status_code == 200, r.text
+        dropped = metric(c.get("/metrics").text, "modelyard_log_records_dropped_total")
+    store = ArtifactStore.open(str(tmp_path / "home" / "artifacts"))
+    ids = set(RequestLog(store, "linear", "7").requests().column("request_id").to_pylist())
+    assert {f"a{i}" for i in range(10)} <= ids
+    assert {f"c{i}" for i in range(10)} <= ids
+    b_written = len({f"b{i}" for i in range(7)} & ids)
+    assert b_written + dropped == 7  # each record of b written or counted, never both
+    assert dropped > 0

@@ -152,8 +152,6 @@ class WorkerHandle:
             "--log-level",
             b.log_level,
         ]
-        if b.log_config is not None or b.request_log:
-            cmd.append("--request-log")
         self.proc = subprocess.Popen(cmd, pass_fds=[child.fileno()], env=env)
         b.spawned.add(self.proc.pid)  # ours to wait for: an orphan reaper must leave it alone
         child.close()

@@ -4,12 +4,13 @@ Started by the front as ``python -m modelyard.serving._worker --fd N ...`` with 
 Unix socket pair. It ignores SIGINT and SIGTERM (the front decides when workers stop) and
 exits 0 when the front closes the socket, or when the front dies.
 
-The worker also writes the request log: it already holds each batch's input tensor and its
-outputs, so logging a batch is one append of references after the answer is sent; its
-:class:`~modelyard.requestlog.RequestLogWriter` thread builds the Parquet files. The front
-sends it the records only the front has (feedback, refused requests) in ``KIND_LOG`` frames,
-and asks for flushes (``KIND_FLUSH``); at end of stream the worker writes what is buffered and
-logs what it could not write before it exits.
+The worker also feeds the request log: it already holds each batch's input tensor and its
+outputs, so logging a batch is one append of references after the answer is sent; a sender
+thread hands them to the worker's log process (:class:`~modelyard.requestlog._process.
+RequestLogProcess`, niced), which builds the Parquet files off this process's GIL. The front
+sends the worker the records only the front has (feedback, refused requests) in ``KIND_LOG``
+frames, and asks for flushes (``KIND_FLUSH``); at end of stream the worker hands over what is
+queued and waits for its log process to write it (what could not be written is logged).
 """
 
 from __future__ import annotations
@@ -100,7 +101,6 @@ class Worker:
         self.desc: dict[str, Any] = {}
         self.columns: list[str] | None = None
         self.log_level = "INFO"
-        self.request_log = False  # import pyarrow before the first request, not during one
         self.reqlog: Any = None  # a RequestLogWriter once the front sent KIND_LOG_CONFIG
         self.codec: Codec | None = None  # once the front sent KIND_CODEC (for raw batches)
         self._send_lock = threading.Lock()  # the log's threads answer too
@@ -123,12 +123,6 @@ class Worker:
         if self.spec.kind == "package" and sig.get("fields"):
             # a data-frame model: JSON-object instances become a frame with its columns
             self.columns = [f["name"] for f in sig["fields"]]
-        if self.request_log:
-            # pyarrow's imports and first Parquet file cost ~0.5 s of CPU holding the GIL: pay
-            # it while loading, not under the first requests or inside the first flush
-            from modelyard.requestlog import RequestLogWriter
-
-            RequestLogWriter(_Discard(), "warm-up", "0").warm_up()
         configure_logging(
             self.log_level,
             static={
@@ -306,26 +300,29 @@ class Worker:
             threading.Thread(target=self._flush, args=(meta["id"],), daemon=True).start()
 
     def _start_log(self, cfg: dict[str, Any]) -> None:
-        from modelyard.requestlog import RequestLogWriter
-        from modelyard.store.artifacts import ArtifactStore
+        from modelyard.requestlog._process import RequestLogProcess
 
         if self.reqlog is not None:
             return
-        store = ArtifactStore.open(cfg["url"], cfg.get("storage_options") or None)
         sig = self.desc.get("signature") or {}
         inputs = None
         if sig.get("fields"):
             inputs = {f["name"]: _LOG_TYPES.get(f["type"], "string") for f in sig["fields"]}
         tensor = (sig.get("inputs") or [{}])[0].get("name") or "input"
-        self.reqlog = writer = RequestLogWriter(
-            store,
-            cfg["model"],
-            cfg["version"],
-            inputs=inputs,
-            tensor_column=tensor,
-            flush_s=cfg["flush_s"],
+        # the Parquet files are built by a child process: this one only hands batches over
+        self.reqlog = writer = RequestLogProcess(
+            {
+                "url": cfg["url"],
+                "storage_options": cfg.get("storage_options"),
+                "model": cfg["model"],
+                "version": cfg["version"],
+                "inputs": inputs,
+                "tensor_column": tensor,
+                "flush_s": cfg["flush_s"],
+                "max_records": cfg["max_records"],
+                "log_level": self.log_level,
+            },
             sample_rate=cfg["sample_rate"],
-            max_records=cfg["max_records"],
             on_flush=self._report,
         )
         writer.start()
@@ -381,13 +378,6 @@ class Worker:
             off += n
 
 
-class _Discard:
-    """A store that keeps nothing (the log's warm-up writes no file)."""
-
-    def write_named(self, name: str, data: bytes) -> None:
-        return None
-
-
 _LOG_TYPES = {"number": "float", "integer": "int", "boolean": "bool", "string": "string"}
 
 
@@ -401,7 +391,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-id", type=int, required=True)
     parser.add_argument("--spec", required=True)
     parser.add_argument("--log-level", default="INFO")
-    parser.add_argument("--request-log", action="store_true")
     args = parser.parse_args(argv)
     # SIGINT (Ctrl-C) and SIGTERM sent to the whole process group or cgroup (systemd, timeout,
     # some container runtimes) must not kill a batch in flight: the front stops the workers by
@@ -414,7 +403,6 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd)
     worker = Worker(sock, spec, args.worker_id)
     worker.log_level = args.log_level
-    worker.request_log = args.request_log
     try:
         code = worker.run()
     except (BrokenPipeError, ConnectionResetError):

@@ -136,7 +136,7 @@ def _integrity_error(sha256: str, actual: str, where: str) -> IntegrityError:
     )
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
+def _write_all(fd: int, data: bytes | memoryview | Any) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
@@ -517,8 +517,9 @@ class ArtifactStore:
         return out
 
     # ------------------------------------------------------------------ named files
-    def write_named(self, name: str, data: bytes) -> str:
-        """Write ``data`` to the named file ``name`` under ``<root>/named/``, atomically.
+    def write_named(self, name: str, data: bytes | memoryview | Any) -> str:
+        """Write ``data`` (bytes or any buffer) to the named file ``name`` under
+        ``<root>/named/``, atomically.
 
         Returns:
             The URL of the file.
@@ -530,8 +531,9 @@ class ArtifactStore:
         if self._fs is None:
             self._local_atomic_write(path, data)
         else:
-            self._remote_put(path, data=data)
-        _log.debug("named file written", extra={"artifact_name": name, "size_bytes": len(data)})
+            self._remote_put(path, data=data if isinstance(data, bytes) else bytes(data))
+        size = memoryview(data).nbytes
+        _log.debug("named file written", extra={"artifact_name": name, "size_bytes": size})
         return self._to_uri(path)
 
     def read_named(self, name: str) -> bytes:
@@ -609,7 +611,7 @@ class ArtifactStore:
         except FileNotFoundError:
             return False
 
-    def _local_atomic_write(self, final: str, data: bytes) -> None:
+    def _local_atomic_write(self, final: str, data: bytes | memoryview | Any) -> None:
         tmp, fd = self._open_local_tmp()
         try:
             try:
