@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from tests.monitoring._logs import write_feedback, write_requests
+from tests.requestlog._reads import recording_store
 
 from modelyard.data.contract import infer_contract
 from modelyard.data.profile import build_profile
@@ -268,6 +270,38 @@ def test_estimated_quality_streamed_from_counts_matches_the_rows(
     assert q.estimated["brier"].value == pytest.approx(exact["brier"].value)
     assert q.estimated["auc"].value == pytest.approx(exact["auc"].value, abs=1e-3)
     assert 0.5 < q.estimated["auc"].value < 1.0
+
+
+def test_a_window_is_read_one_row_group_at_a_time(refs: References, tmp_path: Path) -> None:
+    # memory bounded by a row group, not by a file (see tests/requestlog for the reader); the
+    # columns the monitor leaves out are small here (few distinct request ids), so a reader
+    # fetching the whole file at once would do it in one coalesced read
+    store = recording_store(tmp_path / "artifacts")
+    rng = np.random.default_rng(11)
+    ids = [f"r{i % 10}" for i in range(40_000)]
+    frame = _frame(rng, 40_000)
+    write_requests(store, "churn", 1, frame, ts_s=T0.timestamp(), ids=ids, row_group_rows=10_000)
+    (path,) = RequestLog(store, "churn", "1").files("requests")
+    with store.fs.open(path, "rb") as fh:
+        group_bytes = pq.ParquetFile(fh).metadata.row_group(0).total_byte_size
+    store.fs.read_sizes.clear()
+    result = _score(store, refs)
+    assert (result.rows, result.verdict) == (40_000, "ok")
+    fetches = [n for n in store.fs.read_sizes if n > group_bytes / 2]
+    assert len(fetches) == 4
+    assert max(fetches) < 2 * group_bytes
+
+
+def test_a_tensor_output_is_not_read(store: ArtifactStore, refs: References) -> None:
+    rng = np.random.default_rng(12)
+    vectors = [[0.25, 0.75]] * 3_000  # one list column: neither binned nor scored
+    write_requests(
+        store, "churn", 1, _frame(rng, 3_000), ts_s=T0.timestamp(), outputs={"prediction": vectors}
+    )
+    result = _score(store, refs)
+    assert (result.rows, result.verdict, result.quality) == (3_000, "ok", None)
+    assert result.counts is not None
+    assert result.counts.outputs == []
 
 
 def test_the_report_holds_bins_and_scores_not_rows(

@@ -10,12 +10,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from modelyard.requestlog import LogWriteFailed, RequestLog, RequestLogWriter
+from modelyard.requestlog.reader import iter_file_batches
 from modelyard.store.artifacts import ArtifactStore
 from modelyard.testing.s3 import S3Server, moto_s3_server
 from tests._full_disk import fill, tiny_tmpfs
+from tests.monitoring._logs import write_requests
+from tests.requestlog._reads import recording_store
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 3, 1, 10, 15, tzinfo=UTC).timestamp()
@@ -145,6 +149,39 @@ def test_batches_bound_memory_and_cover_the_window(tmp_path: Path) -> None:
     assert all(b.num_rows <= 16 for b in batches)
     assert sum(b.num_rows for b in batches) == 130
     assert batches[0].schema.names == ["in__input"]
+
+
+def test_a_file_is_read_one_row_group_at_a_time(tmp_path: Path) -> None:
+    # pyarrow's iter_batches over a whole file fetched all its row groups before the first
+    # batch: a 1M-row file held 175 MiB, and a window's memory grew with its files
+    store = recording_store(tmp_path / "artifacts")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({f"x{i}": rng.normal(0, 1, 40_000) for i in range(4)})
+    write_requests(store, "m", 1, frame, ts_s=T0, row_group_rows=10_000)
+    (path,) = RequestLog(store, "m").files("requests")
+    with store.fs.open(path, "rb") as fh:
+        group_bytes = pq.ParquetFile(fh).metadata.row_group(0).total_byte_size
+    store.fs.read_sizes.clear()
+    batches = list(RequestLog(store, "m").iter_request_batches(batch_rows=4_096))
+    assert sum(b.num_rows for b in batches) == 40_000
+    assert all(b.num_rows <= 4_096 for b in batches)
+    # the file's four row groups are fetched in four reads, not one
+    fetches = [n for n in store.fs.read_sizes if n > group_bytes / 2]
+    assert len(fetches) == 4
+    assert max(fetches) < 2 * group_bytes
+
+
+def test_a_row_group_too_large_to_fetch_whole_is_read_by_pages(tmp_path: Path) -> None:
+    store = recording_store(tmp_path / "artifacts")
+    frame = pd.DataFrame({"x": np.arange(400_000, dtype=np.float64)})
+    write_requests(store, "m", 1, frame, ts_s=T0)  # one row group of 3.2 MB of x
+    (path,) = RequestLog(store, "m").files("requests")
+    store.fs.read_sizes.clear()
+    with store.fs.open(path, "rb") as fh:
+        batches = list(iter_file_batches(fh, ["in__x"], prebuffer_max_bytes=1 << 20))
+    x = pa.Table.from_batches(batches).column("in__x")
+    assert x.to_numpy().tolist() == frame["x"].tolist()
+    assert max(store.fs.read_sizes) < 1.1 * (1 << 20)  # a read buffer per column, not the group
 
 
 def test_feedback_joins_the_latest_label_per_request(tmp_path: Path) -> None:

@@ -203,7 +203,8 @@ def _count_units(  # noqa: PLR0917  (the job's parts, as a Ray task gets them)
     """The counts of the rows of ``[since, until)`` in some files (or row groups of them), and
     how many files could not be read (skipped and logged, as the request-log reader does)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
+
+    from modelyard.requestlog.reader import iter_file_batches
 
     total = WindowCounts()
     skipped = 0
@@ -213,14 +214,9 @@ def _count_units(  # noqa: PLR0917  (the job's parts, as a Ray task gets them)
     for path, groups in units:
         try:
             with fs.open(path, "rb") as fh:
-                meta = pq.read_metadata(fh)
-                names = set(meta.schema.names)
-                keep = [c for c in texts if c in names]
-                pf = pq.ParquetFile(fh, metadata=meta, read_dictionary=keep or None)
-                cols = None
-                if columns is not None:
-                    cols = [c for c in dict.fromkeys([*columns, "ts"]) if c in names]
-                batches = pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=cols)
+                batches = iter_file_batches(
+                    fh, columns, batch_rows=batch_rows, row_groups=groups, dictionary=texts
+                )
                 for batch in batches:
                     table = _in_window(pa.Table.from_batches([batch]), since, until)
                     if table.num_rows:

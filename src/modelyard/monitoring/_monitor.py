@@ -317,13 +317,14 @@ def _columns(reader: LogReader, refs: References, window: Window) -> list[str] |
         return names
     try:
         with reader.store.fs.open(files[0], "rb") as fh:
-            present = pq.read_schema(fh).names
+            schema = pq.read_schema(fh)
     except (OSError, ValueError, pa.ArrowException) as exc:  # the reader skips and counts it
         log.debug("schema not read", extra={"path": files[0], "error": str(exc)})
         return None
     # name every input column the log has when profiled features are missing
-    Binner(profile=profile).check_columns(present)
-    outputs = [n for n in present if n.startswith(OUT)]
+    Binner(profile=profile).check_columns(schema.names)
+    # a tensor output (a list column) is neither binned nor scored, so it is not read
+    outputs = [f.name for f in schema if f.name.startswith(OUT) and not pa.types.is_nested(f.type)]
     return list(dict.fromkeys([*names, *outputs]))
 
 

@@ -14,17 +14,21 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from modelyard.logs import get_logger
 from modelyard.requestlog.schema import FEEDBACK, REQUESTS, partition_prefix
 
-__all__ = ["RequestLog"]
+__all__ = ["RequestLog", "iter_file_batches"]
 
 log = get_logger("modelyard.requestlog")
 
 _HOUR = dt.timedelta(hours=1)
+# a row group up to this size (uncompressed, every column) is fetched whole, in a few coalesced
+# reads (what an object store needs); a larger one is read page by page, a buffer per column
+PREBUFFER_MAX_BYTES = 64 << 20
+_READ_BUFFER_BYTES = 1 << 20
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -179,15 +183,12 @@ class RequestLog:
         """The same rows as :meth:`requests`, as ``pyarrow.RecordBatch`` es of at most
         ``batch_rows`` rows, one file at a time (memory bounded by a batch, not the window)."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         since, until = _utc(since), _utc(until)
         for path in self.files(REQUESTS, since, until):
             try:
                 with self._fs().open(path, "rb") as fh:
-                    pf = pq.ParquetFile(fh)
-                    cols = _present(pf, columns)
-                    for batch in pf.iter_batches(batch_size=batch_rows, columns=cols):
+                    for batch in iter_file_batches(fh, columns, batch_rows=batch_rows):
                         table = self._window(pa.Table.from_batches([batch]), since, until, columns)
                         if table.num_rows:
                             yield from table.to_batches()
@@ -246,6 +247,50 @@ class RequestLog:
         for name in ("label", "outcome", "extra", "feedback_ts"):
             req = req.append_column(name, picked.column(name))
         return req
+
+
+def iter_file_batches(
+    fh: Any,
+    columns: list[str] | None = None,
+    *,
+    batch_rows: int = 65_536,
+    row_groups: Iterable[int] | None = None,
+    dictionary: Iterable[str] = (),
+    prebuffer_max_bytes: int = PREBUFFER_MAX_BYTES,
+) -> Iterator[Any]:
+    """The ``pyarrow.RecordBatch`` es of one open request-log Parquet file, one row group at a
+    time, so that memory is bounded by a row group, not by the file.
+
+    ``ParquetFile.iter_batches`` over a whole file fetches every row group it is given before
+    its first batch (``pre_buffer``): a 1,000,000-row file of 30 columns held 174 MiB, and a
+    window's memory grew with its files. Here each row group is fetched on its own, and one
+    larger than ``prebuffer_max_bytes`` is read page by page instead.
+
+    Args:
+        fh: the file, open for reading (an fsspec or Python file).
+        columns: the columns to read (with ``ts``), those the file lacks left out; None: all.
+        batch_rows: rows per batch at most.
+        row_groups: the row groups to read (default: all).
+        dictionary: text columns to read as dictionaries (those the file has).
+        prebuffer_max_bytes: the largest row group fetched whole.
+    """
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(fh)
+    groups = list(range(meta.num_row_groups) if row_groups is None else row_groups)
+    largest = max((meta.row_group(g).total_byte_size for g in groups), default=0)
+    whole = largest <= prebuffer_max_bytes
+    names = set(meta.schema.to_arrow_schema().names)
+    pf = pq.ParquetFile(
+        fh,
+        metadata=meta,
+        read_dictionary=[c for c in dictionary if c in names] or None,
+        pre_buffer=whole,
+        buffer_size=0 if whole else _READ_BUFFER_BYTES,
+    )
+    cols = _present(pf, columns)
+    for group in groups:
+        yield from pf.iter_batches(batch_size=batch_rows, row_groups=[group], columns=cols)
 
 
 def _dirs(fs: Any, path: str) -> list[str]:
