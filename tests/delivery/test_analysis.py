@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -181,3 +183,45 @@ def test_a_dead_candidate_worker_fails_at_once() -> None:
     verdict = analyze(crashed, _arm(rng, 10))
     assert verdict.outcome is Outcome.FAIL
     assert verdict.reason == "fail: worker_restarts"
+
+
+def _computed(per_batch_ms: dict[str, float], batches: int = 200) -> ArmStats:
+    """An arm whose model ran ``batches`` batches of each size label at the given CPU cost."""
+    stats = ArmStats.from_observations(statuses=[200] * 500, latencies_ms=[5.0] * 500)
+    compute = {size: (batches, batches * ms / 1000.0) for size, ms in per_batch_ms.items()}
+    return replace(stats, compute=compute)
+
+
+def test_a_shadow_is_judged_on_model_cpu_at_equal_batch_sizes_not_latency() -> None:
+    stable = _computed({"1": 0.25, "32": 0.80})
+    slow_queue = replace(_computed({"1": 0.26, "32": 0.79}), latency_counts=_arm(
+        np.random.default_rng(3), 500, latency_median_ms=80.0).latency_counts)  # fmt: skip
+    verdict = analyze(slow_queue, stable, Thresholds(), latency="compute")
+    assert verdict.outcome is Outcome.PASS  # its latency (low priority) is not held against it
+    assert {c.name for c in verdict.checks} == {"error_rate", "invalid_rate", "compute_ratio"}
+    heavy = _computed({"1": 0.60, "32": 2.0})
+    verdict = analyze(heavy, stable, Thresholds(max_latency_ratio=1.5), latency="compute")
+    check = next(c for c in verdict.checks if c.name == "compute_ratio")
+    assert check.outcome is Outcome.FAIL
+    assert check.candidate == pytest.approx((2.4 * 2.5) ** 0.5)  # geometric mean of the sizes
+    assert "2.45x stable's" in check.detail
+
+
+def test_batches_of_other_sizes_are_not_compared_a_cheap_big_batch_is_no_excuse() -> None:
+    # the shadow ran only big batches, stable only small ones: per row the shadow looks
+    # cheap, but no size was run by both: not enough to say anything
+    verdict = analyze(_computed({"64": 1.2}), _computed({"1": 0.25, "2": 0.3}), latency="compute")
+    check = next(c for c in verdict.checks if c.name == "compute_ratio")
+    assert check.outcome is Outcome.INSUFFICIENT
+    assert verdict.outcome is Outcome.INSUFFICIENT
+
+
+def test_compute_counters_merge_subtract_and_round_trip() -> None:
+    a, b = _computed({"1": 0.25}, batches=10), _computed({"1": 0.25, "8": 0.5}, batches=30)
+    merged = a + b
+    assert merged.compute["1"] == (40, pytest.approx(0.01))
+    assert (merged - a).compute == {
+        "1": (30, pytest.approx(0.0075)),
+        "8": (30, pytest.approx(0.015)),
+    }
+    assert ArmStats.from_dict(merged.to_dict()) == merged

@@ -292,3 +292,18 @@ def test_shadow_never_changes_what_users_get(registry: Registry) -> None:
     assert front.stats(2).requests == 500  # while the candidate saw a copy of each
     assert _drive(ctl, front, clock) == "rolled_back"
     assert front.user_failures == 0
+
+
+def test_a_shadow_is_judged_on_its_model_cpu_rolled_back_when_heavier_else_promoted(
+    registry: Registry,
+) -> None:
+    ctl, front, clock = _setup(registry, {2: Behaviour(latency_ms=40.0)}, load_test_s=0)
+    _start(ctl, strategy="shadow")
+    assert _drive(ctl, front, clock) == "rolled_back"
+    latest = ctl.store.latest("churn")
+    assert latest is not None
+    assert "compute_ratio" in latest.reason
+    ctl, front, clock = _setup(registry, load_test_s=0)
+    _start(ctl, strategy="shadow", candidate=3)
+    assert _drive(ctl, front, clock) == "promoted"
+    assert registry.resolve("churn@production").version == 3

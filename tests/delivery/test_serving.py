@@ -242,6 +242,40 @@ def test_shadow_never_changes_what_users_get(
     assert status(project, h.url)["state"] == "rolled_back"
 
 
+def _nice(pid: int) -> int:
+    """The CPU priority (nice) of a process, from /proc."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def test_a_shadow_runs_at_low_priority_and_is_promoted_on_a_fresh_pool(
+    project: Path, serve: Callable[..., ServerHandle]
+) -> None:
+    h = serve()
+    pinned = {"x-modelyard-version": "2"}
+    with Traffic(h.url) as traffic:
+        run = cli(project, "deploy", "churn", "-c", "2", "--strategy", "shadow", "--interval",
+                  "1s", "--manual", "--url", h.url)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        shadow = httpx.post(f"{h.url}/v1/models/churn:predict", json=BODY, headers=pinned)
+        assert shadow.headers["x-model-version"] == "2"
+        shadow_worker = int(shadow.json()["predictions"][0][1])
+        assert _nice(shadow_worker) == 10  # the copies take only the CPU stable leaves
+        stable = httpx.post(f"{h.url}/v1/models/churn:predict", json=BODY)
+        assert _nice(int(stable.json()["predictions"][0][1])) == 0
+        # judged on the model's CPU per batch, not on a low-priority latency: it passes
+        wait_state(project, h.url, "awaiting_approval")
+        promote = cli(project, "rollout", "promote", "churn", "--url", h.url)
+        assert promote.returncode == 0, promote.stderr
+        done = wait_state(project, h.url, "promoted", "rolled_back")
+        assert done["state"] == "promoted", done["reason"]
+        after = httpx.post(f"{h.url}/v1/models/churn:predict", json=BODY)
+    assert after.headers["x-model-version"] == "2"
+    worker = int(after.json()["predictions"][0][1])
+    assert worker != shadow_worker  # a fresh pool at normal priority serves the users
+    assert _nice(worker) == 0
+    assert traffic.statuses() == {200: len(traffic.answers)}
+
+
 def test_blue_green_previews_then_switches(
     project: Path, serve: Callable[..., ServerHandle]
 ) -> None:

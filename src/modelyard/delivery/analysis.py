@@ -31,7 +31,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "LATENCY_BUCKETS_MS",
@@ -90,6 +90,9 @@ class ArmStats:
         restarts: model worker processes that died and were restarted.
         labels: feedback records this arm's endpoint received in the window (whichever
             version answered them): once labels flow, quality must be judged before a pass.
+        compute: per batch-size label (``"1"``, ``"2"``, ``"4"``...), the batches the model
+            ran and the CPU seconds it took: the model's cost, whatever CPU priority its
+            workers had (a shadow's latency is the CPU stable leaves it; its cost is not).
     """
 
     requests: int = 0
@@ -102,6 +105,7 @@ class ArmStats:
     predicted: Mapping[str, int] = field(default_factory=dict)
     restarts: int = 0
     labels: int = 0
+    compute: Mapping[str, tuple[int, float]] = field(default_factory=dict)
 
     def __add__(self, other: ArmStats) -> ArmStats:
         predicted = dict(self.predicted)
@@ -120,6 +124,7 @@ class ArmStats:
             predicted=predicted,
             restarts=self.restarts + other.restarts,
             labels=self.labels + other.labels,
+            compute=_merge_compute(self.compute, other.compute, 1),
         )
 
     def __sub__(self, earlier: ArmStats) -> ArmStats:
@@ -140,6 +145,7 @@ class ArmStats:
             predicted={k: n - earlier.predicted.get(k, 0) for k, n in self.predicted.items()},
             restarts=self.restarts - earlier.restarts,
             labels=self.labels - earlier.labels,
+            compute=_merge_compute(self.compute, earlier.compute, -1),
         )
 
     @classmethod
@@ -236,6 +242,7 @@ class ArmStats:
             "predicted": dict(self.predicted),
             "restarts": self.restarts,
             "labels": self.labels,
+            "compute": {k: [n, cpu] for k, (n, cpu) in self.compute.items()},
         }
 
     @classmethod
@@ -255,7 +262,20 @@ class ArmStats:
             predicted={str(k): int(v) for k, v in dict(data.get("predicted", {})).items()},
             restarts=int(data.get("restarts", 0)),
             labels=int(data.get("labels", 0)),
+            compute={
+                str(k): (int(v[0]), float(v[1])) for k, v in dict(data.get("compute", {})).items()
+            },
         )
+
+
+def _merge_compute(
+    a: Mapping[str, tuple[int, float]], b: Mapping[str, tuple[int, float]], sign: int
+) -> dict[str, tuple[int, float]]:
+    out = dict(a)
+    for k, (n, cpu) in b.items():
+        n0, cpu0 = out.get(k, (0, 0.0))
+        out[k] = (n0 + sign * n, cpu0 + sign * cpu)
+    return {k: v for k, v in out.items() if v[0] > 0}
 
 
 @dataclass(frozen=True)
@@ -484,6 +504,56 @@ def _latency_checks(c: ArmStats, s: ArmStats, t: Thresholds, alpha: float) -> li
     return checks
 
 
+#: batches of one size each arm needs before their model CPU is compared
+MIN_COMPUTE_BATCHES = 20
+
+
+def _compute_check(c: ArmStats, s: ArmStats, t: Thresholds) -> Check | None:
+    """The candidate's model CPU per batch against stable's, batch size by batch size (a batch
+    of 1 costs far more per row than one of 32), averaged over the sizes both ran often
+    (geometric mean of the ratios, weighted by the candidate's batches): at most
+    ``max_latency_ratio``. Means over many batches: a threshold, not a sequential test."""
+    bound = t.max_latency_ratio
+    if bound is None:
+        return None
+    weight = total = 0.0
+    for label, (nc, cpu_c) in c.compute.items():
+        ns, cpu_s = s.compute.get(label, (0, 0.0))
+        if min(nc, ns) < MIN_COMPUTE_BATCHES or cpu_c <= 0 or cpu_s <= 0:
+            continue
+        total += nc * math.log((cpu_c / nc) / (cpu_s / ns))
+        weight += nc
+    nc_all = sum(n for n, _ in c.compute.values())
+    ns_all = sum(n for n, _ in s.compute.values())
+    if not weight:
+        return Check(
+            "compute_ratio",
+            Outcome.INSUFFICIENT,
+            None,
+            None,
+            n_candidate=nc_all,
+            n_stable=ns_all,
+            detail=f"needs {MIN_COMPUTE_BATCHES} batches of one size per arm, has candidate "
+            f"{nc_all}, stable {ns_all} (over all sizes)",
+        )
+    ratio = math.exp(total / weight)
+    worse = ratio > bound
+    return Check(
+        "compute_ratio",
+        Outcome.FAIL if worse else Outcome.PASS,
+        ratio,
+        1.0,
+        harm=ratio - 1.0,
+        tolerance=bound,
+        n_candidate=nc_all,
+        n_stable=ns_all,
+        detail=(
+            f"model CPU per batch {ratio:.2f}x stable's at the same batch sizes "
+            f"({'above' if worse else 'within'} {bound:g}x)"
+        ),
+    )
+
+
 def _quality_check(c: ArmStats, s: ArmStats, t: Thresholds, alpha: float) -> Check | None:
     if c.quality_n == 0 and s.quality_n == 0 and c.labels == 0 and s.labels == 0:
         return None  # no feedback: quality is not judged (nor passed)
@@ -520,12 +590,18 @@ def _drift_note(c: ArmStats, s: ArmStats) -> str | None:
 
 
 def analyze(
-    candidate: ArmStats, stable: ArmStats, thresholds: Thresholds | None = None
+    candidate: ArmStats,
+    stable: ArmStats,
+    thresholds: Thresholds | None = None,
+    *,
+    latency: Literal["served", "compute"] = "served",
 ) -> Analysis:
     """Compare ``candidate`` with ``stable`` over the same window.
 
     Pass the counters accumulated since the rollout (or experiment) started: the confidence
-    sequences are valid however often this is called on a growing window.
+    sequences are valid however often this is called on a growing window. ``latency``:
+    ``served`` compares the requests' latencies; ``compute`` (a shadow, which runs at low CPU
+    priority) compares the model's CPU per batch instead (``max_latency_ratio`` bounds it).
 
     Returns:
         An :class:`Analysis`: ``fail`` if any check fails, else ``insufficient_data`` if any
@@ -534,8 +610,13 @@ def analyze(
     """
     t = thresholds or Thresholds()
     has_feedback = candidate.quality_n > 0 or stable.quality_n > 0
-    n_checks = 2 + (t.max_latency_ratio is not None) + (t.max_p99_ms is not None) + has_feedback
-    alpha = t.alpha / n_checks  # Bonferroni over the checks
+    served = latency == "served"
+    n_latency = (t.max_latency_ratio is not None) + (served and t.max_p99_ms is not None)
+    alpha = t.alpha / (2 + n_latency + has_feedback)  # Bonferroni over the checks
+    if served:
+        latency_checks = _latency_checks(candidate, stable, t, alpha)
+    else:
+        latency_checks = [c for c in [_compute_check(candidate, stable, t)] if c is not None]
     checks: list[Check] = [
         _rate_check(
             "error_rate",
@@ -551,7 +632,7 @@ def analyze(
             t,
             alpha,
         ),
-        *_latency_checks(candidate, stable, t, alpha),
+        *latency_checks,
     ]
     quality = _quality_check(candidate, stable, t, alpha)
     if quality is not None:

@@ -531,6 +531,10 @@ class RolloutController:
             # the candidate's traffic is the load test's burst and preview calls, not users':
             # its latency was judged by the load test; compare errors only
             thresholds = replace(thresholds, max_latency_ratio=None)
+        if step is not None and step.mode == "mirror":
+            # a shadow runs at low CPU priority: its latency is what stable leaves it, so the
+            # model's CPU per batch is compared instead
+            return analyze(cand, stable, thresholds, latency="compute")
         return analyze(cand, stable, thresholds)
 
     async def _step_done(self, r: Rollout, reason: str) -> Rollout:
@@ -554,8 +558,9 @@ class RolloutController:
 
     async def _promote(self, r: Rollout) -> Rollout:
         """Candidate takes all traffic, becomes stable and ``production``; old pool stops."""
-        self.front.set_plan(RoutePlan(candidate=str(r.candidate_version), mode="switched"))
+        # before the switch: a shadow's pool (low priority) is replaced by a normal one
         await self.front.start_version(r.candidate_version)
+        self.front.set_plan(RoutePlan(candidate=str(r.candidate_version), mode="switched"))
         self.front.make_stable(r.candidate_version)
         self.front.set_plan(RoutePlan())
         evidence = {"rollout": r.id, "strategy": r.strategy, "evidence": r.evidence}

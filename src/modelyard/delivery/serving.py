@@ -50,6 +50,8 @@ log = get_logger("modelyard.delivery")
 
 ADMIN_PATH = "/v1/admin/rollout"
 _LOAD_CONNECTIONS = 8
+#: the CPU priority of a shadow's workers (their log processes run at 19)
+SHADOW_NICE = 10
 _REPLAY = 256  # distinct requests a load test sends round robin
 _Sample = tuple[str, bytes, bytes | None]  # path, body, binary header length (v2 binary)
 
@@ -80,10 +82,17 @@ class ServingFront:
         self._flushed_at = -math.inf
 
     async def start_version(self, version: int) -> None:
+        """Start ``version``'s pool at normal CPU priority: a no-op when it runs so, a fresh
+        pool in place of one lowered for a shadow (an unprivileged process cannot raise its
+        workers' priority again)."""
         label = str(version)
-        if label in self.front.pools:
+        pool = self.front.pools.get(label)
+        if pool is not None and pool.nice == 0:
             return
         spec = await asyncio.to_thread(self.spec_for, version)
+        if pool is not None:
+            await self.front.replace_version(spec, label)
+            return
         await self.front.add_version(spec, version=label)
 
     async def stop_version(self, version: int) -> None:
@@ -99,6 +108,12 @@ class ServingFront:
         await self.front.remove_version(label)
 
     def set_plan(self, plan: RoutePlan) -> None:
+        """Route by ``plan``; a shadow's workers (``mirror``) run at low CPU priority, so the
+        mirrored copies take only the CPU the answering version leaves."""
+        if plan.mode == "mirror" and plan.candidate is not None:
+            pool = self.front.pools.get(plan.candidate)
+            if pool is not None and plan.candidate != self.front.stable:
+                pool.set_priority(SHADOW_NICE)
         self.router.plan = plan
 
     def make_stable(self, version: int) -> None:
@@ -116,6 +131,7 @@ class ServingFront:
             latency_counts=tuple(m.latency_s.counts),
             restarts=m.worker_restarts,
             labels=m.feedback_records,
+            compute={k: (int(n), cpu) for k, (n, cpu) in m.compute.items() if n},
         )
 
     def traffic_rps(self) -> float:

@@ -152,6 +152,8 @@ class WorkerHandle:
             "--log-level",
             b.log_level,
         ]
+        if b.nice:
+            cmd += ["--nice", str(b.nice)]
         self.proc = subprocess.Popen(cmd, pass_fds=[child.fileno()], env=env)
         b.spawned.add(self.proc.pid)  # ours to wait for: an orphan reaper must leave it alone
         child.close()
@@ -268,7 +270,7 @@ class Batcher:
         log_level: str = "INFO",
         load_timeout_s: float = 300.0,
         threads_per_worker: int = 1,
-        on_batch: Callable[[int, float], None] | None = None,
+        on_batch: Callable[[int, float, float | None], None] | None = None,
         on_restart: Callable[[], None] | None = None,
         request_log: bool = False,
         clock: Callable[[], float] = time.monotonic,
@@ -285,6 +287,7 @@ class Batcher:
         self.on_restart = on_restart
         self.request_log = request_log
         self.clock = clock
+        self.nice = 0  # the workers' CPU priority (raised for a shadow)
         self.log_config: dict[str, Any] | None = None
         self.codec_config: dict[str, Any] | None = None
         self.log_dropped_gone = 0  # reported by worker processes that have exited since
@@ -360,6 +363,16 @@ class Batcher:
         for w in self.workers:
             if w.ready:
                 w.write(_ipc.KIND_CODEC, config)
+
+    def set_nice(self, nice: int) -> None:
+        """Lower the workers' CPU priority to ``nice`` (every thread of every worker and of
+        its log process; workers started later too). Only ever raised: an unprivileged
+        process cannot give the priority back (a pool that must serve users again is started
+        afresh)."""
+        self.nice = max(self.nice, nice)
+        for w in self.workers:
+            if w.proc is not None and w.proc.poll() is None:
+                _renice_tree(w.proc.pid, self.nice)
 
     # --- the request log (written by the workers)
     def start_log(self, config: dict[str, Any]) -> None:
@@ -515,7 +528,7 @@ class Batcher:
         self, worker: WorkerHandle, items: list[Item], meta: dict[str, Any], payload: bytes
     ) -> None:
         if self.on_batch is not None and "t" in meta:
-            self.on_batch(meta.get("n") or sum(i.rows for i in items), meta["t"])
+            self.on_batch(meta.get("n") or sum(i.rows for i in items), meta["t"], meta.get("c"))
         # the worker is idle now: give it the next batch before answering this one
         self.pump()
         result = (meta, self.decode(meta, payload) if self.decode is not None else payload)
@@ -585,3 +598,27 @@ class Batcher:
                         item.finish(timeout_err())
                         n += 1
         return n
+
+
+def _renice_tree(pid: int, nice: int) -> None:
+    """Set ``nice`` on every thread of ``pid`` and of its children (never lower than theirs:
+    a log process niced below its worker stays so)."""
+    from pathlib import Path
+
+    pids = [pid]
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            pids += [int(k) for k in (task / "children").read_text().split()]
+    except OSError:  # gone, or no /proc (not Linux): the priority is a best effort
+        pass
+    for p in pids:
+        try:
+            tids = [int(t.name) for t in Path(f"/proc/{p}/task").iterdir()]
+        except OSError:
+            tids = [p]
+        for tid in tids:
+            try:
+                if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+                    os.setpriority(os.PRIO_PROCESS, tid, nice)
+            except OSError:
+                pass

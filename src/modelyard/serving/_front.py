@@ -158,6 +158,42 @@ class Front:
         )
         return pool
 
+    async def replace_version(self, spec: ModelSpec, version: str) -> VersionPool:
+        """Serve ``version`` from a fresh pool of workers (at normal CPU priority): the new
+        pool loads beside the old one, takes its place, and the old one stops once the
+        requests it holds are answered.
+
+        Raises:
+            NotFoundError: the version is not served here.
+        """
+        old = self.pools.get(version)
+        if old is None:
+            raise NotFoundError(
+                f"version {version!r} is not served here; served: {sorted(self.pools)}",
+                version=version,
+            )
+        pool = VersionPool(
+            spec,
+            self.settings,
+            name=self.name,
+            version=version,
+            workers=old.workers,
+            log_store=self.log_store,
+            log_level=self.log_level,
+            load_timeout_s=self.load_timeout_s,
+            contract=old.contract,
+        )
+        await pool.start()
+        self.pools[version] = pool
+        self._versions_changed()
+        grace = self.settings.grace_s
+        deadline = time.monotonic() + grace
+        while old.accepted() > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await old.stop(grace)
+        log.info("version replaced", extra={"model": pool.name, "version": version})
+        return pool
+
     async def remove_version(self, version: str, grace_s: float | None = None) -> None:
         """Stop serving ``version``: route nothing more to it, finish its requests, stop it.
 

@@ -81,9 +81,9 @@ class Inference:
         call = _Call(req, pool, None, None, None, route.fallback, False)
         call.body = req.body
         self._submit_raw(call)
-        mirror = route.mirror
-        if mirror is not None and mirror != pool.version and mirror in f.pools:
-            shadow = _Call(req, f.pools[mirror], None, None, None, None, True)
+        mirror = _mirror_pool(f, route, pool)
+        if mirror is not None:
+            shadow = _Call(req, mirror, None, None, None, None, True)
             shadow.body = req.body
             asyncio.get_running_loop().call_soon(self._v1, shadow)
 
@@ -146,9 +146,9 @@ class Inference:
         f = self.front
         pool = f.pool_for(route.version)
         self._run(_Call(req, pool, v2, doc, binary, route.fallback, False))
-        mirror = route.mirror
-        if mirror is not None and mirror != pool.version and mirror in f.pools:
-            shadow = _Call(req, f.pools[mirror], v2, doc, binary, None, True)
+        mirror = _mirror_pool(f, route, pool)
+        if mirror is not None:
+            shadow = _Call(req, mirror, v2, doc, binary, None, True)
             asyncio.get_running_loop().call_soon(self._run, shadow)
 
     # --- one request on one version
@@ -283,6 +283,26 @@ class Inference:
         if pool.reqlog is not None:  # refused: logged with null inputs and outputs
             pool.reqlog.add_refused(req.request_id, exc.http_status, time.monotonic() - req.t0)
         f.error(req, exc, f.label(req), pool=pool)
+
+
+def _mirror_pool(f: Front, route: Route, answering: VersionPool) -> VersionPool | None:
+    """The version that gets a mirrored copy of this request, if any.
+
+    No copy while the mirror's queue already holds a full batch: a shadow runs at low CPU
+    priority (it takes what the answering version leaves), so it can fall behind; its copies
+    are then skipped and counted (``modelyard_mirror_skipped_requests_total``) instead of
+    filling its queue and being refused as errors of the candidate.
+    """
+    name = route.mirror
+    if name is None or name == answering.version:
+        return None
+    pool = f.pools.get(name)
+    if pool is None or pool.batcher is None:
+        return None
+    if pool.batcher.queued >= f.settings.max_batch_size:
+        pool.metrics.mirror_skipped += 1
+        return None
+    return pool
 
 
 def _raw(pool: VersionPool) -> bool:

@@ -80,6 +80,7 @@ class ServingMetrics:
         self.errors = 0
         self.invalid = 0
         self.mirrored = 0
+        self.mirror_skipped = 0
         self.retried = 0
         self.latency_s = Histogram(LATENCY_BUCKETS_S)
         self.requests: dict[tuple[str, int], int] = {}
@@ -87,6 +88,9 @@ class ServingMetrics:
         self.size: dict[str, Histogram] = {}
         self.batch_size = Histogram(BATCH_BUCKETS)
         self.inference: dict[str, Histogram] = {}
+        # batch-size label -> [batches, model CPU seconds]: the model's cost at a batch size,
+        # whatever the process's priority (a shadow is compared with stable on this)
+        self.compute: dict[str, list[float]] = {}
         self.worker_restarts = 0
         self.dropped_log_records = 0
         self.feedback_records = 0
@@ -116,13 +120,18 @@ class ServingMetrics:
             self.invalid += 1
         self.latency_s.observe(seconds)
 
-    def observe_batch(self, size: int, seconds: float) -> None:
+    def observe_batch(self, size: int, seconds: float, cpu_s: float | None = None) -> None:
         self.batch_size.observe(size)
         label = batch_label(size)
         hist = self.inference.get(label)
         if hist is None:
             hist = self.inference[label] = Histogram(LATENCY_BUCKETS_S)
+            self.compute[label] = [0, 0.0]
         hist.observe(seconds)
+        if cpu_s is not None:
+            cell = self.compute[label]
+            cell[0] += 1
+            cell[1] += cpu_s
 
 
 def registry(versions: Callable[[], list[ServingMetrics]]) -> Any:
@@ -217,6 +226,11 @@ class _Collector:
                 "modelyard_mirrored_requests",
                 "requests this version received as a mirrored copy (answer dropped)",
                 "mirrored",
+            ),
+            (
+                "modelyard_mirror_skipped_requests",
+                "mirrored copies not made because this version's queue held a full batch",
+                "mirror_skipped",
             ),
             (
                 "modelyard_retried_requests",

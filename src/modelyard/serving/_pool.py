@@ -162,6 +162,16 @@ class VersionPool:
         """Loaded, with every worker alive."""
         return self.codec is not None and bool(self.batcher and self.batcher.ready)
 
+    @property
+    def nice(self) -> int:
+        """The workers' CPU priority (0 unless lowered for a shadow)."""
+        return self.batcher.nice if self.batcher is not None else 0
+
+    def set_priority(self, nice: int) -> None:
+        """Lower the workers' CPU priority (see :meth:`Batcher.set_nice`)."""
+        if self.batcher is not None:
+            self.batcher.set_nice(nice)
+
     def accepted(self) -> int:
         """Requests queued or inside a worker (the ones a drain waits for)."""
         b = self.batcher

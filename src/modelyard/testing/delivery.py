@@ -10,7 +10,7 @@ policy or a strategy of your own without starting servers.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from modelyard.delivery.analysis import ArmStats
 from modelyard.delivery.rollout import LoadTestRun
@@ -183,6 +183,9 @@ class InMemoryFront:
     def _count(self, seen: dict[int, tuple[list[int], list[float], list[float]]]) -> None:
         for version, (statuses, latencies, quality) in seen.items():
             v = self._version(version)
-            v.stats = v.stats + ArmStats.from_observations(
+            seen_stats = ArmStats.from_observations(
                 statuses=statuses, latencies_ms=latencies, quality=quality
             )
+            # each request a batch of one whose model CPU is its latency (no queue here)
+            compute = {"1": (len(latencies), sum(latencies) / 1000.0)} if latencies else {}
+            v.stats = v.stats + replace(seen_stats, compute=compute)
