@@ -5,9 +5,9 @@ Unix socket pair. It ignores SIGINT and SIGTERM (the front decides when workers 
 exits 0 when the front closes the socket, or when the front dies.
 
 The worker also feeds the request log: it already holds each batch's input tensor and its
-outputs, so logging a batch is one append of references after the answer is sent; a sender
-thread hands them to the worker's log process (:class:`~modelyard.requestlog._process.
-RequestLogProcess`, niced), which builds the Parquet files off this process's GIL. The front
+outputs, so logging a batch is one pickle and one non-blocking send after the answer is sent,
+to the worker's log process (:class:`~modelyard.requestlog._process.RequestLogProcess`, at
+idle CPU priority), which builds the Parquet files off this process's GIL and CPU. The front
 sends the worker the records only the front has (feedback, refused requests) in ``KIND_LOG``
 frames, and asks for flushes (``KIND_FLUSH``); at end of stream the worker hands over what is
 queued and waits for its log process to write it (what could not be written is logged).
