@@ -260,6 +260,7 @@ def test_a_shadow_runs_at_low_priority_and_is_promoted_on_a_fresh_pool(
         assert shadow.headers["x-model-version"] == "2"
         shadow_worker = int(shadow.json()["predictions"][0][1])
         assert _nice(shadow_worker) == 10  # the copies take only the CPU stable leaves
+        assert os.sched_getscheduler(shadow_worker) == os.SCHED_IDLE
         stable = httpx.post(f"{h.url}/v1/models/churn:predict", json=BODY)
         assert _nice(int(stable.json()["predictions"][0][1])) == 0
         # judged on the model's CPU per batch, not on a low-priority latency: it passes
@@ -273,6 +274,7 @@ def test_a_shadow_runs_at_low_priority_and_is_promoted_on_a_fresh_pool(
     worker = int(after.json()["predictions"][0][1])
     assert worker != shadow_worker  # a fresh pool at normal priority serves the users
     assert _nice(worker) == 0
+    assert os.sched_getscheduler(worker) == os.SCHED_OTHER
     assert traffic.statuses() == {200: len(traffic.answers)}
 
 

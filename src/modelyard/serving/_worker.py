@@ -30,7 +30,7 @@ import orjson
 from modelyard.errors import ModelyardError
 from modelyard.logs import configure_logging, get_logger
 from modelyard.serving import _ipc
-from modelyard.serving._batcher import Item
+from modelyard.serving._batcher import Item, lower_priority
 from modelyard.serving._codec import Codec, error_to_json, loads
 from modelyard.serving._keys import BatchKey
 from modelyard.serving._model import ModelSpec, load_model, proba_method
@@ -399,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nice", type=int, default=0, help="CPU priority (a shadow's)")
     args = parser.parse_args(argv)
     if args.nice:  # before any thread starts: they (and the log process) inherit it
-        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
+        lower_priority(0, args.nice)
     # SIGINT (Ctrl-C) and SIGTERM sent to the whole process group or cgroup (systemd, timeout,
     # some container runtimes) must not kill a batch in flight: the front stops the workers by
     # closing their sockets once the accepted requests are answered, and SIGKILLs stragglers
