@@ -38,6 +38,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import islice
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -52,6 +53,7 @@ log = get_logger("modelyard.requestlog")
 NICE = 19  # where SCHED_IDLE is not available
 _RESTART_EVERY_S = 5.0
 _SOCKET_BUFFER = 4 << 20  # bytes the kernel holds for the child before a send would block
+_DRAIN_EVERY_S = 0.02
 _HEADER = struct.Struct("!i")  # multiprocessing.connection's framing: the child reads Connection
 
 
@@ -178,7 +180,7 @@ class RequestLogProcess:
         frames = self._frames
         while frames and sock is not None:
             try:
-                sent = sock.sendmsg([f[0] for f in frames], [], flags)
+                sent = sock.sendmsg([f[0] for f in islice(frames, 64)], [], flags)
             except BlockingIOError:
                 break
             except OSError:  # the child is gone: what it had not taken is lost, and counted
@@ -199,14 +201,12 @@ class RequestLogProcess:
             self._behind.set()
 
     def _drain_loop(self) -> None:
+        # while the child is behind, every append pumps too; this thread only catches up when
+        # the producer is idle, 50 times a second (waking it on every full socket, to wait
+        # for writability, cost the worker's loop the GIL at each of the child's reads)
         while True:
             self._behind.wait()
-            sock = self._sock
-            if sock is not None:
-                try:
-                    select.select([], [sock], [], 1.0)
-                except (OSError, ValueError):
-                    pass
+            time.sleep(_DRAIN_EVERY_S)
             with self._lock:
                 self._behind.clear()
                 self._pump()
