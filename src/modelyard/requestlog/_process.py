@@ -72,17 +72,18 @@ class RequestLogProcess:
 
     def __init__(
         self,
-        config: dict[str, Any],
+        config: dict[str, Any] | None = None,
         *,
         sample_rate: float = 1.0,
         on_flush: Callable[[FlushResult], None] | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        self.config = dict(config)
+        self.config = dict(config) if config is not None else None
         self.sample_rate = sample_rate
         self.on_flush = on_flush
         self.rand = rand
-        self.max_records = int(config.get("max_records", 100_000))
+        self.max_records = int((config or {}).get("max_records", 100_000))
+        self._ready = threading.Event()  # the child has imported pyarrow and written a file
         self.dropped_here = 0  # rows not handed over, or lost with a child that died
         self.child_dropped = 0  # the running child's last report: rows it dropped,
         self.child_pending = 0  # buffered,
@@ -103,10 +104,39 @@ class RequestLogProcess:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Start the child and the thread that drains the socket when the child is behind."""
+        """Start the child and the thread that drains the socket when the child is behind.
+
+        The child imports pyarrow and writes a throw-away file first, at normal priority (about
+        0.5 s of CPU), then drops to idle priority: start it before loading the model, and
+        :meth:`wait_ready` before taking traffic, so that this never runs under the first
+        requests. It writes nothing before :meth:`configure`.
+        """
         with self._lock:
             self._spawn()
         threading.Thread(target=self._drain_loop, name="modelyard-log-drain", daemon=True).start()
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Wait until the child is warm (``False`` when it is not within ``timeout_s``)."""
+        return self._ready.wait(timeout_s)
+
+    def configure(
+        self,
+        config: dict[str, Any],
+        *,
+        sample_rate: float = 1.0,
+        on_flush: Callable[[FlushResult], None] | None = None,
+    ) -> None:
+        """Tell the child where and what to write (see the class's ``config``)."""
+        with self._lock:
+            self.config = dict(config)
+            self.sample_rate = sample_rate
+            self.on_flush = on_flush
+            self.max_records = int(config.get("max_records", 100_000))
+            if self._sock is not None:
+                try:
+                    self._sock.sendall(_frame(("config", self.config)))
+                except OSError:  # gone: the next append starts it again, with this config
+                    self._sock = None
 
     def _spawn(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -116,7 +146,8 @@ class RequestLogProcess:
         self._proc = subprocess.Popen(cmd, pass_fds=[child.fileno()])
         child.close()
         self._started_at = time.monotonic()
-        parent.sendall(_frame(("config", self.config)))
+        if self.config is not None:
+            parent.sendall(_frame(("config", self.config)))
         self._sock = parent
         self._stopped.clear()
         replies = Connection(os.dup(parent.fileno()))  # blocking reads in their own thread
@@ -302,7 +333,9 @@ class RequestLogProcess:
             except (EOFError, OSError):
                 break
             kind = msg[0]
-            if kind == "flushed":
+            if kind == "ready":
+                self._ready.set()
+            elif kind == "flushed":
                 _, flush_id, files, error, counts = msg
                 self._counts(counts)
                 self._answer_flush(flush_id, files, error)
@@ -361,10 +394,25 @@ def _frame(item: tuple[Any, ...]) -> bytes:
 
 
 # ---------------------------------------------------------------------------------- the child
+class _Discard:
+    """A store that keeps nothing (the warm-up's file)."""
+
+    def write_named(self, name: str, data: Any) -> None:
+        return None
+
+
 def _serve(conn: Connection, configure_logging: Callable[..., Any]) -> int:
     from modelyard.store.artifacts import ArtifactStore
 
-    kind, cfg = conn.recv()
+    # pyarrow's imports, kernels and codecs: ~0.5 s of CPU, at normal priority while the
+    # worker loads its model, never under the first requests
+    RequestLogWriter(_Discard(), "warm-up", "0").warm_up()
+    conn.send(("ready",))
+    _lowest_priority()
+    try:
+        kind, cfg = conn.recv()
+    except (EOFError, OSError):  # the worker stopped before it configured the log
+        return 0
     assert kind == "config"
     static = {"process": "request-log", "model": cfg["model"], "version": cfg["version"]}
     configure_logging(cfg.get("log_level") or "INFO", static=static, force=True)
@@ -398,7 +446,6 @@ def _serve(conn: Connection, configure_logging: Callable[..., Any]) -> int:
         max_records=int(cfg.get("max_records", 100_000)),
         on_flush=report,
     )
-    writer.warm_up()
     writer.start()
     try:
         while True:
@@ -449,7 +496,6 @@ def main(argv: list[str] | None = None) -> int:
     # like the model workers: the parent decides when the log stops (end of stream)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _lowest_priority()
     conn = Connection(socket.socket(fileno=args.fd).detach())
     return _serve(conn, configure_logging)
 

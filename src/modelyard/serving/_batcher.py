@@ -154,6 +154,8 @@ class WorkerHandle:
         ]
         if b.nice:
             cmd += ["--nice", str(b.nice)]
+        if b.log_config is not None or b.request_log:
+            cmd.append("--request-log")
         self.proc = subprocess.Popen(cmd, pass_fds=[child.fileno()], env=env)
         b.spawned.add(self.proc.pid)  # ours to wait for: an orphan reaper must leave it alone
         child.close()

@@ -101,7 +101,8 @@ class Worker:
         self.desc: dict[str, Any] = {}
         self.columns: list[str] | None = None
         self.log_level = "INFO"
-        self.reqlog: Any = None  # a RequestLogWriter once the front sent KIND_LOG_CONFIG
+        self.reqlog: Any = None  # the log process, once the front sent KIND_LOG_CONFIG
+        self.log_process: Any = None  # started with the worker (--request-log), warming up
         self.codec: Codec | None = None  # once the front sent KIND_CODEC (for raw batches)
         self._send_lock = threading.Lock()  # the log's threads answer too
 
@@ -123,6 +124,10 @@ class Worker:
         if self.spec.kind == "package" and sig.get("fields"):
             # a data-frame model: JSON-object instances become a frame with its columns
             self.columns = [f["name"] for f in sig["fields"]]
+        if self.log_process is not None and not self.log_process.wait_ready(60.0):
+            log.warning(
+                "the request log process is not warm yet", extra={"worker_id": self.worker_id}
+            )
         configure_logging(
             self.log_level,
             static={
@@ -211,8 +216,9 @@ class Worker:
                 else:
                     self._control(meta, payload)
         finally:
-            if self.reqlog is not None:
-                self.reqlog.stop()  # writes what is buffered; logs what it could not
+            writer = self.reqlog or self.log_process
+            if writer is not None:
+                writer.stop()  # writes what is buffered; logs what it could not
 
     def _raw(self, meta: dict[str, Any], payload: bytearray) -> None:
         """Answer a batch of undecoded v1 bodies: decode and check each one with the front's
@@ -315,7 +321,11 @@ class Worker:
             inputs = {f["name"]: _LOG_TYPES.get(f["type"], "string") for f in sig["fields"]}
         tensor = (sig.get("inputs") or [{}])[0].get("name") or "input"
         # the Parquet files are built by a child process: this one only hands batches over
-        self.reqlog = writer = RequestLogProcess(
+        writer = self.log_process
+        if writer is None:
+            writer = RequestLogProcess()
+            writer.start()
+        writer.configure(
             {
                 "url": cfg["url"],
                 "storage_options": cfg.get("storage_options"),
@@ -330,7 +340,7 @@ class Worker:
             sample_rate=cfg["sample_rate"],
             on_flush=self._report,
         )
-        writer.start()
+        self.reqlog = writer
 
     def _report(self, result: Any) -> None:
         self.send(
@@ -396,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-id", type=int, required=True)
     parser.add_argument("--spec", required=True)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--request-log", action="store_true")
     parser.add_argument("--nice", type=int, default=0, help="CPU priority (a shadow's)")
     args = parser.parse_args(argv)
     if args.nice:  # before any thread starts: they (and the log process) inherit it
@@ -411,6 +422,11 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd)
     worker = Worker(sock, spec, args.worker_id)
     worker.log_level = args.log_level
+    if args.request_log:  # warms up (imports pyarrow) while the model loads
+        from modelyard.requestlog._process import RequestLogProcess
+
+        worker.log_process = RequestLogProcess()
+        worker.log_process.start()
     try:
         code = worker.run()
     except (BrokenPipeError, ConnectionResetError):
