@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +241,43 @@ def test_shadow_never_changes_what_users_get(
     assert 'version="5"' in metrics  # the candidate did receive the mirrored copies
     assert cli(project, "rollout", "abort", "churn", "--url", h.url).returncode == 0
     assert status(project, h.url)["state"] == "rolled_back"
+
+
+def test_the_canary_at_ten_percent_waits_for_fuller_batches_stable_does_not(
+    project: Path, serve: Callable[..., ServerHandle]
+) -> None:
+    """A 10 % arm would run its few requests in batches of one (several times the model's CPU
+    a request): it waits up to max_wait_ms for a fuller batch; the 90 % arm answers at once."""
+    from tests.serving.conftest import metric
+
+    h = serve(MODELYARD_SERVING__MAX_WAIT_MS="5000")
+    run = cli(project, "deploy", "churn", "-c", "2", "--steps", "10,100", "--interval", "60s",
+              "--manual", "--url", h.url)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    barrier = threading.Barrier(12)
+
+    def pinned(version: str) -> int:
+        barrier.wait()
+        r = httpx.post(f"{h.url}/v1/models/churn:predict", json=BODY,
+                       headers={"x-modelyard-version": version}, timeout=30)  # fmt: skip
+        assert r.headers["x-model-version"] == version
+        return r.status_code
+
+    def batches(version: str) -> float:
+        text = httpx.get(f"{h.url}/metrics").text
+        return metric(text, "modelyard_batch_size_count", version=version)
+
+    before = batches("2")
+    with ThreadPoolExecutor(12) as pool:
+        assert set(pool.map(pinned, ["2"] * 12)) == {200}
+    # twelve requests sent together: held for a fuller batch, they share one or two
+    assert batches("2") - before <= 3
+    t0 = time.monotonic()
+    lone = httpx.post(f"{h.url}/v1/models/churn:predict", json=BODY,
+                      headers={"x-modelyard-version": "1"}, timeout=30)  # fmt: skip
+    assert lone.status_code == 200
+    assert time.monotonic() - t0 < 4.0  # stable was not held for its 5 s window
+    assert cli(project, "rollout", "abort", "churn", "--url", h.url).returncode == 0
 
 
 def _nice(pid: int) -> int:

@@ -114,7 +114,24 @@ class ServingFront:
             pool = self.front.pools.get(plan.candidate)
             if pool is not None and plan.candidate != self.front.stable:
                 pool.set_priority(SHADOW_NICE)
+        self._batch_holds(plan)
         self.router.plan = plan
+
+    def _batch_holds(self, plan: RoutePlan) -> None:
+        """The version with the smaller share of user traffic (a canary at 10 %, stable at
+        90 % of a rollout, a shadow's copies) waits up to ``max_wait_ms`` for a fuller batch
+        instead of sending its few requests one by one; the others answer at once."""
+        hold_s = self.front.settings.max_wait_ms / 1000.0
+        minority: str | None = None
+        if plan.candidate is not None and plan.mode in ("split", "sticky"):
+            if plan.weight < 50.0:
+                minority = plan.candidate
+            elif plan.weight > 50.0:
+                minority = self.front.stable
+        elif plan.candidate is not None and plan.mode == "mirror":
+            minority = plan.candidate
+        for label, pool in self.front.pools.items():
+            pool.set_batch_hold(hold_s if label == minority else 0.0)
 
     def make_stable(self, version: int) -> None:
         self.front.set_stable(str(version))

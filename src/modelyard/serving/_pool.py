@@ -172,6 +172,11 @@ class VersionPool:
         if self.batcher is not None:
             self.batcher.set_nice(nice)
 
+    def set_batch_hold(self, seconds: float) -> None:
+        """Let an idle worker wait up to ``seconds`` for a fuller batch (0: not at all)."""
+        if self.batcher is not None:
+            self.batcher.hold_s = seconds
+
     def accepted(self) -> int:
         """Requests queued or inside a worker (the ones a drain waits for)."""
         b = self.batcher
