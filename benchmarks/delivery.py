@@ -86,12 +86,14 @@ def wrk_row(wrk: str, url: str, script: Path, duration_s: int) -> dict[str, Any]
     return res
 
 
-def version_counts(url: str) -> dict[str, float]:
+def version_counts(url: str, sample: str = "modelyard_requests_total") -> dict[str, float]:
+    """Per version, the sum of a counter's samples (inference routes only for requests)."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
         text = resp.read().decode()
     counts: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("modelyard_requests_total{") and "predict" in line:
+        routed = sample != "modelyard_requests_total" or "predict" in line
+        if line.startswith(sample + "{") and routed:
             version = line.split('version="', 1)[1].split('"', 1)[0]
             counts[version] = counts.get(version, 0.0) + float(line.rsplit(" ", 1)[1])
     return counts
@@ -137,7 +139,14 @@ def ours(wrk: str, script: Path, home: Path, duration_s: int, rounds: int) -> di
             client.abort()
             log(f"round {i + 1}: shadow 100 %")
             client.deploy(candidate=2, strategy="shadow", interval_s=3600, manual=True)
-            runs["shadow"].append(wrk_row(wrk, url, script, duration_s))
+            mirrored = "modelyard_mirrored_requests_total"
+            before, copies = version_counts(handle.url), version_counts(handle.url, mirrored)
+            row = wrk_row(wrk, url, script, duration_s)
+            after, copied = version_counts(handle.url), version_counts(handle.url, mirrored)
+            served = after.get("1", 0) - before.get("1", 0)
+            # the copies the shadow took (it backs off while stable has a backlog)
+            row["candidate_share"] = (copied.get("2", 0) - copies.get("2", 0)) / max(served, 1)
+            runs["shadow"].append(row)
             log(f"    {runs['shadow'][-1]}")
             client.abort()
             log(f"round {i + 1}: shadow off")
@@ -267,7 +276,7 @@ def main() -> None:
         ("(a) one version, modelyard serve (default)", a),
         ("(b) 90/10 canary in one modelyard serve", b),
         ("(c) nginx split_clients 90/10, two modelyard serve", p),
-        ("shadow 100 % (stable answers)", o["shadow"]),
+        ("shadow 100 % (stable answers; share: requests copied)", o["shadow"]),
         ("shadow off", o["shadow_off"]),
     ]
     for name, r in rows:
