@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from modelyard.requestlog import LogWriteFailed, RequestLog, RequestLogWriter
+from modelyard.requestlog import FlushResult, LogWriteFailed, RequestLog, RequestLogWriter
 from modelyard.requestlog.reader import iter_file_batches
 from modelyard.store.artifacts import ArtifactStore
 from modelyard.testing.s3 import S3Server, moto_s3_server
@@ -237,6 +238,7 @@ def test_full_buffer_drops_and_counts(tmp_path: Path) -> None:
     assert w.dropped == 3
     w.flush()
     assert w.pending == 0
+    assert w.written_rows == 3  # two requests and one feedback
     assert w.add_batch(["e", "f"], None, x, x)  # room again after the flush
 
 
@@ -285,8 +287,10 @@ def test_full_disk_keeps_what_fits_and_counts_the_rest(tiny_fs: Path) -> None:
     assert result.error is not None
     assert result.pending == 80
     assert result.dropped == 40
+    assert w.written_rows == 0  # nothing counted written before a file is
     filler.unlink()
     names = w.flush()
+    assert w.written_rows == 80
     ids = RequestLog(store, "m").requests(columns=["request_id"]).column("request_id")
     assert len(names) == 1
     assert ids.to_pylist() == [f"a{i}" for i in range(40)] + [f"b{i}" for i in range(40)]
@@ -300,6 +304,30 @@ def test_stop_reports_what_it_could_not_write(tiny_fs: Path) -> None:
     w.add_batch([f"a{i}" for i in range(30)], None, x, x[:, 0])
     fill(tiny_fs)
     assert w.stop() == 30
+
+
+def test_a_full_disk_is_retried_each_period_not_at_every_append(tiny_fs: Path) -> None:
+    """Rows kept after a failed flush stay above ``flush_rows``: each append must not start
+    another flush of the whole buffer (and log another warning) while the store refuses."""
+    store = ArtifactStore.open(str(tiny_fs / "artifacts"), fsync=False)
+    store.write_named("probe", b"x")
+    fill(tiny_fs)
+    results: list[FlushResult] = []
+    w = RequestLogWriter(store, "m", "1", flush_s=3600, flush_rows=10, on_flush=results.append)
+    w.start()
+    x = np.zeros((10, 4), dtype=np.float32)
+    w.add_batch([f"a{i}" for i in range(10)], None, x, x[:, 0])  # wakes the writer
+    deadline = time.monotonic() + 30
+    while not results:
+        assert time.monotonic() < deadline, "the writer did not flush"
+        time.sleep(0.01)
+    for i in range(20):  # each of these used to start another (failing) flush
+        w.add_batch([f"b{i}"], None, x[:1], x[:1, 0])
+        time.sleep(0.01)
+    assert len(results) == 1
+    assert results[0].error is not None
+    assert "No space left on device" in results[0].error
+    assert w.stop() == 30  # the retry of stop() still runs, at once
 
 
 @pytest.fixture(scope="module")

@@ -138,11 +138,13 @@ class RequestLogWriter:
         self.on_flush = on_flush
         self.dropped = 0
         self.pending = 0
+        self.written_rows = 0  # rows in the files written (counted once a file is written)
         self.written_files: list[str] = []
         self._chunks: deque[_Chunk] = deque()
         self._lock = threading.Lock()  # guards _chunks, pending, dropped
         self._flush_lock = threading.Lock()  # one flush at a time
         self._wake = threading.Event()
+        self._halt = threading.Event()  # set by stop(): ends a wait for the next retry
         self._stop = False
         self._thread: threading.Thread | None = None
 
@@ -220,6 +222,7 @@ class RequestLogWriter:
         written (logged with the reason)."""
         self._stop = True
         self._wake.set()
+        self._halt.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
             self._thread = None
@@ -252,6 +255,12 @@ class RequestLogWriter:
                     self.on_flush(result)
                 except Exception:  # a report that cannot be sent must not stop the log
                     log.exception("request log flush report failed")
+            if result.error is not None:
+                # the store refuses (a full disk, an unreachable bucket): retry in flush_s.
+                # The rows kept stay above flush_rows, so every append would wake this
+                # thread to build all their files again (and log another warning)
+                self._halt.wait(self.flush_s)
+                self._wake.set()
 
     # ------------------------------------------------------------------ flushing
     def try_flush(self) -> FlushResult:
@@ -294,6 +303,7 @@ class RequestLogWriter:
                             f"{uuid.uuid4().hex}.parquet"
                         )
                         self.store.write_named(name, data)
+                        self.written_rows += sum(c.rows for c in part)
                         names.append(name)
                         group = group[len(part) :]
                 except Exception as exc:  # OSError (disk full), fsspec/botocore errors...
