@@ -83,7 +83,8 @@ class RequestLogProcess:
         self.on_flush = on_flush
         self.rand = rand
         self.max_records = int((config or {}).get("max_records", 100_000))
-        self._ready = threading.Event()  # the child has imported pyarrow and written a file
+        self._ready = threading.Event()  # the child is warm, or its reader ended (it died)
+        self._warm = False  # the child has imported pyarrow and written a file
         self.dropped_here = 0  # rows not handed over, or lost with a child that died
         self.child_dropped = 0  # the running child's last report: rows it dropped,
         self.child_pending = 0  # buffered,
@@ -101,6 +102,7 @@ class RequestLogProcess:
         self._flushes: dict[int, tuple[threading.Event, list[Any]]] = {}
         self._stopped = threading.Event()
         self._lost: int | None = None
+        self._generation = 0  # children started: a reader acts only for the newest
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -116,8 +118,10 @@ class RequestLogProcess:
         threading.Thread(target=self._drain_loop, name="modelyard-log-drain", daemon=True).start()
 
     def wait_ready(self, timeout_s: float) -> bool:
-        """Wait until the child is warm (``False`` when it is not within ``timeout_s``)."""
-        return self._ready.wait(timeout_s)
+        """Wait until the child is warm (``False`` when it is not within ``timeout_s``, or
+        when it exited first)."""
+        self._ready.wait(timeout_s)
+        return self._warm
 
     def configure(
         self,
@@ -150,9 +154,13 @@ class RequestLogProcess:
             parent.sendall(_frame(("config", self.config)))
         self._sock = parent
         self._stopped.clear()
+        self._generation += 1
         replies = Connection(os.dup(parent.fileno()))  # blocking reads in their own thread
         threading.Thread(
-            target=self._recv_loop, args=(replies,), name="modelyard-log-receiver", daemon=True
+            target=self._recv_loop,
+            args=(replies, self._generation),
+            name="modelyard-log-receiver",
+            daemon=True,
         ).start()
 
     @property
@@ -170,6 +178,13 @@ class RequestLogProcess:
         with self._lock:
             if self._closing or self._unsent_rows + rows > self.max_records:
                 self.dropped_here += rows
+                if item[0] == "flush":  # (else it waits its whole timeout)
+                    self._answer_flush(item[1], [], "the request log is stopping")
+                return False
+            if self.config is None and item[0] != "stop":  # not configured: nowhere to write
+                self.dropped_here += rows
+                if item[0] == "flush":
+                    self._answer_flush(item[1], [], "the request log is not configured yet")
                 return False
             if not self._alive():
                 self.dropped_here += rows
@@ -201,6 +216,9 @@ class RequestLogProcess:
         if self._closing or time.monotonic() - self._started_at < _RESTART_EVERY_S:
             return False
         log.error("request log process exited; starting it again")
+        if self._sock is not None:  # exited before its reader saw it (that reader leaves it)
+            self._sock.close()
+            self._sock = None
         self._child_gone()
         self._spawn()
         return True
@@ -215,6 +233,7 @@ class RequestLogProcess:
             except BlockingIOError:
                 break
             except OSError:  # the child is gone: what it had not taken is lost, and counted
+                sock.close()
                 self._sock = None
                 self._child_gone()
                 return
@@ -325,7 +344,7 @@ class RequestLogProcess:
         return (self._lost if self._lost is not None else self.child_pending) + self._unsent_rows
 
     # ------------------------------------------------------------------ replies
-    def _recv_loop(self, conn: Connection) -> None:
+    def _recv_loop(self, conn: Connection, generation: int) -> None:
         lost: int | None = None
         while True:
             try:
@@ -334,14 +353,15 @@ class RequestLogProcess:
                 break
             kind = msg[0]
             if kind == "ready":
+                self._warm = True
                 self._ready.set()
             elif kind == "flushed":
                 _, flush_id, files, error, counts = msg
-                self._counts(counts)
+                self._counts(counts, generation)
                 self._answer_flush(flush_id, files, error)
             elif kind == "stats":
                 _, error, counts = msg
-                self._counts(counts)
+                self._counts(counts, generation)
                 if self.on_flush is not None:
                     try:
                         self.on_flush(FlushResult([], error, self.pending, self.dropped))
@@ -352,10 +372,15 @@ class RequestLogProcess:
                 break
             elif kind == "stopped":
                 _, lost, counts = msg
-                self._counts(counts)
+                self._counts(counts, generation)
                 break
         conn.close()
+        self._ready.set()  # a start waiting for a warm child: this one never will be
         with self._lock:
+            if generation != self._generation:
+                # a producer found this child dead and started the next one (counting what
+                # this one lost): the socket and the waiting flushes are the new child's
+                return
             if lost is not None:
                 self._lost = lost
                 self.child_pending = 0
@@ -368,9 +393,10 @@ class RequestLogProcess:
             self._answer_flush(flush_id, [], "the request log process exited")
         self._stopped.set()
 
-    def _counts(self, counts: tuple[int, int, int]) -> None:
+    def _counts(self, counts: tuple[int, int, int], generation: int) -> None:
         with self._lock:
-            self.child_pending, self.child_dropped, self.child_written = counts
+            if generation == self._generation:  # not a late report of a child replaced since
+                self.child_pending, self.child_dropped, self.child_written = counts
 
     def _child_gone(self) -> None:
         """Count as dropped every row handed to a child that died before writing it (with the
@@ -379,6 +405,9 @@ class RequestLogProcess:
         self._frames.clear()
         self._unsent_rows = 0
         self._sent_rows = self.child_written = self.child_dropped = self.child_pending = 0
+        self._lost = None  # a child that reported its loss before exiting: counted just now
+        for flush_id in list(self._flushes):  # sent to this child (or lost with its frames)
+            self._answer_flush(flush_id, [], "the request log process exited")
 
     def _answer_flush(self, flush_id: int, written: list[str], error: str | None) -> None:
         done = self._flushes.pop(flush_id, None)
@@ -409,11 +438,9 @@ def _serve(conn: Connection, configure_logging: Callable[..., Any]) -> int:
     RequestLogWriter(_Discard(), "warm-up", "0").warm_up()
     conn.send(("ready",))
     _lowest_priority()
-    try:
-        kind, cfg = conn.recv()
-    except (EOFError, OSError):  # the worker stopped before it configured the log
+    cfg = _wait_config(conn)
+    if cfg is None:  # stopped (or gone) before it configured the log: nothing to write
         return 0
-    assert kind == "config"
     static = {"process": "request-log", "model": cfg["model"], "version": cfg["version"]}
     configure_logging(cfg.get("log_level") or "INFO", static=static, force=True)
     lock = threading.Lock()
@@ -422,10 +449,11 @@ def _serve(conn: Connection, configure_logging: Callable[..., Any]) -> int:
         with lock:
             conn.send(msg)
 
-    received = 0
-
     def counts(result: FlushResult) -> tuple[int, int, int]:
-        return result.pending, result.dropped, received - result.pending - result.dropped
+        # rows written as the writer counts them once a file is written: never ahead of the
+        # files (a count derived from the rows received, read from the flush thread while
+        # this loop appends, could be, and the parent would not count them if this died)
+        return result.pending, result.dropped, writer.written_rows
 
     def report(result: FlushResult) -> None:
         send(("stats", result.error, counts(result)))
@@ -456,7 +484,6 @@ def _serve(conn: Connection, configure_logging: Callable[..., Any]) -> int:
             if msg[0] == "chunk":
                 _, kind, ts_s, rows, data = msg
                 writer.add_chunk(kind, ts_s, rows, data)
-                received += rows
             elif msg[0] == "flush":
                 result = writer.try_flush()
                 send(("flushed", msg[1], result.written, result.error, counts(result)))
@@ -470,6 +497,22 @@ def _serve(conn: Connection, configure_logging: Callable[..., Any]) -> int:
         except OSError:
             pass
     return 0
+
+
+def _wait_config(conn: Connection) -> dict[str, Any] | None:
+    """The config, or ``None`` when the parent stops (or goes) before sending it (the parent
+    sends nothing else before it: it answers flushes and drops records itself)."""
+    try:
+        while True:
+            msg = conn.recv()
+            if msg[0] == "config":
+                cfg: dict[str, Any] = msg[1]
+                return cfg
+            if msg[0] == "stop":
+                conn.send(("stopped", 0, (0, 0, 0)))
+                return None
+    except (EOFError, OSError):
+        return None
 
 
 def _lowest_priority() -> None:
