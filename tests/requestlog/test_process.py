@@ -114,3 +114,24 @@ def test_the_reader_of_a_dead_child_leaves_its_successor_alone(tmp_path: Path) -
     store = ArtifactStore.open(str(tmp_path))
     ids = RequestLog(store, "m", "1").requests().column("request_id").to_pylist()
     assert sorted(ids) == ["a", "b", "c"]
+
+
+def test_every_thread_of_a_warm_log_process_runs_at_idle_priority() -> None:
+    """The warm-up starts pyarrow's (and the allocator's) threads at normal priority: all of
+    them, not only the main thread, must then yield the CPU to the server."""
+    p = RequestLogProcess()
+    p.start()
+    try:
+        assert p.wait_ready(60)
+        assert p._proc is not None
+        deadline = time.monotonic() + 10
+        while True:  # the child lowers its threads right after it says it is ready
+            tids = os.listdir(f"/proc/{p._proc.pid}/task")
+            policies = {os.sched_getscheduler(int(t)) for t in tids}
+            if policies == {os.SCHED_IDLE} or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert len(tids) > 1
+        assert policies == {os.SCHED_IDLE}
+    finally:
+        assert p.stop(30) == 0

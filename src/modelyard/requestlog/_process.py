@@ -519,13 +519,18 @@ def _lowest_priority() -> None:
     """Run only on CPU nobody else wants (Linux ``SCHED_IDLE``: any runnable task of the server
     preempts this one), else at nice 19. Measured on 2 cores, one model worker, 64 connections:
     20.6-20.7k req/s and p99 4.6-4.8 ms with SCHED_IDLE, 19.7k and 5.2-5.5 ms at nice 10."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):  # not Linux
+    try:  # every thread: pyarrow's pools and jemalloc's started during the warm-up
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        tids = [0]
+    for tid in tids:
         try:
-            os.nice(NICE)
-        except OSError:
-            pass
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+        except (AttributeError, OSError):  # not Linux
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid, NICE)
+            except OSError:
+                pass
 
 
 def main(argv: list[str] | None = None) -> int:
