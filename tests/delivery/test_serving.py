@@ -488,6 +488,38 @@ def test_too_slow_candidate_stops_at_the_load_test_before_any_user_request_reach
     assert traffic.statuses() == {200: len(traffic.answers)}
 
 
+def test_abort_during_the_load_test_stops_the_candidate_before_any_user_reaches_it(
+    project: Path, serve: Callable[..., ServerHandle]
+) -> None:
+    h = serve(MODELYARD_DELIVERY__LOAD_TEST_S="20")
+    url = ("--url", h.url)
+    deploys: list[subprocess.CompletedProcess[str]] = []
+    with Traffic(h.url) as traffic:
+        thread = threading.Thread(
+            target=lambda: deploys.append(
+                cli(project, "deploy", "churn", "-c", "2", "--steps", "50,100", *url)
+            )
+        )
+        thread.start()
+        deadline = time.monotonic() + 60
+        while True:  # the rollout exists once the candidate's pool has started
+            run = cli(project, "rollout", "status", "churn", "--json", *url)
+            if run.returncode == 0 and json.loads(run.stdout)["state"] == "load_testing":
+                break
+            assert time.monotonic() < deadline, run.stdout + run.stderr
+            time.sleep(0.2)
+        aborted = cli(project, "rollout", "abort", "churn", *url)
+        assert aborted.returncode == 0, aborted.stderr
+        done = wait_state(project, h.url, "rolled_back", "promoted", timeout_s=60)
+        thread.join(timeout=60)
+    assert done["state"] == "rolled_back", done["reason"]
+    assert done["reason"] == "aborted by a user"
+    assert not thread.is_alive()
+    assert httpx.get(f"{h.url}/v2/models/churn").json()["versions"] == ["1"]
+    assert set(traffic.versions()) == {"1"}  # no user request reached the candidate
+    assert traffic.statuses() == {200: len(traffic.answers)}
+
+
 def test_abort_from_paused_and_from_awaiting_approval_leaves_stable_alone(
     project: Path, serve: Callable[..., ServerHandle]
 ) -> None:

@@ -22,6 +22,7 @@ failure half-way leaves the rollout in ``rolling_back``, retried at the next tic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Mapping
@@ -197,6 +198,10 @@ class RolloutController:
         self._quality: dict[int, ArmStats] = {}  # feedback since the step started, per version
         self._quality_at = -math.inf
         self._lock = asyncio.Lock()
+        # set by an abort while a tick holds the lock (a load test runs for load_test_s): the
+        # load test stops, and the abort is applied before any user request reaches the
+        # candidate (it was applied after the load test had routed users to it)
+        self._abort = asyncio.Event()
 
     def _now(self) -> float:
         return self.clock.time() if self.clock is not None else time.time()
@@ -260,6 +265,15 @@ class RolloutController:
                 f"unknown rollout command {command!r}; expected one of {', '.join(COMMANDS)}",
                 field="command",
             )
+        if command == "abort":
+            self._abort.set()
+        try:
+            return await self._command(command, actor)
+        finally:
+            if command == "abort":
+                self._abort.clear()
+
+    async def _command(self, command: str, actor: str | None) -> Rollout:
         async with self._lock:
             rollout = await self._current_or_latest()
             if not rollout.active:
@@ -438,7 +452,16 @@ class RolloutController:
             return await self._begin_traffic(r, "load test skipped (load_test_s = 0)")
         rate = max(self.front.traffic_rps(), 1.0) * float(cfg["headroom"])
         rate = max(rate, float(cfg["load_test_rps"]))
-        run = await self.front.load_test(r.candidate_version, rate, duration)
+        test = asyncio.ensure_future(self.front.load_test(r.candidate_version, rate, duration))
+        aborted = asyncio.ensure_future(self._abort.wait())
+        await asyncio.wait({test, aborted}, return_when=asyncio.FIRST_COMPLETED)
+        aborted.cancel()
+        if not test.done():  # an abort is waiting for the lock: it rolls back next
+            test.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await test
+            return r
+        run = test.result()
         if run is None:
             await asyncio.to_thread(
                 self.store.record,
