@@ -50,7 +50,7 @@ log = get_logger("modelyard.delivery")
 
 ADMIN_PATH = "/v1/admin/rollout"
 _LOAD_CONNECTIONS = 8
-#: the CPU priority of a shadow's workers (their log processes run at 19)
+#: the nice value of a shadow's workers (besides SCHED_IDLE, where Linux has it)
 SHADOW_NICE = 10
 _REPLAY = 256  # distinct requests a load test sends round robin
 _Sample = tuple[str, bytes, bytes | None]  # path, body, binary header length (v2 binary)

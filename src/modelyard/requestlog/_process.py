@@ -42,6 +42,7 @@ from itertools import islice
 from multiprocessing.connection import Connection
 from typing import Any
 
+from modelyard._priority import lower_process
 from modelyard.logs import get_logger
 from modelyard.requestlog._writer import FlushResult, RequestLogWriter, sample_batch
 from modelyard.requestlog.schema import FEEDBACK, REQUESTS
@@ -516,21 +517,11 @@ def _wait_config(conn: Connection) -> dict[str, Any] | None:
 
 
 def _lowest_priority() -> None:
-    """Run only on CPU nobody else wants (Linux ``SCHED_IDLE``: any runnable task of the server
-    preempts this one), else at nice 19. Measured on 2 cores, one model worker, 64 connections:
-    20.6-20.7k req/s and p99 4.6-4.8 ms with SCHED_IDLE, 19.7k and 5.2-5.5 ms at nice 10."""
-    try:  # every thread: pyarrow's pools and jemalloc's started during the warm-up
-        tids = [int(t) for t in os.listdir("/proc/self/task")]
-    except OSError:
-        tids = [0]
-    for tid in tids:
-        try:
-            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-        except (AttributeError, OSError):  # not Linux
-            try:
-                os.setpriority(os.PRIO_PROCESS, tid, NICE)
-            except OSError:
-                pass
+    """Run only on CPU nobody else wants (``SCHED_IDLE``: any runnable task of the server
+    preempts this one), every thread of it (pyarrow's pools and jemalloc's started during the
+    warm-up). Measured on 2 cores, one model worker, 64 connections: 20.6-20.7k req/s and p99
+    4.6-4.8 ms with SCHED_IDLE, 19.7k and 5.2-5.5 ms at nice 10."""
+    lower_process(0, NICE)
 
 
 def main(argv: list[str] | None = None) -> int:

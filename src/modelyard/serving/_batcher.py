@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from modelyard._priority import lower_process
 from modelyard.errors import ConfigError, InvalidInputError, Overloaded, ServiceUnavailable
 from modelyard.logs import get_logger
 from modelyard.serving import _ipc
@@ -289,7 +290,7 @@ class Batcher:
         self.on_restart = on_restart
         self.request_log = request_log
         self.clock = clock
-        self.nice = 0  # the workers' CPU priority (raised for a shadow)
+        self.nice = 0  # the workers' nice value (raised, at SCHED_IDLE, for a shadow)
         # how long an idle worker waits for a fuller batch (0: it takes what is queued at
         # once); set on a version that gets a small share of the traffic: its requests
         # would otherwise run in batches of one or two, which cost the model several times
@@ -380,7 +381,7 @@ class Batcher:
         self.nice = max(self.nice, nice)
         for w in self.workers:
             if w.proc is not None and w.proc.poll() is None:
-                _renice_tree(w.proc.pid, self.nice)
+                lower_process(w.proc.pid, self.nice, children=True)
 
     # --- the request log (written by the workers)
     def start_log(self, config: dict[str, Any]) -> None:
@@ -617,39 +618,3 @@ class Batcher:
                         item.finish(timeout_err())
                         n += 1
         return n
-
-
-def _renice_tree(pid: int, nice: int) -> None:
-    """Set ``nice`` on every thread of ``pid`` and of its children (never lower than theirs:
-    a log process niced below its worker stays so)."""
-    from pathlib import Path
-
-    pids = [pid]
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            pids += [int(k) for k in (task / "children").read_text().split()]
-    except OSError:  # gone, or no /proc (not Linux): the priority is a best effort
-        pass
-    for p in pids:
-        try:
-            tids = [int(t.name) for t in Path(f"/proc/{p}/task").iterdir()]
-        except OSError:
-            tids = [p]
-        for tid in tids:
-            lower_priority(tid, nice)
-
-
-def lower_priority(tid: int, nice: int) -> None:
-    """Run thread ``tid`` (0: the calling one) only on CPU nobody else wants: Linux
-    ``SCHED_IDLE`` (a runnable task at normal priority preempts it at once; measured on a shadow
-    at 100 %: it left stable's answers much less disturbed than nice 10 did), and ``nice``
-    (never lowered: a log process below its worker stays so). Best effort: errors ignored."""
-    try:
-        os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):  # not Linux
-        pass
-    try:
-        if os.getpriority(os.PRIO_PROCESS, tid) < nice:
-            os.setpriority(os.PRIO_PROCESS, tid, nice)
-    except OSError:
-        pass

@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 import orjson
 
+from modelyard._priority import lower_thread
 from modelyard.errors import ModelyardError
 from modelyard.logs import configure_logging, get_logger
 from modelyard.serving import _ipc
-from modelyard.serving._batcher import Item, lower_priority
+from modelyard.serving._batcher import Item
 from modelyard.serving._codec import Codec, error_to_json, loads
 from modelyard.serving._keys import BatchKey
 from modelyard.serving._model import ModelSpec, load_model, proba_method
@@ -410,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nice", type=int, default=0, help="CPU priority (a shadow's)")
     args = parser.parse_args(argv)
     if args.nice:  # before any thread starts: they (and the log process) inherit it
-        lower_priority(0, args.nice)
+        lower_thread(0, args.nice)
     # SIGINT (Ctrl-C) and SIGTERM sent to the whole process group or cgroup (systemd, timeout,
     # some container runtimes) must not kill a batch in flight: the front stops the workers by
     # closing their sockets once the accepted requests are answered, and SIGKILLs stragglers
