@@ -100,11 +100,8 @@ class ServingFront:
         pool = self.front.pools.get(label)
         if pool is None or label == self.front.stable:
             return
-        # the plan routes nothing new to it by now; let the requests it holds finish first
-        # (stopping a pool fails its queued and in-flight requests)
-        deadline = time.monotonic() + self.front.settings.grace_s
-        while pool.accepted() > 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        # the plan routes nothing new to it by now: the requests it holds finish first
+        await pool.drain(self.front.settings.grace_s)
         await self.front.remove_version(label)
 
     def set_plan(self, plan: RoutePlan) -> None:

@@ -127,17 +127,7 @@ class Front:
         Raises:
             ConflictError: that version is served here already.
         """
-        pool = VersionPool(
-            spec,
-            self.settings,
-            name=self.name,
-            version=version,
-            workers=workers,
-            log_store=self.log_store,
-            log_level=self.log_level,
-            load_timeout_s=self.load_timeout_s,
-            contract=contract,
-        )
+        pool = self._pool(spec, version, workers, contract)
         if version is not None and version in self.pools:
             raise ConflictError(f"version {version!r} of {self.name!r} is served here already")
         await pool.start(stop)
@@ -172,27 +162,29 @@ class Front:
                 f"version {version!r} is not served here; served: {sorted(self.pools)}",
                 version=version,
             )
-        pool = VersionPool(
+        pool = self._pool(spec, version, old.workers, old.contract)
+        await pool.start()
+        self.pools[version] = pool
+        self._versions_changed()
+        await old.drain(self.settings.grace_s)
+        await old.stop(self.settings.grace_s)
+        log.info("version replaced", extra={"model": pool.name, "version": version})
+        return pool
+
+    def _pool(
+        self, spec: ModelSpec, version: str | None, workers: int | None, contract: Contract | None
+    ) -> VersionPool:
+        return VersionPool(
             spec,
             self.settings,
             name=self.name,
             version=version,
-            workers=old.workers,
+            workers=workers,
             log_store=self.log_store,
             log_level=self.log_level,
             load_timeout_s=self.load_timeout_s,
-            contract=old.contract,
+            contract=contract,
         )
-        await pool.start()
-        self.pools[version] = pool
-        self._versions_changed()
-        grace = self.settings.grace_s
-        deadline = time.monotonic() + grace
-        while old.accepted() > 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        await old.stop(grace)
-        log.info("version replaced", extra={"model": pool.name, "version": version})
-        return pool
 
     async def remove_version(self, version: str, grace_s: float | None = None) -> None:
         """Stop serving ``version``: route nothing more to it, finish its requests, stop it.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -176,6 +177,13 @@ class VersionPool:
         """Let an idle worker wait up to ``seconds`` for a fuller batch (0: not at all)."""
         if self.batcher is not None:
             self.batcher.hold_s = seconds
+
+    async def drain(self, grace_s: float) -> None:
+        """Wait (at most ``grace_s``) until the requests this version holds are answered (call
+        it once nothing new is routed here: stopping fails what is queued or in a worker)."""
+        deadline = time.monotonic() + grace_s
+        while self.accepted() > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     def accepted(self) -> int:
         """Requests queued or inside a worker (the ones a drain waits for)."""
