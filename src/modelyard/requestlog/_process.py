@@ -37,15 +37,14 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from itertools import islice
 from multiprocessing.connection import Connection
 from typing import Any
 
 from modelyard._priority import lower_process
 from modelyard.logs import get_logger
-from modelyard.requestlog._writer import FlushResult, RequestLogWriter, sample_batch
-from modelyard.requestlog.schema import FEEDBACK, REQUESTS
+from modelyard.requestlog._writer import FlushResult, LogProducer, RequestLogWriter
 
 __all__ = ["RequestLogProcess"]
 
@@ -58,7 +57,7 @@ _DRAIN_EVERY_S = 0.02
 _HEADER = struct.Struct("!i")  # multiprocessing.connection's framing: the child reads Connection
 
 
-class RequestLogProcess:
+class RequestLogProcess(LogProducer):
     """A request-log writer in a child process.
 
     Args:
@@ -83,6 +82,7 @@ class RequestLogProcess:
         self.sample_rate = sample_rate
         self.on_flush = on_flush
         self.rand = rand
+        self.clock = time.time
         self.max_records = int((config or {}).get("max_records", 100_000))
         self._ready = threading.Event()  # the child is warm, or its reader ended (it died)
         self._warm = False  # the child has imported pyarrow and written a file
@@ -264,37 +264,9 @@ class RequestLogProcess:
                 if self._closing:  # stop() sends the rest itself
                     return
 
-    def add_batch(
-        self,
-        request_ids: Sequence[str],
-        rows: Sequence[int] | None,
-        inputs: Any,
-        outputs: Any,
-        *,
-        latency_ms: Sequence[float] | None = None,
-        status: int = 200,
-    ) -> bool:
-        """As :meth:`RequestLogWriter.add_batch`: sampled here, handed to the child."""
-        sampled = sample_batch(request_ids, rows, latency_ms, self.sample_rate, self.rand)
-        if sampled is None:
-            return False
-        ids, counts, latency, keep, n = sampled
-        data = (ids, counts, inputs, outputs, latency, status, keep)
-        return self._put(("chunk", REQUESTS, time.time(), n, data), n)
-
-    def add_records(self, records: Sequence[tuple[str, int, float]]) -> bool:
-        """As :meth:`RequestLogWriter.add_records`."""
-        if not records:
-            return True
-        n = len(records)
-        return self._put(("chunk", REQUESTS, time.time(), n, list(records)), n)
-
-    def add_feedback(
-        self, request_id: str, label: Any, outcome: Any = None, extra: Any = None
-    ) -> bool:
-        """As :meth:`RequestLogWriter.add_feedback`."""
-        data = (request_id, label, outcome, extra or None)
-        return self._put(("chunk", FEEDBACK, time.time(), 1, data), 1)
+    def add_chunk(self, kind: str, ts_s: float, rows: int, data: Any) -> bool:
+        """Hand rows to the child (the producer methods of :class:`LogProducer` call this)."""
+        return self._put(("chunk", kind, ts_s, rows, data), rows)
 
     # ------------------------------------------------------------------ flushing
     def try_flush(self, timeout_s: float = 120.0) -> FlushResult:

@@ -41,7 +41,14 @@ from modelyard.requestlog.schema import (
     request_base_schema,
 )
 
-__all__ = ["FlushResult", "LogWriteFailed", "NamedWriter", "RequestLogWriter", "sample_batch"]
+__all__ = [
+    "FlushResult",
+    "LogProducer",
+    "LogWriteFailed",
+    "NamedWriter",
+    "RequestLogWriter",
+    "sample_batch",
+]
 
 log = get_logger("modelyard.requestlog")
 
@@ -85,7 +92,66 @@ class _Chunk:
         self.data = data
 
 
-class RequestLogWriter:
+class LogProducer:
+    """What appends to a request log: :class:`RequestLogWriter` buffers the rows itself,
+    :class:`~modelyard.requestlog._process.RequestLogProcess` hands them to a child process.
+    A subclass provides :meth:`add_chunk`, ``sample_rate``, ``rand`` and ``clock``."""
+
+    sample_rate: float
+    rand: Callable[[], float]
+    clock: Callable[[], float]
+
+    def add_chunk(self, kind: str, ts_s: float, rows: int, data: Any) -> bool:
+        raise NotImplementedError
+
+    def add_batch(
+        self,
+        request_ids: Sequence[str],
+        rows: Sequence[int] | None,
+        inputs: Any,
+        outputs: Any,
+        *,
+        latency_ms: Sequence[float] | None = None,
+        status: int = 200,
+    ) -> bool:
+        """Log one batch: ``inputs`` and ``outputs`` hold the rows of every request in order.
+
+        Args:
+            request_ids: one per request.
+            rows: instances per request (``None``: one each).
+            inputs: a 2-d (or higher) numpy array, a pandas DataFrame, or a list of instances.
+            outputs: a numpy array, a list, or a mapping output name -> array (for example
+                ``{"prediction": ..., "proba__yes": ...}``); ``None`` when there are none.
+            latency_ms: one per request.
+            status: the HTTP status of these requests.
+
+        Returns:
+            Whether the batch was buffered (``False``: sampled out, or dropped and counted).
+        """
+        sampled = sample_batch(request_ids, rows, latency_ms, self.sample_rate, self.rand)
+        if sampled is None:
+            return False
+        ids, counts, latency, keep, n = sampled
+        data = (ids, counts, inputs, outputs, latency, status, keep)
+        return self.add_chunk(REQUESTS, self.clock(), n, data)
+
+    def add_records(self, records: Sequence[tuple[str, int, float]]) -> bool:
+        """Log requests answered without a model result (``(request_id, status, latency_ms)``:
+        refused input, timeouts): their input and output columns are null."""
+        if not records:
+            return True
+        return self.add_chunk(REQUESTS, self.clock(), len(records), list(records))
+
+    def add_feedback(
+        self, request_id: str, label: Any, outcome: Any = None, extra: Any = None
+    ) -> bool:
+        """Log one feedback record; ``False`` when the buffer is full (the record is counted)."""
+        return self.add_chunk(
+            FEEDBACK, self.clock(), 1, (request_id, label, outcome, extra or None)
+        )
+
+
+class RequestLogWriter(LogProducer):
     """Buffers request and feedback records and writes them as Parquet files.
 
     Args:
@@ -160,56 +226,10 @@ class RequestLogWriter:
                 self._wake.set()  # bounded work per flush: write before the buffer grows big
             return True
 
-    def add_batch(
-        self,
-        request_ids: Sequence[str],
-        rows: Sequence[int] | None,
-        inputs: Any,
-        outputs: Any,
-        *,
-        latency_ms: Sequence[float] | None = None,
-        status: int = 200,
-    ) -> bool:
-        """Log one batch: ``inputs`` and ``outputs`` hold the rows of every request in order.
-
-        Args:
-            request_ids: one per request.
-            rows: instances per request (``None``: one each).
-            inputs: a 2-d (or higher) numpy array, a pandas DataFrame, or a list of instances.
-            outputs: a numpy array, a list, or a mapping output name -> array (for example
-                ``{"prediction": ..., "proba__yes": ...}``); ``None`` when there are none.
-            latency_ms: one per request.
-            status: the HTTP status of these requests.
-
-        Returns:
-            Whether the batch was buffered (``False``: sampled out, or dropped and counted).
-        """
-        sampled = sample_batch(request_ids, rows, latency_ms, self.sample_rate, self.rand)
-        if sampled is None:
-            return False
-        ids, counts, latency, keep, n = sampled
-        data = (ids, counts, inputs, outputs, latency, status, keep)
-        return self._append(_Chunk(REQUESTS, self.clock(), n, data))
-
     def add_chunk(self, kind: str, ts_s: float, rows: int, data: Any) -> bool:
-        """Buffer rows another process sampled and shaped as :meth:`add_batch`,
-        :meth:`add_records` or :meth:`add_feedback` do (``kind``: ``requests`` or ``feedback``)."""
+        """Buffer rows sampled and shaped as :meth:`add_batch`, :meth:`add_records` or
+        :meth:`add_feedback` do (``kind``: ``requests`` or ``feedback``)."""
         return self._append(_Chunk(kind, ts_s, rows, data))
-
-    def add_records(self, records: Sequence[tuple[str, int, float]]) -> bool:
-        """Log requests answered without a model result (``(request_id, status, latency_ms)``:
-        refused input, timeouts): their input and output columns are null."""
-        if not records:
-            return True
-        return self._append(_Chunk(REQUESTS, self.clock(), len(records), list(records)))
-
-    def add_feedback(
-        self, request_id: str, label: Any, outcome: Any = None, extra: Any = None
-    ) -> bool:
-        """Log one feedback record; ``False`` when the buffer is full (the record is counted)."""
-        return self._append(
-            _Chunk(FEEDBACK, self.clock(), 1, (request_id, label, outcome, extra or None))
-        )
 
     # ------------------------------------------------------------------ background thread
     def start(self) -> None:
