@@ -135,3 +135,20 @@ def test_every_thread_of_a_warm_log_process_runs_at_idle_priority() -> None:
         assert policies == {os.SCHED_IDLE}
     finally:
         assert p.stop(30) == 0
+
+
+def test_stop_does_not_start_a_dead_child_again_only_to_stop_it(tmp_path: Path) -> None:
+    """A child that died is started again by the next append (at most every 5 s), but not by
+    stop(): a new child would import pyarrow during the server's shutdown for nothing."""
+    p = RequestLogProcess(_config(tmp_path))
+    started = time.monotonic()
+    p.start()
+    assert p.wait_ready(60.0)
+    (pid,) = _log_children()
+    os.kill(pid, signal.SIGKILL)
+    _wait_exited(pid)
+    time.sleep(max(0.0, started + 5.5 - time.monotonic()))  # a restart would be allowed now
+    p.stop(timeout_s=10.0)
+    assert p._proc is not None
+    assert p._proc.pid == pid  # no other child was started
+    assert _log_children() == []

@@ -187,7 +187,7 @@ class RequestLogProcess(LogProducer):
                 if item[0] == "flush":
                     self._answer_flush(item[1], [], "the request log is not configured yet")
                 return False
-            if not self._alive():
+            if not self._alive(restart=item[0] != "stop"):
                 self.dropped_here += rows
                 if item[0] == "flush":
                     self._answer_flush(item[1], [], "the request log process is not running")
@@ -210,11 +210,12 @@ class RequestLogProcess(LogProducer):
             self._pump()
             return True
 
-    def _alive(self) -> bool:
-        """The child runs (started again if it died at least 5 s after its last start)."""
+    def _alive(self, *, restart: bool = True) -> bool:
+        """The child runs (started again, unless ``restart`` is false, if it died at least 5 s
+        after its last start: never only to be told to stop)."""
         if self._sock is not None and self._proc is not None and self._proc.poll() is None:
             return True
-        if self._closing or time.monotonic() - self._started_at < _RESTART_EVERY_S:
+        if not restart or self._closing or time.monotonic() - self._started_at < _RESTART_EVERY_S:
             return False
         log.error("request log process exited; starting it again")
         if self._sock is not None:  # exited before its reader saw it (that reader leaves it)
@@ -314,6 +315,11 @@ class RequestLogProcess(LogProducer):
             if self._sock is not None:
                 self._sock.close()
                 self._sock = None
+        if self._unsent_rows:  # the child's own losses are logged by the child
+            log.error(
+                "request log records lost",
+                extra={"lost_records": self._unsent_rows, "error": "not handed to the log process"},
+            )
         return (self._lost if self._lost is not None else self.child_pending) + self._unsent_rows
 
     # ------------------------------------------------------------------ replies

@@ -229,7 +229,8 @@ class _Collector:
             ),
             (
                 "modelyard_mirror_skipped_requests",
-                "mirrored copies not made because this version's queue held a full batch",
+                "mirrored copies not made: this version was a batch behind, or the answering one "
+                "had a backlog",
                 "mirror_skipped",
             ),
             (
