@@ -174,3 +174,22 @@ def test_a_killed_log_process_is_restarted_and_its_unwritten_records_counted(
     b_written = len({f"b{i}" for i in range(7)} & ids)
     assert b_written + dropped == 7  # each record of b written or counted, never both
     assert dropped > 0
+
+
+def test_a_log_report_landing_after_the_front_closed_the_worker_is_no_error() -> None:
+    """The log process reports each timed flush to its worker, which tells the front; a report
+    that lands during shutdown, after the front closed the worker's socket, has nobody to tell
+    (the demo's stderr had a BrokenPipeError traceback from one): it is dropped, not raised."""
+    import socket
+
+    from modelyard.requestlog import FlushResult
+    from modelyard.serving._model import ModelSpec
+    from modelyard.serving._worker import Worker
+
+    worker_end, front_end = socket.socketpair()
+    front_end.close()
+    worker = Worker(worker_end, ModelSpec(kind="class", target="models:Linear"), 0)
+    try:
+        worker._report(FlushResult([], None, 0, 0))
+    finally:
+        worker_end.close()

@@ -344,14 +344,17 @@ class Worker:
         self.reqlog = writer
 
     def _report(self, result: Any) -> None:
-        self.send(
-            {
-                "k": _ipc.KIND_LOG_STATS,
-                "dropped": result.dropped,
-                "pending": result.pending,
-                "error": result.error,
-            }
-        )
+        try:
+            self.send(
+                {
+                    "k": _ipc.KIND_LOG_STATS,
+                    "dropped": result.dropped,
+                    "pending": result.pending,
+                    "error": result.error,
+                }
+            )
+        except OSError:  # the front is gone (a report landing during shutdown): nobody to tell
+            pass
 
     def _flush(self, flush_id: int) -> None:
         result = self.reqlog.try_flush() if self.reqlog is not None else None
