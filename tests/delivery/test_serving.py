@@ -69,10 +69,10 @@ def project(tmp_path: Path) -> Path:
 def serve(project: Path) -> Iterator[Callable[..., ServerHandle]]:
     handles: list[ServerHandle] = []
 
-    def start(request_log: bool = False, **env: str) -> ServerHandle:
+    def start(request_log: bool = False, ref: str = "churn@production", **env: str) -> ServerHandle:
         with (project / "server.log").open("ab") as err:
             handle = launch(
-                "churn@production",
+                ref,
                 hooks=[rollout_hooks],  # the server `modelyard serve` starts: rollouts on
                 workers=1,
                 cwd=project,
@@ -177,12 +177,17 @@ def test_canary_from_the_cli_is_promoted_and_users_see_no_error(
     assert '"production": 2' in shown.stdout.replace("\n", " ") or "production" in shown.stdout
 
 
+# at 10 % the canary rides in stable's batches (lent to its workers); at 50 % it has its own
+CANARY_STEPS = pytest.mark.parametrize("steps", ["10,100", "50,100"], ids=["lent", "own"])
+
+
+@CANARY_STEPS
 def test_candidate_breaking_mid_canary_is_rolled_back_with_no_failed_user_request(
-    project: Path, serve: Callable[..., ServerHandle]
+    project: Path, serve: Callable[..., ServerHandle], steps: str
 ) -> None:
     h = serve()
     with Traffic(h.url) as traffic:
-        run = cli(project, "deploy", "churn", "-c", "3", "--steps", "50,100", "--interval",
+        run = cli(project, "deploy", "churn", "-c", "3", "--steps", steps, "--interval",
                   "60s", "--url", h.url)  # fmt: skip
         assert run.returncode == 0, run.stderr
         (project / "broken").touch()
@@ -197,12 +202,13 @@ def test_candidate_breaking_mid_canary_is_rolled_back_with_no_failed_user_reques
     assert httpx.get(f"{h.url}/v2/models/churn").json()["versions"] == ["1"]
 
 
+@CANARY_STEPS
 def test_sigkill_of_a_candidate_worker_rolls_back_with_no_failed_user_request(
-    project: Path, serve: Callable[..., ServerHandle]
+    project: Path, serve: Callable[..., ServerHandle], steps: str
 ) -> None:
     h = serve()
     with Traffic(h.url) as traffic:
-        run = cli(project, "deploy", "churn", "-c", "2", "--steps", "50,100", "--interval",
+        run = cli(project, "deploy", "churn", "-c", "2", "--steps", steps, "--interval",
                   "60s", "--url", h.url)  # fmt: skip
         assert run.returncode == 0, run.stderr
         pinned = httpx.post(
@@ -243,16 +249,62 @@ def test_shadow_never_changes_what_users_get(
     assert status(project, h.url)["state"] == "rolled_back"
 
 
-def test_the_canary_at_ten_percent_waits_for_fuller_batches_stable_does_not(
+def test_a_canary_at_ten_percent_rides_in_stable_batches(
     project: Path, serve: Callable[..., ServerHandle]
 ) -> None:
-    """A 10 % arm would run its few requests in batches of one (several times the model's CPU
-    a request): it waits up to max_wait_ms for a fuller batch; the 90 % arm answers at once."""
+    """Its 10 % would run in batches of one or two of its own (several times the model's CPU a
+    request): stable lends it whole batches instead, about one row in ten."""
+    import modelyard.models
+    from modelyard.config import load_settings
+    from modelyard.registry.registry import Registry
+    from tests.delivery.rollout_models import Scorer
+    from tests.serving.conftest import metric
+
+    # 20 ms a batch: the requests of 32 clients queue up, so batches form
+    reg = Registry.from_settings(load_settings(start=project))
+    x = np.ones((2, 3))
+    for model in (Scorer(sleep_ms=20), Scorer(factor=2.0, sleep_ms=20)):
+        modelyard.models.register(model, reg, name="churn", input_example=x, aliases=["slow"])
+    reg.metadata_store.dispose()
+    h = serve(ref="churn:6")
+    run = cli(project, "deploy", "churn", "-c", "7", "--steps", "10,100", "--interval", "60s",
+              "--manual", "--url", h.url)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    text = httpx.get(f"{h.url}/metrics").text
+    rows0 = {v: metric(text, "modelyard_batch_size_sum", version=v) for v in "67"}
+    batches0 = {v: metric(text, "modelyard_batch_size_count", version=v) for v in "67"}
+    with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=32)) as c:
+        with ThreadPoolExecutor(32) as pool:
+            answers = list(pool.map(lambda _: c.post(
+                f"{h.url}/v1/models/churn:predict", json=BODY), range(1600)))  # fmt: skip
+    assert {r.status_code for r in answers} == {200}
+    v7 = [r for r in answers if r.headers["x-model-version"] == "7"]
+    # each answer is the model of the version it names (v7 predicts twice v6's score)
+    assert {r.json()["predictions"][0][0] for r in v7} == {12.0}
+    assert {r.json()["predictions"][0][0] for r in answers if r not in v7} == {6.0}
+    assert 0.03 < len(v7) / len(answers) < 0.25, len(v7)
+    text = httpx.get(f"{h.url}/metrics").text
+    mean = {
+        v: (metric(text, "modelyard_batch_size_sum", version=v) - rows0[v])
+        / (metric(text, "modelyard_batch_size_count", version=v) - batches0[v])
+        for v in "67"
+    }
+    # a canary with batches of its own would average one or two rows a batch
+    assert mean["7"] >= 0.5 * mean["6"] > 2.0, mean
+    assert cli(project, "rollout", "abort", "churn", "--url", h.url).returncode == 0
+
+
+def test_an_ab_arm_at_ten_percent_waits_for_fuller_batches_stable_does_not(
+    project: Path, serve: Callable[..., ServerHandle]
+) -> None:
+    """An A/B arm keeps its keys' requests (no batches lent): at 10 % it would run its few
+    requests in batches of one (several times the model's CPU a request); it waits up to
+    max_wait_ms for a fuller batch; the 90 % arm answers at once."""
     from tests.serving.conftest import metric
 
     h = serve(MODELYARD_SERVING__MAX_WAIT_MS="5000")
-    run = cli(project, "deploy", "churn", "-c", "2", "--steps", "10,100", "--interval", "60s",
-              "--manual", "--url", h.url)  # fmt: skip
+    run = cli(project, "deploy", "churn", "-c", "2", "--strategy", "ab", "--steps", "10,100",
+              "--interval", "60s", "--manual", "--url", h.url)  # fmt: skip
     assert run.returncode == 0, run.stderr
     barrier = threading.Barrier(12)
 

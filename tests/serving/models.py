@@ -168,6 +168,19 @@ class LinearV8(Linear):
         self.w = self.w * np.array([1, -1], dtype=np.float32)
 
 
+class LinearWide(Linear):
+    """Version 10 of Linear with a fifth feature: requests decode otherwise."""
+
+    version = "10"
+    signature = {
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 5]}],
+        "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 2]}],
+    }
+
+    def load(self) -> None:
+        self.w = np.ones((5, 2), dtype=np.float32)
+
+
 class LinearBroken(Linear):
     """A bad candidate of Linear: every predict fails."""
 

@@ -153,3 +153,68 @@ def test_versions_come_and_go_at_run_time_and_a_failing_one_falls_back(front: st
         # a route to a version no longer served is answered by the stable one
         r = _predict(c, "to:9")
         assert (r.status_code, r.headers["x-model-version"]) == (200, "7")
+
+
+def _share(c: httpx.Client, version: str | None, share: float = 0.0) -> bool:
+    r = c.post("/test/versions", json={"op": "share", "version": version, "share": share})
+    assert r.status_code == 200, r.text
+    shared: bool = r.json()["shared"]
+    return shared
+
+
+def _answers(c: httpx.Client, arm: str, n: int = 240) -> list[tuple[int, str, Any]]:
+    """``n`` requests on ``arm`` from 8 threads at once (so that batches form)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(_: int) -> tuple[int, str, Any]:
+        r = _predict(c, arm)
+        return r.status_code, r.headers["x-model-version"], r.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def test_stable_lends_a_share_of_its_batches_and_takes_back_what_fails(front: str) -> None:
+    """A canary split per batch: a ``shared`` request may ride in a batch stable lends to the
+    other version, which then answers it (and says so); a lent request that fails there is
+    answered by stable; requests routed without ``shared`` are never lent."""
+    route = "/v1/models/{name}:predict"
+    with httpx.Client(base_url=front, timeout=60) as c:
+        # a version that decodes requests otherwise cannot take stable's batches
+        assert c.post("/test/versions", json={"op": "add", "class": "LinearWide"}).json() == {
+            "added": "10"
+        }
+        assert _share(c, "10", 0.5) is False
+        assert c.post("/test/versions", json={"op": "remove", "version": "10"}).status_code == 200
+        assert _share(c, "8", 0.0) is False  # nothing to share
+        assert _share(c, "7", 0.5) is False  # stable itself
+
+        assert _share(c, "8", 0.5) is True
+        answers = _answers(c, "share")
+        by_version = {v: [a for a in answers if a[1] == v] for v in ("7", "8")}
+        assert {a[0] for a in answers} == {200}
+        # each answer is the model of the version it names
+        assert all(a[2]["predictions"] == [V7] for a in by_version["7"])
+        assert all(a[2]["predictions"] == [V8] for a in by_version["8"])
+        assert 0.1 < len(by_version["8"]) / len(answers) < 0.9, len(by_version["8"])
+        # a route without ``shared`` (a pinned or versioned request) stays on stable
+        assert {a[1] for a in _answers(c, "to:7", 120)} == {"7"}
+
+        # a partner that fails: every request it was lent is answered by stable
+        assert c.post("/test/versions", json={"op": "add", "class": "LinearBroken"}).json() == {
+            "added": "9"
+        }
+        before = metric(c.get("/metrics").text, "modelyard_retried_requests_total", version="9")
+        assert _share(c, "9", 0.5) is True
+        answers = _answers(c, "share")
+        assert {(a[0], a[1]) for a in answers} == {(200, "7")}
+        assert all(a[2]["predictions"] == [V7] for a in answers)
+        text = c.get("/metrics").text
+        retried = metric(text, "modelyard_retried_requests_total", version="9") - before
+        assert retried > 0  # it was lent requests, and each one's failure counts on 9
+        # removing the partner ends the share: stable answers alone
+        assert c.post("/test/versions", json={"op": "remove", "version": "9"}).status_code == 200
+        answers = _answers(c, "share", 60)
+        assert {(a[0], a[1]) for a in answers} == {(200, "7")}
+        assert _share(c, None) is False
+        assert metric(text, "modelyard_requests_total", version="9", route=route, status="500") > 0

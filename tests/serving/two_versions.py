@@ -2,7 +2,8 @@
 
 Run as ``python two_versions.py FD``: serves on the listening socket FD; version 7 is stable,
 version 8 is added once 7 is ready; ``POST /test/versions`` adds or removes a version at run
-time, as a delivery controller would.
+time, and ``{"op": "share"}`` shares stable's batches with another version, as a delivery
+controller would.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ HERE = str(Path(__file__).resolve().parent)
 
 
 class HeaderRouter:
-    """``x-arm: to:V`` answers from V; ``mirror:V`` mirrors to V; ``try:V`` falls back."""
+    """``x-arm: to:V`` answers from V; ``mirror:V`` mirrors to V; ``try:V`` falls back;
+    ``share`` goes to stable, which may lend it to the version it shares its batches with."""
 
     def route(self, request: Request, stable: str) -> Route:
         arm = request.headers.get(b"x-arm")
@@ -31,6 +33,8 @@ class HeaderRouter:
             return Route(version)
         if kind == "mirror":
             return Route(stable, mirror=version)
+        if kind == "share":
+            return Route(stable, shared=True)
         return Route(version, fallback=stable)
 
 
@@ -43,7 +47,10 @@ async def add_v8(front: Front) -> None:
 
     async def versions(req: Request) -> None:
         doc = orjson.loads(req.body)
-        if doc["op"] == "add":
+        if doc["op"] == "share":
+            shared = front.share_batches(doc["version"], doc["share"])
+            front.answer(req, 200, orjson.dumps({"shared": shared}), "/test/versions")
+        elif doc["op"] == "add":
             pool = await front.add_version(spec(doc["class"]), workers=1)
             front.answer(req, 200, orjson.dumps({"added": pool.version}), "/test/versions")
         else:

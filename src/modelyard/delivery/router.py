@@ -43,6 +43,8 @@ class RoutePlan:
         weight: the candidate's share (or the mirrored share), 0-100.
         key: for ``sticky``: ``header:NAME``, ``cookie:NAME`` or ``field:NAME``.
         salt: for ``sticky``: mixed into the hash (the rollout id).
+        batched: for ``split``: the front splits per batch (``Front.share_batches``), so
+            every request is routed to stable, which may lend it to the candidate.
     """
 
     candidate: str | None = None
@@ -50,6 +52,7 @@ class RoutePlan:
     weight: float = 0.0
     key: str = "header:x-modelyard-key"
     salt: str = ""
+    batched: bool = False
 
 
 def sticky_share(salt: str, key: str) -> float:
@@ -103,12 +106,20 @@ class RolloutRouter:
     ) -> None:
         self.plan = plan or RoutePlan()
         self._random = (rng or random.Random()).random
+        self._shared_routes: dict[str, Route] = {}
         #: the latest user requests (path, body, binary header length), replayed by load tests
         self.recent: deque[tuple[str, bytes, bytes | None]] = deque(maxlen=keep_recent)
 
     @staticmethod
     def _route(version: str, mirror: str | None = None, fallback: str | None = None) -> Route:
         return Route(version, mirror, fallback)
+
+    def _shared(self, stable: str) -> Route:
+        """Stable's route, its requests lendable (one object per stable version)."""
+        r = self._shared_routes.get(stable)
+        if r is None:
+            r = self._shared_routes[stable] = Route(stable, shared=True)
+        return r
 
     def route(self, request: Any, stable: str) -> Route:
         """The serving front's router seam: a ``Route`` for ``request``."""
@@ -123,6 +134,8 @@ class RolloutRouter:
             return self._route(stable)
         mode = plan.mode
         if mode == "split":
+            if plan.batched:
+                return self._shared(stable)
             if self._random() * 100.0 < plan.weight:
                 return self._route(cand, None, stable)
             return self._route(stable)

@@ -24,6 +24,7 @@ import datetime as dt
 import math
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -80,6 +81,7 @@ class ServingFront:
         self._rate: tuple[float, int] | None = None
         self._rps = 0.0
         self._flushed_at = -math.inf
+        front.on_versions_changed.append(self._share_changed)
 
     async def start_version(self, version: int) -> None:
         """Start ``version``'s pool at normal CPU priority: a no-op when it runs so, a fresh
@@ -111,8 +113,20 @@ class ServingFront:
             pool = self.front.pools.get(plan.candidate)
             if pool is not None and plan.candidate != self.front.stable:
                 pool.set_priority(SHADOW_NICE)
+        # a canary (the minority) rides in stable's batches; at 50 % or more it has batches
+        # of its own as large as stable's
+        shared = plan.candidate if plan.mode == "split" and plan.weight < 50.0 else None
+        batched = self.front.share_batches(shared, plan.weight / 100.0)
+        plan = replace(plan, batched=batched)
         self._batch_holds(plan)
         self.router.plan = plan
+
+    def _share_changed(self) -> None:
+        """The versions served changed: a split per batch the front ended (a version gone)
+        goes back to a split per request."""
+        plan = self.router.plan
+        if plan.batched and self.front.shared is None:
+            self.router.plan = replace(plan, batched=False)
 
     def _batch_holds(self, plan: RoutePlan) -> None:
         """The version with the smaller share of user traffic (a canary at 10 %, stable at
@@ -120,7 +134,7 @@ class ServingFront:
         instead of sending its few requests one by one; the others answer at once."""
         hold_s = self.front.settings.max_wait_ms / 1000.0
         minority: str | None = None
-        if plan.candidate is not None and plan.mode in ("split", "sticky"):
+        if plan.candidate is not None and plan.mode in ("split", "sticky") and not plan.batched:
             if plan.weight < 50.0:
                 minority = plan.candidate
             elif plan.weight > 50.0:

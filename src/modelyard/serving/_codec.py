@@ -91,6 +91,7 @@ class Codec:
         self.version = str(desc.get("version", "1"))
         self.max_batch_size = max_batch_size
         sig = desc.get("signature") or {}
+        self.signature: dict[str, Any] = sig
         inputs = sig.get("inputs") or []
         self.input: dict[str, Any] | None = inputs[0] if inputs else None
         self.outputs: list[dict[str, Any]] = sig.get("outputs") or []
@@ -135,6 +136,21 @@ class Codec:
         plain = self.pre is None and self.post is None
         if plain and self.pack_row is not None and self.tensor_key is not None:
             self.raw_key = BatchKey(_ipc.KIND_RAW, self.dtype or "", self.feature_shape or ())
+
+    def interchangeable(self, other: Codec) -> bool:
+        """Do both decode every request alike and read each other's batch results (the same
+        signature, contract and classes, no pre/postprocess hooks): then a batch built by one
+        can run on the other's workers."""
+        return (
+            self.pre is None
+            and self.post is None
+            and other.pre is None
+            and other.post is None
+            and self.signature == other.signature
+            and self.classes == other.classes
+            and self.max_batch_size == other.max_batch_size
+            and self.raw_key == other.raw_key
+        )
 
     # --- describing the model
     def metadata(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from modelyard.errors import (
     Unauthorized,
 )
 from modelyard.logs import get_logger
+from modelyard.serving._batcher import Item
 from modelyard.serving._codec import loads
 from modelyard.serving._metrics import ServingMetrics
 from modelyard.serving._model import ModelSpec
@@ -98,6 +99,10 @@ class Front:
         self._rid_prefix = uuid.uuid4().hex[:12]
         self._rid_next = 0
         self.dynamic: Handler = _no_route
+        #: told of each batch the stable version lends (see ``share_batches``): the inference
+        #: handlers move its requests to the version that answers them
+        self.on_lent: Callable[[list[Item], VersionPool, str], None] | None = None
+        self.shared: tuple[str, float] | None = None  # the version stable's batches go to
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ versions
@@ -220,6 +225,36 @@ class Front:
         self.stable = version
         self._versions_changed()
 
+    def share_batches(self, version: str | None, share: float = 0.0) -> bool:
+        """Have ``version``'s workers answer ``share`` (0-1) of the stable version's routed
+        requests, in whole batches built by stable's batcher (``None``: stop): a canary
+        split without small batches of its own. Requests routed with ``Route.shared`` only.
+
+        Returns:
+            Whether the split is in effect: ``False`` (nothing changed but the end of an
+            earlier share) when the two versions do not decode requests alike (another
+            signature, contract or classes, or pre/postprocess hooks) or either is not loaded;
+            the router then splits request by request.
+        """
+        for pool in self.pools.values():
+            pool.lend(None)
+        self.shared = None
+        stable = self.pools.get(self.stable)
+        other = self.pools.get(version) if version is not None else None
+        if stable is None or other is None or other is stable or not 0.0 < share < 1.0:
+            return False
+        if stable.codec is None or other.codec is None:
+            return False
+        if not stable.codec.interchangeable(other.codec):
+            return False
+        hook = self.on_lent
+        label = stable.version
+        stable.lend(
+            other, share, (lambda items: hook(items, other, label)) if hook is not None else None
+        )
+        self.shared = (other.version, share)
+        return True
+
     def pool_for(self, version: str) -> VersionPool:
         """The pool of ``version``, or the stable one when it is gone (a stale route)."""
         pool = self.pools.get(version)
@@ -248,6 +283,8 @@ class Front:
         return sum(p.accepted() for p in self.pools.values())
 
     def _versions_changed(self) -> None:
+        if self.shared is not None:  # the same share between the pools served now, if any
+            self.share_batches(*self.shared)
         for pool in self.pools.values():
             if pool.version == self.stable:
                 pool.metrics.inflight = self._stable_inflight

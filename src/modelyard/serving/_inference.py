@@ -37,7 +37,7 @@ _HEAD_LEN = b"inference-header-content-length"
 class _Call:
     """One request on its way through a version (the ``ctx`` of its batch item)."""
 
-    __slots__ = ("binary", "body", "doc", "fallback", "mirror", "pool", "req", "v2")
+    __slots__ = ("binary", "body", "doc", "fallback", "item", "mirror", "pool", "req", "v2")
 
     def __init__(  # noqa: PLR0917  (one per request: positional arguments are cheaper)
         self,
@@ -57,6 +57,7 @@ class _Call:
         self.fallback = fallback
         self.mirror = mirror
         self.body: bytes | None = None  # a v1 body sent undecoded, kept for a fallback
+        self.item: Item | None = None  # when lent by the fallback: its rows, to send back
 
 
 class Inference:
@@ -64,6 +65,7 @@ class Inference:
 
     def __init__(self, front: Front) -> None:
         self.front = front
+        front.on_lent = self._lent
 
     # --- handlers
     def predict(self, req: Request) -> None:
@@ -80,7 +82,7 @@ class Inference:
         # the body goes to a worker undecoded; the worker answers it (or its refusal)
         call = _Call(req, pool, None, None, None, route.fallback, False)
         call.body = req.body
-        self._submit_raw(call)
+        self._submit_raw(call, route.shared)
         mirror = _mirror_pool(f, route, pool)
         if mirror is not None:
             shadow = _Call(req, mirror, None, None, None, None, True)
@@ -100,7 +102,7 @@ class Inference:
             return
         self._run(call)
 
-    def _submit_raw(self, call: _Call) -> None:
+    def _submit_raw(self, call: _Call, shared: bool = False) -> None:
         body = call.body or b""
         codec = call.pool.codec
         key = codec.raw_key if codec is not None else None
@@ -114,6 +116,7 @@ class Inference:
             call.req.request_id,
         )
         item.ctx = call
+        item.lendable = shared
         if call.fallback is None:
             call.body = None  # the item holds it
         try:
@@ -145,14 +148,14 @@ class Inference:
     def _routed(self, req: Request, v2: Any, doc: Any, binary: bytes | None, route: Route) -> None:
         f = self.front
         pool = f.pool_for(route.version)
-        self._run(_Call(req, pool, v2, doc, binary, route.fallback, False))
+        self._run(_Call(req, pool, v2, doc, binary, route.fallback, False), route.shared)
         mirror = _mirror_pool(f, route, pool)
         if mirror is not None:
             shadow = _Call(req, mirror, v2, doc, binary, None, True)
             asyncio.get_running_loop().call_soon(self._run, shadow)
 
     # --- one request on one version
-    def _run(self, call: _Call) -> None:
+    def _run(self, call: _Call, shared: bool = False) -> None:
         req = call.req
         pool = call.pool
         codec = pool.codec
@@ -177,9 +180,19 @@ class Inference:
                 req.request_id,
             )
             item.ctx = call
+            item.lendable = shared
             pool.submit(item)
         except ModelyardError as exc:
             self._failed(call, exc, decoded=False)
+
+    def _lent(self, items: list[Item], pool: VersionPool, fallback: str) -> None:
+        """``fallback`` (stable) lent these requests, batched, to ``pool``: it answers them
+        (its metrics, its ``x-model-version``), and a failure sends their rows back."""
+        for item in items:
+            call: _Call = item.ctx
+            call.pool = pool
+            call.fallback = fallback
+            call.item = item
 
     def _answered(self, item: Item, result: Any) -> None:
         """Answer one request of a raw batch: the body its worker made, or its error."""
@@ -272,6 +285,18 @@ class Inference:
                     "error": exc.message,
                 },
             )
+            lent = call.item
+            if lent is not None:  # a batch lent by the fallback: the same rows go back to it
+                retry = _Call(req, fallback, call.v2, None, None, None, False)
+                again = Item(
+                    lent.key, lent.rows, lent.data, lent.done, lent.deadline, lent.request_id
+                )
+                again.ctx = retry
+                try:
+                    fallback.submit(again)
+                except ModelyardError as err:
+                    self._failed(retry, err, decoded=False)
+                return
             if call.body is not None:  # sent undecoded: so is the retry, where its workers decode
                 retry = _Call(req, fallback, None, None, None, None, False)
                 retry.body = call.body

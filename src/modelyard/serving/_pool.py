@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -177,6 +178,18 @@ class VersionPool:
         """Let an idle worker wait up to ``seconds`` for a fuller batch (0: not at all)."""
         if self.batcher is not None:
             self.batcher.hold_s = seconds
+
+    def lend(
+        self,
+        other: VersionPool | None,
+        share: float = 0.0,
+        on_lend: Callable[[list[Item]], None] | None = None,
+    ) -> None:
+        """Have ``other``'s workers answer ``share`` (0-1) of this version's lendable requests,
+        in whole batches (see :meth:`Batcher.lend`); ``None`` stops lending."""
+        if self.batcher is not None:
+            partner = other.batcher if other is not None else None
+            self.batcher.lend(partner, share, on_lend)
 
     async def drain(self, grace_s: float) -> None:
         """Wait (at most ``grace_s``) until the requests this version holds are answered (call

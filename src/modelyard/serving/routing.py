@@ -29,11 +29,15 @@ class Route(NamedTuple):
         mirror: a version that also gets the request, off the client's path (shadow traffic).
         fallback: the version that answers instead when ``version`` fails (any error but a
             timeout), so a failing candidate costs the client nothing but time.
+        shared: ``version`` may hand the request, inside one of its batches, to the version
+            it shares its batches with (:meth:`Front.share_batches`: a canary's split made
+            per batch); that version answers it then, with ``version`` as its fallback.
     """
 
     version: str
     mirror: str | None = None
     fallback: str | None = None
+    shared: bool = False
 
 
 class Router(Protocol):
