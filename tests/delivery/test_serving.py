@@ -273,10 +273,10 @@ def test_a_canary_at_ten_percent_rides_in_stable_batches(
     text = httpx.get(f"{h.url}/metrics").text
     rows0 = {v: metric(text, "modelyard_batch_size_sum", version=v) for v in "67"}
     batches0 = {v: metric(text, "modelyard_batch_size_count", version=v) for v in "67"}
-    with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=32)) as c:
-        with ThreadPoolExecutor(32) as pool:
-            answers = list(pool.map(lambda _: c.post(
-                f"{h.url}/v1/models/churn:predict", json=BODY), range(1600)))  # fmt: skip
+    limits = httpx.Limits(max_connections=32)
+    with httpx.Client(timeout=30, limits=limits) as c, ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(lambda _: c.post(
+            f"{h.url}/v1/models/churn:predict", json=BODY), range(1600)))  # fmt: skip
     assert {r.status_code for r in answers} == {200}
     v7 = [r for r in answers if r.headers["x-model-version"] == "7"]
     # each answer is the model of the version it names (v7 predicts twice v6's score)
