@@ -228,7 +228,9 @@ def test_sigkill_of_a_candidate_worker_rolls_back_with_no_failed_user_request(
 def test_shadow_never_changes_what_users_get(
     project: Path, serve: Callable[..., ServerHandle]
 ) -> None:
-    h = serve()
+    from tests.serving.conftest import metric
+
+    h = serve(MODELYARD_DELIVERY__SHADOW_MIN_IDLE_CPU="0")  # copies even on a busy machine
     with Traffic(h.url) as before:
         time.sleep(1)
     with Traffic(h.url) as during:
@@ -243,10 +245,85 @@ def test_shadow_never_changes_what_users_get(
         a[2]["predictions"][0][0] for a in before.answers
     }  # stable's predictions (6.0), never the candidate's (12.0)
     assert during.statuses() == {200: len(during.answers)}
-    metrics = httpx.get(f"{h.url}/metrics").text
-    assert 'version="5"' in metrics  # the candidate did receive the mirrored copies
+    text = httpx.get(f"{h.url}/metrics").text
+    copied = metric(text, "modelyard_mirrored_requests_total", version="5")
+    assert copied > 0  # the candidate did receive copies of stable's batches
     assert cli(project, "rollout", "abort", "churn", "--url", h.url).returncode == 0
     assert status(project, h.url)["state"] == "rolled_back"
+
+
+def _shadow_counts(url: str, version: str) -> tuple[float, float]:
+    from tests.serving.conftest import metric
+
+    text = httpx.get(f"{url}/metrics").text
+    return (
+        metric(text, "modelyard_mirrored_requests_total", version=version),
+        metric(text, "modelyard_mirror_skipped_requests_total", version=version),
+    )
+
+
+def test_a_busy_shadow_is_skipped_not_queued(
+    project: Path, serve: Callable[..., ServerHandle]
+) -> None:
+    """v4 takes 250 ms a batch: a batch is copied only to an idle shadow worker, so most are
+    not copied (counted), nothing queues up for the shadow, and users never wait for it."""
+    h = serve(MODELYARD_DELIVERY__SHADOW_MIN_IDLE_CPU="0")
+    run = cli(project, "deploy", "churn", "-c", "4", "--strategy", "shadow", "--interval", "60s",
+              "--manual", "--url", h.url)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    copied0, skipped0 = _shadow_counts(h.url, "4")
+    with Traffic(h.url) as traffic:
+        time.sleep(2)
+    copied, skipped = _shadow_counts(h.url, "4")
+    copied, skipped = copied - copied0, skipped - skipped0
+    assert traffic.statuses() == {200: len(traffic.answers)}
+    assert set(traffic.versions()) == {"1"}
+    assert skipped > copied  # one copy per 250 ms at most; the client sent far more
+    assert copied <= 2 / 0.25 + 1
+    # every request answered was copied or counted as skipped (the last copy may be in flight)
+    assert len(traffic.answers) - 1 <= copied + skipped <= len(traffic.answers) + 1
+    assert cli(project, "rollout", "abort", "churn", "--url", h.url).returncode == 0
+
+
+def _spin(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def test_a_shadow_takes_no_copies_while_the_cpu_is_busy(
+    project: Path, serve: Callable[..., ServerHandle]
+) -> None:
+    """The default ``shadow_min_idle_cpu`` (a quarter of the CPU idle): every CPU busy at
+    normal priority leaves the shadow (almost) nothing; the copies come back once it is idle."""
+    import multiprocessing
+
+    h = serve()
+    run = cli(project, "deploy", "churn", "-c", "5", "--strategy", "shadow", "--interval", "60s",
+              "--manual", "--url", h.url)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    ctx = multiprocessing.get_context("spawn")
+    spinners = [
+        ctx.Process(target=_spin, args=(8.0,), daemon=True)
+        for _ in range(len(os.sched_getaffinity(0)))
+    ]
+    for p in spinners:
+        p.start()
+    try:
+        time.sleep(1.0)
+        copied0, skipped0 = _shadow_counts(h.url, "5")
+        with Traffic(h.url) as traffic:
+            time.sleep(2)
+        copied, skipped = _shadow_counts(h.url, "5")
+    finally:
+        for p in spinners:
+            p.kill()
+            p.join(10)
+    assert traffic.statuses() == {200: len(traffic.answers)}
+    copied, skipped = copied - copied0, skipped - skipped0
+    assert skipped > 0
+    assert copied < 0.25 * (copied + skipped), (copied, skipped)
+    assert cli(project, "rollout", "abort", "churn", "--url", h.url).returncode == 0
 
 
 def test_a_canary_at_ten_percent_rides_in_stable_batches(

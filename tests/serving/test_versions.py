@@ -155,8 +155,11 @@ def test_versions_come_and_go_at_run_time_and_a_failing_one_falls_back(front: st
         assert (r.status_code, r.headers["x-model-version"]) == (200, "7")
 
 
-def _share(c: httpx.Client, version: str | None, share: float = 0.0) -> bool:
-    r = c.post("/test/versions", json={"op": "share", "version": version, "share": share})
+def _share(
+    c: httpx.Client, version: str | None, share: float = 0.0, *, mirror: bool = False
+) -> bool:
+    doc = {"op": "share", "version": version, "share": share, "mirror": mirror}
+    r = c.post("/test/versions", json=doc)
     assert r.status_code == 200, r.text
     shared: bool = r.json()["shared"]
     return shared
@@ -218,3 +221,38 @@ def test_stable_lends_a_share_of_its_batches_and_takes_back_what_fails(front: st
         assert {(a[0], a[1]) for a in answers} == {(200, "7")}
         assert _share(c, None) is False
         assert metric(text, "modelyard_requests_total", version="9", route=route, status="500") > 0
+
+
+def test_stable_sends_a_copy_of_its_batches_to_a_mirror(front: str) -> None:
+    """A shadow split per batch: stable answers every request; an idle worker of the mirror
+    gets a copy of stable's batch (the same rows, so batches as large as stable's); a batch
+    not copied (no idle mirror worker) counts as skipped copies; nothing queues for it."""
+    with httpx.Client(base_url=front, timeout=60) as c:
+
+        def counts() -> dict[str, float]:
+            text = c.get("/metrics").text
+            return {
+                "copied": metric(text, "modelyard_mirrored_requests_total", version="8"),
+                "skipped": metric(text, "modelyard_mirror_skipped_requests_total", version="8"),
+                "rows8": metric(text, "modelyard_batch_size_sum", version="8"),
+                "batches8": metric(text, "modelyard_batch_size_count", version="8"),
+                "batches7": metric(text, "modelyard_batch_size_count", version="7"),
+            }
+
+        assert _share(c, "8", 1.0, mirror=True) is True
+        before = counts()
+        answers = _answers(c, "share")
+        assert {(a[0], a[1]) for a in answers} == {(200, "7")}
+        assert all(a[2]["predictions"] == [V7] for a in answers)
+
+        def settled() -> bool:
+            now = counts()
+            return now["copied"] + now["skipped"] - before["copied"] - before["skipped"] == 240
+
+        _until(settled, timeout_s=30)
+        after = counts()
+        d = {k: after[k] - before[k] for k in after}
+        assert d["copied"] > 0
+        assert d["rows8"] == d["copied"]  # each copy ran once, in a copied batch
+        assert d["batches8"] <= d["batches7"]  # no batches of its own: copies of stable's
+        assert _share(c, None) is False

@@ -48,7 +48,9 @@ async def add_v8(front: Front) -> None:
     async def versions(req: Request) -> None:
         doc = orjson.loads(req.body)
         if doc["op"] == "share":
-            shared = front.share_batches(doc["version"], doc["share"])
+            shared = front.share_batches(
+                doc["version"], doc["share"], mirror=doc.get("mirror", False)
+            )
             front.answer(req, 200, orjson.dumps({"shared": shared}), "/test/versions")
         elif doc["op"] == "add":
             pool = await front.add_version(spec(doc["class"]), workers=1)

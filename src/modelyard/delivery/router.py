@@ -43,8 +43,9 @@ class RoutePlan:
         weight: the candidate's share (or the mirrored share), 0-100.
         key: for ``sticky``: ``header:NAME``, ``cookie:NAME`` or ``field:NAME``.
         salt: for ``sticky``: mixed into the hash (the rollout id).
-        batched: for ``split``: the front splits per batch (``Front.share_batches``), so
-            every request is routed to stable, which may lend it to the candidate.
+        batched: for ``split`` and ``mirror``: the front splits or mirrors per batch
+            (``Front.share_batches``), so every request is routed to stable, which may lend
+            it to the candidate, or send the candidate a copy of its batch.
     """
 
     candidate: str | None = None
@@ -115,7 +116,7 @@ class RolloutRouter:
         return Route(version, mirror, fallback)
 
     def _shared(self, stable: str) -> Route:
-        """Stable's route, its requests lendable (one object per stable version)."""
+        """Stable's route, its requests shared (one object per stable version)."""
         r = self._shared_routes.get(stable)
         if r is None:
             r = self._shared_routes[stable] = Route(stable, shared=True)
@@ -140,6 +141,8 @@ class RolloutRouter:
                 return self._route(cand, None, stable)
             return self._route(stable)
         if mode == "mirror":
+            if plan.batched:
+                return self._shared(stable)
             if self._random() * 100.0 < plan.weight:
                 return self._route(stable, cand)
             return self._route(stable)

@@ -65,6 +65,8 @@ class ServingFront:
         router: the router installed on it.
         spec_for: the :class:`ModelSpec` of a version number (fetches its package).
         port: the port the server listens on (read when a load test starts).
+        min_idle_cpu: a shadow gets copies of stable's batches only while this share of the
+            CPU is idle (:class:`~modelyard.serving.Front.share_batches`).
     """
 
     def __init__(
@@ -73,8 +75,11 @@ class ServingFront:
         router: RolloutRouter,
         spec_for: Callable[[int], ModelSpec],
         port: Callable[[], int],
+        *,
+        min_idle_cpu: float = 0.25,
     ) -> None:
         self.front = front
+        self.min_idle_cpu = min_idle_cpu
         self.router = router
         self.spec_for = spec_for
         self.port = port
@@ -113,10 +118,13 @@ class ServingFront:
             pool = self.front.pools.get(plan.candidate)
             if pool is not None and plan.candidate != self.front.stable:
                 pool.set_priority(SHADOW_NICE)
-        # a canary (the minority) rides in stable's batches; at 50 % or more it has batches
-        # of its own as large as stable's
-        shared = plan.candidate if plan.mode == "split" and plan.weight < 50.0 else None
-        batched = self.front.share_batches(shared, plan.weight / 100.0)
+        # a canary (the minority) rides in stable's batches (at 50 % or more it has batches
+        # of its own as large as stable's); a shadow gets copies of stable's batches
+        mirror = plan.mode == "mirror"
+        shared = plan.candidate if mirror or (plan.mode == "split" and plan.weight < 50.0) else None
+        batched = self.front.share_batches(
+            shared, plan.weight / 100.0, mirror=mirror, min_idle_cpu=self.min_idle_cpu
+        )
         plan = replace(plan, batched=batched)
         self._batch_holds(plan)
         self.router.plan = plan
@@ -139,7 +147,7 @@ class ServingFront:
                 minority = plan.candidate
             elif plan.weight > 50.0:
                 minority = self.front.stable
-        elif plan.candidate is not None and plan.mode == "mirror":
+        elif plan.candidate is not None and plan.mode == "mirror" and not plan.batched:
             minority = plan.candidate
         for label, pool in self.front.pools.items():
             pool.set_batch_hold(hold_s if label == minority else 0.0)
@@ -473,9 +481,11 @@ def delivery_hook(
                 str(version)
             )
 
-        adapter = ServingFront(front, router, spec_for, port)
-        store = RolloutStore(workspace.metadata_store, actor=registry.user)
         delivery = workspace.settings.delivery
+        adapter = ServingFront(
+            front, router, spec_for, port, min_idle_cpu=delivery.shadow_min_idle_cpu
+        )
+        store = RolloutStore(workspace.metadata_store, actor=registry.user)
         controller = RolloutController(store, adapter, registry, name, delivery)
         _ManagementApi(front, controller).install()
         stop = asyncio.Event()

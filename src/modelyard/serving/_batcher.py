@@ -63,10 +63,10 @@ class Item:
         "finished",
         "index",
         "key",
-        "lendable",
         "offset",
         "request_id",
         "rows",
+        "shared",
     )
 
     def __init__(  # noqa: PLR0917  (one per request: positional arguments are cheaper)
@@ -89,7 +89,7 @@ class Item:
         self.offset = 0
         self.index = 0
         self.ctx: Any = None
-        self.lendable = False  # may be answered by the version this one lends batches to
+        self.shared = False  # may be lent to, or copied to, the version this one shares with
 
     def finish(self, result: Any) -> None:
         if not self.finished:
@@ -322,6 +322,11 @@ class Batcher:
         self._partner: Batcher | None = None
         self._share = 0.0
         self._on_lend: Callable[[list[Item]], None] | None = None
+        self._mirror = False  # copies of batches, not lent ones (see ``mirror``)
+        self._copy: Callable[[list[Item]], list[Item]] | None = None
+        self._skip: Callable[[int], None] | None = None
+        self._gate: Callable[[], bool] | None = None
+        self._credit = 0.0  # rows the partner is owed copies of
         self._rows_kept = 0
         self._rows_lent = 0
         self._lender: Batcher | None = None
@@ -400,7 +405,7 @@ class Batcher:
         on_lend: Callable[[list[Item]], None] | None = None,
     ) -> None:
         """Send ``share`` (0-1) of this queue's rows, in whole batches, to ``partner``'s
-        workers (``None``: stop). Only ``lendable`` requests are lent; ``on_lend`` is told of
+        workers (``None``: stop). Only ``shared`` requests are lent; ``on_lend`` is told of
         each lent batch before it is sent (its answers come back through ``partner``).
 
         A batch goes to an idle worker of the partner instead of one of this batcher's own
@@ -411,16 +416,80 @@ class Batcher:
         a row than stable's ~20 (``benchmarks/delivery.py``: 0.875 of one version's throughput,
         +0.49 ms p50; lent batches: 0.95-0.98, +0.0-0.15 ms).
         """
-        if self._partner is not None:
-            self._partner._lender = None
-        self._partner = partner
-        self._share = min(max(share, 0.0), 1.0) if partner is not None else 0.0
+        self._set_partner(partner, share)
         self._on_lend = on_lend
-        self._rows_kept = self._rows_lent = 0
         if partner is not None:
             partner._lender = self
             if self._loop is not None:
                 self.pump()
+
+    def mirror(
+        self,
+        partner: Batcher | None,
+        share: float = 0.0,
+        copy: Callable[[list[Item]], list[Item]] | None = None,
+        skip: Callable[[int], None] | None = None,
+        gate: Callable[[], bool] | None = None,
+    ) -> None:
+        """Send a copy of ``share`` (0-1) of the batches this batcher sends its own workers to
+        an idle worker of ``partner`` (``None``: stop): the same bytes, one more write, no
+        request queued twice. ``copy`` makes the items the copy's answers finish (they count
+        the mirrored requests, and are never the client's); ``skip`` is told how many
+        requests were not copied because no worker of the partner was idle (a shadow at low
+        CPU priority that fell behind) or ``gate()`` said no (the machine has no CPU to
+        spare). Only batches of ``shared`` requests are copied.
+
+        Copied request by request, a shadow at 100 % cost the front's one event loop a queued
+        item, a batch of its own and an answer per copy, and ran in batches of ~6 rows.
+        """
+        self._set_partner(partner, share)
+        self._mirror = partner is not None
+        self._copy = copy
+        self._skip = skip
+        self._gate = gate
+
+    def _set_partner(self, partner: Batcher | None, share: float) -> None:
+        if self._partner is not None:
+            self._partner._lender = None
+        self._partner = partner
+        self._share = min(max(share, 0.0), 1.0) if partner is not None else 0.0
+        self._on_lend = None
+        self._mirror = False
+        self._copy = None
+        self._skip = None
+        self._gate = None
+        self._rows_kept = self._rows_lent = 0
+        self._credit = 0.0
+
+    def _idle_partner(self) -> WorkerHandle | None:
+        assert self._partner is not None
+        for w in self._partner.workers:
+            if w.ready and not w.batches:
+                return w
+        return None
+
+    def _mirror_batch(
+        self, items: list[Item], rows: int, meta: dict[str, Any], payload: Any
+    ) -> None:
+        """Copy a batch just sent to one of this batcher's workers, when its turn by
+        ``share`` has come and a worker of the partner is idle."""
+        self._credit += self._share * rows
+        if self._credit < rows:
+            return
+        self._credit -= rows
+        partner = self._partner
+        spare = self._gate is None or self._gate()
+        idle = self._idle_partner() if spare else None
+        if idle is None or not all(it.shared for it in items) or self._copy is None:
+            if self._skip is not None:
+                self._skip(len(items))
+            return
+        copies = self._copy(items)
+        for c, it in zip(copies, items, strict=True):
+            c.offset, c.index = it.offset, it.index
+        assert partner is not None
+        partner._next_batch += 1
+        idle.send(partner._next_batch, meta, payload, copies)
 
     def _lend_to(self) -> WorkerHandle | None:
         """The partner's idle worker, when the partner is owed rows; else ``None``."""
@@ -430,11 +499,7 @@ class Batcher:
         cap = 2.0 * self.max_batch_size
         if owed > cap:  # a partner that could not take its share for a while: no burst after
             self._rows_lent += int(owed - cap)
-        assert self._partner is not None
-        for w in self._partner.workers:
-            if w.ready and not w.batches:
-                return w
-        return None
+        return self._idle_partner()
 
     # --- the request log (written by the workers)
     def start_log(self, config: dict[str, Any]) -> None:
@@ -561,12 +626,12 @@ class Batcher:
     def _dispatch(self, worker: WorkerHandle) -> None:
         """Send the oldest queue's head (up to ``max_batch_size`` rows) to ``worker``, or to
         the partner's idle worker instead when lending and the partner is owed rows (then
-        only the lendable requests at the head)."""
+        only the shared requests at the head)."""
         head = self._oldest()
         if head is None:
             return
         partner = None
-        if self._partner is not None and head.lendable:
+        if self._partner is not None and head.shared and not self._mirror:
             idle = self._lend_to()
             if idle is not None:
                 worker, partner = idle, self._partner
@@ -574,7 +639,7 @@ class Batcher:
         items: list[Item] = []
         rows = 0
         limit = self.max_batch_size
-        while q and rows + q[0].rows <= limit and (partner is None or q[0].lendable):
+        while q and rows + q[0].rows <= limit and (partner is None or q[0].shared):
             item = q.popleft()
             items.append(item)
             rows += item.rows
@@ -609,7 +674,9 @@ class Batcher:
         owner._next_batch += 1
         if partner is not None and self._on_lend is not None:
             self._on_lend(items)
-        worker.send(owner._next_batch, meta, payload, items)
+        worker.send(owner._next_batch, meta, payload, items)  # meta is encoded: reusable
+        if self._mirror:
+            self._mirror_batch(items, rows, meta, payload)
 
     # --- results
     def on_result(

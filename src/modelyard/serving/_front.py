@@ -33,6 +33,7 @@ from modelyard.errors import (
 from modelyard.logs import get_logger
 from modelyard.serving._batcher import Item
 from modelyard.serving._codec import loads
+from modelyard.serving._cpu import IdleCpu
 from modelyard.serving._metrics import ServingMetrics
 from modelyard.serving._model import ModelSpec
 from modelyard.serving._pool import VersionPool
@@ -102,7 +103,11 @@ class Front:
         #: told of each batch the stable version lends (see ``share_batches``): the inference
         #: handlers move its requests to the version that answers them
         self.on_lent: Callable[[list[Item], VersionPool, str], None] | None = None
-        self.shared: tuple[str, float] | None = None  # the version stable's batches go to
+        #: makes the items a mirrored copy of a batch finishes (see ``share_batches``)
+        self.on_copy: Callable[[list[Item], VersionPool], list[Item]] | None = None
+        #: the version stable shares its batches with, its share, and whether it mirrors
+        self.shared: tuple[str, float, bool, float] | None = None
+        self._idle_cpu: IdleCpu | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ versions
@@ -225,34 +230,63 @@ class Front:
         self.stable = version
         self._versions_changed()
 
-    def share_batches(self, version: str | None, share: float = 0.0) -> bool:
-        """Have ``version``'s workers answer ``share`` (0-1) of the stable version's routed
-        requests, in whole batches built by stable's batcher (``None``: stop): a canary
-        split without small batches of its own. Requests routed with ``Route.shared`` only.
+    def share_batches(
+        self,
+        version: str | None,
+        share: float = 0.0,
+        *,
+        mirror: bool = False,
+        min_idle_cpu: float = 0.0,
+    ) -> bool:
+        """Share the stable version's batches with ``version`` (``None``: stop sharing):
+        its workers answer ``share`` (0-1) of stable's requests, in whole batches built by
+        stable's batcher (a canary split without small batches of its own), or, with
+        ``mirror``, get a copy of ``share`` of stable's batches (a shadow: its answers are
+        counted, never sent), and only while ``min_idle_cpu`` of the CPU is idle
+        (:class:`~modelyard.serving._cpu.IdleCpu`). Only requests routed with
+        ``Route.shared``.
 
         Returns:
-            Whether the split is in effect: ``False`` (nothing changed but the end of an
+            Whether the share is in effect: ``False`` (nothing changed but the end of an
             earlier share) when the two versions do not decode requests alike (another
             signature, contract or classes, or pre/postprocess hooks) or either is not loaded;
-            the router then splits request by request.
+            the router then routes or mirrors request by request.
         """
         for pool in self.pools.values():
             pool.lend(None)
         self.shared = None
         stable = self.pools.get(self.stable)
         other = self.pools.get(version) if version is not None else None
-        if stable is None or other is None or other is stable or not 0.0 < share < 1.0:
+        top = 1.0 if mirror else 1.0 - 1e-9
+        if stable is None or other is None or other is stable or not 0.0 < share <= top:
             return False
         if stable.codec is None or other.codec is None:
             return False
         if not stable.codec.interchangeable(other.codec):
             return False
-        hook = self.on_lent
         label = stable.version
-        stable.lend(
-            other, share, (lambda items: hook(items, other, label)) if hook is not None else None
-        )
-        self.shared = (other.version, share)
+        if mirror:
+            copy = self.on_copy
+            gate = None
+            if min_idle_cpu > 0.0:
+                if self._idle_cpu is None:
+                    self._idle_cpu = IdleCpu()
+                meter = self._idle_cpu
+                gate = lambda: meter.fraction() >= min_idle_cpu  # noqa: E731
+            stable.mirror(
+                other,
+                share,
+                (lambda items: copy(items, other)) if copy is not None else None,
+                gate,
+            )
+        else:
+            hook = self.on_lent
+            stable.lend(
+                other,
+                share,
+                (lambda items: hook(items, other, label)) if hook is not None else None,
+            )
+        self.shared = (other.version, share, mirror, min_idle_cpu)
         return True
 
     def pool_for(self, version: str) -> VersionPool:
@@ -284,7 +318,8 @@ class Front:
 
     def _versions_changed(self) -> None:
         if self.shared is not None:  # the same share between the pools served now, if any
-            self.share_batches(*self.shared)
+            version, share, mirror, idle = self.shared
+            self.share_batches(version, share, mirror=mirror, min_idle_cpu=idle)
         for pool in self.pools.values():
             if pool.version == self.stable:
                 pool.metrics.inflight = self._stable_inflight

@@ -66,6 +66,7 @@ class Inference:
     def __init__(self, front: Front) -> None:
         self.front = front
         front.on_lent = self._lent
+        front.on_copy = self._copies
 
     # --- handlers
     def predict(self, req: Request) -> None:
@@ -116,7 +117,7 @@ class Inference:
             call.req.request_id,
         )
         item.ctx = call
-        item.lendable = shared
+        item.shared = shared
         if call.fallback is None:
             call.body = None  # the item holds it
         try:
@@ -180,7 +181,7 @@ class Inference:
                 req.request_id,
             )
             item.ctx = call
-            item.lendable = shared
+            item.shared = shared
             pool.submit(item)
         except ModelyardError as exc:
             self._failed(call, exc, decoded=False)
@@ -193,6 +194,17 @@ class Inference:
             call.pool = pool
             call.fallback = fallback
             call.item = item
+
+    def _copies(self, items: list[Item], pool: VersionPool) -> list[Item]:
+        """The items a copy of a batch sent to ``pool`` (a shadow) finishes: each counts its
+        request on ``pool`` (as a mirrored request is counted), and is never answered."""
+        copies = []
+        for item in items:
+            call: _Call = item.ctx
+            copy = Item(item.key, item.rows, None, item.done, item.deadline, item.request_id)
+            copy.ctx = _Call(call.req, pool, call.v2, None, None, None, True)
+            copies.append(copy)
+        return copies
 
     def _answered(self, item: Item, result: Any) -> None:
         """Answer one request of a raw batch: the body its worker made, or its error."""

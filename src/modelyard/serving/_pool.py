@@ -185,11 +185,34 @@ class VersionPool:
         share: float = 0.0,
         on_lend: Callable[[list[Item]], None] | None = None,
     ) -> None:
-        """Have ``other``'s workers answer ``share`` (0-1) of this version's lendable requests,
+        """Have ``other``'s workers answer ``share`` (0-1) of this version's shared requests,
         in whole batches (see :meth:`Batcher.lend`); ``None`` stops lending."""
         if self.batcher is not None:
             partner = other.batcher if other is not None else None
             self.batcher.lend(partner, share, on_lend)
+
+    def mirror(
+        self,
+        other: VersionPool | None,
+        share: float = 0.0,
+        copy: Callable[[list[Item]], list[Item]] | None = None,
+        gate: Callable[[], bool] | None = None,
+    ) -> None:
+        """Send ``other``'s workers a copy of ``share`` (0-1) of this version's batches of
+        shared requests while ``gate()`` (see :meth:`Batcher.mirror`); ``None`` stops. The
+        requests not copied (``other`` had no idle worker, or the gate said no) count as its
+        skipped copies."""
+        if self.batcher is None:
+            return
+        if other is None or other.batcher is None:
+            self.batcher.mirror(None)
+            return
+        metrics = other.metrics
+
+        def skip(n: int) -> None:
+            metrics.mirror_skipped += n
+
+        self.batcher.mirror(other.batcher, share, copy, skip, gate)
 
     async def drain(self, grace_s: float) -> None:
         """Wait (at most ``grace_s``) until the requests this version holds are answered (call
