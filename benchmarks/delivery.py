@@ -9,7 +9,8 @@ benchmark's JSON body, for ``--duration`` seconds per row, on 127.0.0.1:
 - (c) the peer, the usual set-up without a mesh: nginx (Debian's package, started here, as its
   docs recommend for a proxy: ``worker_processes auto``, upstream keep-alive, access log off)
   with ``split_clients`` sending 10 % to a second ``modelyard serve`` process;
-- shadow: (a)'s server mirroring 100 % of requests to v2, against shadow off;
+- shadow: (a)'s server mirroring 100 % of requests to v2, against shadow off, saturated (64
+  connections) and under a light load (8 connections, each waiting 4 ms after each answer);
 - time from a bad candidate's first errors (v3 at 10 %, its file created under load) to 100 %
   stable, against the analysis interval.
 
@@ -78,9 +79,11 @@ def serve(home: Path, ref: str, **env: str) -> Any:
     )
 
 
-def wrk_row(wrk: str, url: str, script: Path, duration_s: int) -> dict[str, Any]:
-    run_wrk(wrk, url, script, 64, 2)  # warm-up
-    res = run_wrk(wrk, url, script, 64, duration_s)
+def wrk_row(
+    wrk: str, url: str, script: Path, duration_s: int, *, connections: int = 64
+) -> dict[str, Any]:
+    run_wrk(wrk, url, script, connections, 2)  # warm-up
+    res = run_wrk(wrk, url, script, connections, duration_s)
     res.pop("raw")
     res["load_avg"] = os.getloadavg()[0]
     return res
@@ -99,6 +102,20 @@ def version_counts(url: str, sample: str = "modelyard_requests_total") -> dict[s
     return counts
 
 
+def shadow_row(
+    wrk: str, url: str, script: Path, duration_s: int, server: str, *, connections: int = 8
+) -> dict[str, Any]:
+    """A wrk row with a shadow on; ``candidate_share``: the requests it got a copy of (it
+    takes copies only while one of its workers and 40 % of the CPU are idle)."""
+    mirrored = "modelyard_mirrored_requests_total"
+    before, copies = version_counts(server), version_counts(server, mirrored)
+    row = wrk_row(wrk, url, script, duration_s, connections=connections)
+    after, copied = version_counts(server), version_counts(server, mirrored)
+    served = after.get("1", 0) - before.get("1", 0)
+    row["candidate_share"] = (copied.get("2", 0) - copies.get("2", 0)) / max(served, 1)
+    return row
+
+
 def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The round with the median throughput (its latencies kept with it)."""
     return sorted(rows, key=lambda r: r["rps"])[len(rows) // 2]
@@ -107,7 +124,11 @@ def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def ours(wrk: str, script: Path, home: Path, duration_s: int, rounds: int) -> dict[str, Any]:
     from modelyard.delivery.client import RolloutClient
 
-    runs: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "shadow": [], "shadow_off": []}
+    runs: dict[str, list[dict[str, Any]]] = {
+        k: [] for k in ("a", "b", "shadow", "shadow_off", "light_shadow", "light_off")
+    }
+    light = script.with_name("light.lua")  # each connection waits 4 ms after each answer
+    light.write_text(script.read_text() + "function delay()\n  return 4\nend\n")
     # the rows measure routing, not the analysis: on a crowded 2-core machine a fresh pool at
     # 10 % is slower than stable's, and a latency rollback would end the canary mid-run
     handle = serve(
@@ -139,19 +160,23 @@ def ours(wrk: str, script: Path, home: Path, duration_s: int, rounds: int) -> di
             client.abort()
             log(f"round {i + 1}: shadow 100 %")
             client.deploy(candidate=2, strategy="shadow", interval_s=3600, manual=True)
-            mirrored = "modelyard_mirrored_requests_total"
-            before, copies = version_counts(handle.url), version_counts(handle.url, mirrored)
-            row = wrk_row(wrk, url, script, duration_s)
-            after, copied = version_counts(handle.url), version_counts(handle.url, mirrored)
-            served = after.get("1", 0) - before.get("1", 0)
-            # the copies the shadow took (it backs off while stable has a backlog)
-            row["candidate_share"] = (copied.get("2", 0) - copies.get("2", 0)) / max(served, 1)
-            runs["shadow"].append(row)
+            runs["shadow"].append(
+                shadow_row(wrk, url, script, duration_s, handle.url, connections=64)
+            )
             log(f"    {runs['shadow'][-1]}")
             client.abort()
             log(f"round {i + 1}: shadow off")
             runs["shadow_off"].append(wrk_row(wrk, url, script, duration_s))
             log(f"    {runs['shadow_off'][-1]}")
+            # off saturation: 8 connections, each request 4 ms after the previous answer
+            log(f"round {i + 1}: shadow 100 %, light load")
+            client.deploy(candidate=2, strategy="shadow", interval_s=3600, manual=True)
+            runs["light_shadow"].append(shadow_row(wrk, url, light, duration_s, handle.url))
+            log(f"    {runs['light_shadow'][-1]}")
+            client.abort()
+            log(f"round {i + 1}: shadow off, light load")
+            runs["light_off"].append(wrk_row(wrk, url, light, duration_s, connections=8))
+            log(f"    {runs['light_off'][-1]}")
         out = {k: median_row(v) for k, v in runs.items()}
         log("bad candidate at 10 %: time from its first errors to 100 % stable")
         out["to_stable_s"], out["to_stopped_s"] = time_to_stable(wrk, url, script, home, client)
@@ -278,6 +303,8 @@ def main() -> None:
         ("(c) nginx split_clients 90/10, two modelyard serve", p),
         ("shadow 100 % (stable answers; share: requests copied)", o["shadow"]),
         ("shadow off", o["shadow_off"]),
+        ("shadow 100 %, light load (8 connections, 4 ms between requests)", o["light_shadow"]),
+        ("shadow off, light load", o["light_off"]),
     ]
     for name, r in rows:
         if r is None:
@@ -296,6 +323,8 @@ def main() -> None:
         )
     print(
         f"shadow 100 % vs off: p99 {o['shadow']['p99_ms']:.2f} vs {o['shadow_off']['p99_ms']:.2f} ms"
+        f" (saturated), {o['light_shadow']['p99_ms']:.2f} vs {o['light_off']['p99_ms']:.2f} ms"
+        f" (light load, {100 * o['light_shadow']['candidate_share']:.0f} % copied)"
     )
     print(
         f"bad candidate: {o['to_stable_s']:.2f} s from its first errors to 100 % stable "

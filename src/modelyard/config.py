@@ -144,7 +144,7 @@ class DeliverySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     load_test_rps: Annotated[float, msgspec.Meta(gt=0)] = 50.0  # when there is no recent traffic
     shadow_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1.0
     # a shadow gets copies only while at least this share of the server's CPU is idle (0: always)
-    shadow_min_idle_cpu: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.25
+    shadow_min_idle_cpu: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.4
     ab_key: str = "header:x-modelyard-key"  # or cookie:NAME or field:NAME
     scale_down_delay_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0  # blue-green's old pool
 

@@ -294,7 +294,7 @@ def _spin(seconds: float) -> None:
 def test_a_shadow_takes_no_copies_while_the_cpu_is_busy(
     project: Path, serve: Callable[..., ServerHandle]
 ) -> None:
-    """The default ``shadow_min_idle_cpu`` (a quarter of the CPU idle): every CPU busy at
+    """The default ``shadow_min_idle_cpu`` (40 % of the CPU idle): every CPU busy at
     normal priority leaves the shadow (almost) nothing; the copies come back once it is idle."""
     import multiprocessing
 

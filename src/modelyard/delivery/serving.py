@@ -76,7 +76,7 @@ class ServingFront:
         spec_for: Callable[[int], ModelSpec],
         port: Callable[[], int],
         *,
-        min_idle_cpu: float = 0.25,
+        min_idle_cpu: float = 0.4,
     ) -> None:
         self.front = front
         self.min_idle_cpu = min_idle_cpu

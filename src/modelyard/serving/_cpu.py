@@ -3,9 +3,11 @@
 A shadow takes copies of the served version's batches only while enough CPU is idle (see
 ``Batcher.mirror``): even at the lowest CPU priority (``SCHED_IDLE``) its work costs the served
 version through the caches and memory bandwidth they share. Measured on a saturated 2-core
-machine: a shadow copying what its idle workers could take (26-40 % of the requests) cost the
-served version 8-9 % of its throughput; copying only while a quarter of the CPU was idle, it
-took 10 % of the requests for 3-4 %.
+machine (``benchmarks/delivery.py``), where 25-35 % of the CPU stays idle because the load
+generator and the server wait on each other: a shadow copying whatever its idle workers could
+take (26-40 % of the requests) cost the served version 8-9 % of its throughput; copying only
+while a quarter of the CPU was idle, 5 % of the requests and +0.3-0.8 ms p99; while 40 % was
+idle (the default), under 1 % and nothing measurable. Off saturation it copies every batch.
 
 Sources, read at most once per ``period_s`` (two small files; no thread):
 
