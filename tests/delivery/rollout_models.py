@@ -19,22 +19,35 @@ class Scorer:
         fail_when: raise on every batch while this file exists (a candidate that breaks in
             production; saving it, which predicts on the input example, still works).
         sleep_ms: sleep per batch (a slow candidate).
+        load_s: sleep while loading (a large model), once the file ``slow_when`` exists (not
+            while it is registered, which loads it too).
     """
 
     def __init__(
-        self, factor: float = 1.0, *, fail_when: str | None = None, sleep_ms: float = 0.0
+        self,
+        factor: float = 1.0,
+        *,
+        fail_when: str | None = None,
+        sleep_ms: float = 0.0,
+        load_s: float = 0.0,
+        slow_when: str | None = None,
     ) -> None:
         self.factor = factor
         self.fail_when = fail_when
         self.sleep_ms = sleep_ms
+        self.load_s = load_s
+        self.slow_when = slow_when
 
     def save(self, path: Path) -> None:
         cfg = {"factor": self.factor, "fail_when": self.fail_when, "sleep_ms": self.sleep_ms}
-        (path / "scorer.json").write_text(json.dumps(cfg))
+        slow = {"load_s": self.load_s, "slow_when": self.slow_when}
+        (path / "scorer.json").write_text(json.dumps({**cfg, **slow}))
 
     @classmethod
     def load(cls, path: Path) -> Scorer:
         cfg = json.loads((path / "scorer.json").read_text())
+        if cfg.get("slow_when") and os.path.exists(cfg["slow_when"]):
+            time.sleep(cfg["load_s"])
         return cls(cfg["factor"], fail_when=cfg["fail_when"], sleep_ms=cfg["sleep_ms"])
 
     def predict(self, batch: Any) -> Any:

@@ -120,3 +120,42 @@ def test_this_machine_busy_on_every_cpu_has_little_idle() -> None:
             p.kill()
             p.join(10)
     assert 0.0 <= busy < 0.25, busy
+
+
+def test_niced_time_counts_as_idle(tmp_path: Path) -> None:
+    """Stable takes 30 % of the CPU and a shadow's copies (nice 10, SCHED_IDLE: the "nice"
+    column) 35 %: 70 % is there for users, so the shadow's own copies do not close its gate
+    (counted busy, they would open and close it every period)."""
+    proc, clock = _proc(tmp_path), Clock()
+    (proc / "stat").write_text("cpu  0 0 0 0 0 0 0 0 0 0\ncpu0 100 100 0 100 0 0 0 0 0 0\n")
+    meter = IdleCpu(0.1, proc=proc, cgroup=tmp_path / "none", cpus={0}, clock=clock)
+    meter.fraction()
+    (proc / "stat").write_text("cpu  0 0 0 0 0 0 0 0 0 0\ncpu0 130 135 0 135 0 0 0 0 0 0\n")
+    clock.now += 0.125
+    assert meter.fraction() == pytest.approx(0.7)
+
+
+def test_a_container_without_its_own_cgroup_namespace(tmp_path: Path) -> None:
+    """Docker on a cgroup v1 host: /proc/self/cgroup names the host's path, the container
+    sees its own cgroup at the mount's root; lxcfs numbers its CPUs from 0 (the whole
+    machine's line counts then)."""
+    proc = _proc(tmp_path, "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc")
+    cg = tmp_path / "cgroup" / "cpu,cpuacct"
+    cg.mkdir(parents=True)
+    (cg / "cpu.cfs_quota_us").write_text("50000\n")
+    (cg / "cpu.cfs_period_us").write_text("100000\n")
+    (cg / "cpuacct.usage").write_text("0\n")
+    clock = Clock()
+    (proc / "stat").write_text("cpu  0 0 0 100 0 0 0 0 0 0\ncpu0 0 0 0 100 0 0 0 0 0 0\n")
+    meter = IdleCpu(0.1, proc=proc, cgroup=tmp_path / "cgroup", cpus={12, 13}, clock=clock)
+    assert meter.quota is not None
+    assert meter.quota[0] == 0.5
+    meter.fraction()
+    # no line for CPUs 12 and 13: the machine's (20 % busy); the quota unused
+    (proc / "stat").write_text("cpu  20 0 0 180 0 0 0 0 0 0\ncpu0 20 0 0 180 0 0 0 0 0 0\n")
+    clock.now += 0.125
+    assert meter.fraction() == pytest.approx(0.8)
+    (cg / "cpuacct.usage").write_text("31250000\n")  # 31.25 ms in 125 ms: half the quota
+    (proc / "stat").write_text("cpu  40 0 0 260 0 0 0 0 0 0\ncpu0 40 0 0 260 0 0 0 0 0 0\n")
+    clock.now += 0.125
+    assert meter.fraction() == pytest.approx(0.5)

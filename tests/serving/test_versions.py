@@ -256,3 +256,38 @@ def test_stable_sends_a_copy_of_its_batches_to_a_mirror(front: str) -> None:
         assert d["rows8"] == d["copied"]  # each copy ran once, in a copied batch
         assert d["batches8"] <= d["batches7"]  # no batches of its own: copies of stable's
         assert _share(c, None) is False
+
+
+def test_a_share_counts_only_the_rows_stable_could_have_lent(front: str) -> None:
+    """Pinned requests (never lent) and the retries of a failing partner (sent back to
+    stable, not lent again) do not count towards the partner's share: at 25 % with as many
+    pinned requests beside, the partner answers about a quarter of the shared ones; a partner
+    that fails everything it is lent at 45 % is lent about 45 % of the requests, not the ~80 %
+    its own retries would otherwise earn it."""
+    with httpx.Client(base_url=front, timeout=60) as c:
+        assert _share(c, "8", 0.25) is True
+        versions = []
+        for _ in range(40):
+            assert _predict(c, "to:7").headers["x-model-version"] == "7"
+            versions.append(_predict(c, "share").headers["x-model-version"])
+        assert 0.15 <= versions.count("8") / len(versions) <= 0.35, versions.count("8")
+
+        assert c.post("/test/versions", json={"op": "add", "class": "LinearBroken"}).json() == {
+            "added": "9"
+        }
+        before = metric(c.get("/metrics").text, "modelyard_retried_requests_total", version="9")
+        assert _share(c, "9", 0.45) is True
+        v2 = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": ROW}]}
+        answers = []
+        for _ in range(30):
+            r = c.post("/v2/models/linear/infer", json=v2, headers={"x-arm": "share"})
+            answers.append((r.status_code, r.headers["x-model-version"], r.json()["outputs"][0]))
+            r = _predict(c, "share")
+            answers.append((r.status_code, r.headers["x-model-version"], r.json()["predictions"]))
+        assert {(a[0], a[1]) for a in answers} == {(200, "7")}
+        assert {str(a[2]) for a in answers[::2]} == {str(answers[0][2])}
+        assert all(a[2] == [V7] for a in answers[1::2])
+        lent = metric(c.get("/metrics").text, "modelyard_retried_requests_total", version="9")
+        assert 0.3 <= (lent - before) / len(answers) <= 0.6, lent - before
+        assert c.post("/test/versions", json={"op": "remove", "version": "9"}).status_code == 200
+        assert _share(c, None) is False

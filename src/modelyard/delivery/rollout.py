@@ -44,7 +44,7 @@ from modelyard.delivery.analysis import (
 from modelyard.delivery.router import RoutePlan
 from modelyard.delivery.store import Rollout, RolloutStore
 from modelyard.delivery.strategies import check_steps, strategy_for
-from modelyard.errors import ConflictError, InvalidInputError
+from modelyard.errors import ConflictError, InvalidInputError, ServiceUnavailable
 from modelyard.logs import get_logger
 
 if TYPE_CHECKING:
@@ -78,8 +78,9 @@ class LoadTestRun:
 class DeliveryFront(Protocol):
     """What a rollout needs from the serving front that hosts it."""
 
-    async def start_version(self, version: int) -> None:
-        """Start ``version``'s worker pool (no user traffic yet); a no-op if it runs."""
+    async def start_version(self, version: int, stop: asyncio.Event | None = None) -> None:
+        """Start ``version``'s worker pool (no user traffic yet); a no-op if it runs. Once
+        ``stop`` is set, a pool still loading stops (``ServiceUnavailable``)."""
         ...
 
     async def stop_version(self, version: int) -> None:
@@ -433,7 +434,12 @@ class RolloutController:
 
     async def _advance(self, r: Rollout) -> Rollout:
         if r.state == "pending":
-            await self.front.start_version(r.candidate_version)
+            try:  # a large model loads for minutes: an abort must not wait for it
+                await self.front.start_version(r.candidate_version, stop=self._abort)
+            except ServiceUnavailable:
+                if self._abort.is_set():  # the abort, waiting for the lock, rolls back next
+                    return r
+                raise
             return await self._move(r, "load_testing", reason="candidate pool started")
         if r.state == "load_testing":
             return await self._load_test(r)

@@ -88,10 +88,10 @@ class ServingFront:
         self._flushed_at = -math.inf
         front.on_versions_changed.append(self._share_changed)
 
-    async def start_version(self, version: int) -> None:
+    async def start_version(self, version: int, stop: asyncio.Event | None = None) -> None:
         """Start ``version``'s pool at normal CPU priority: a no-op when it runs so, a fresh
         pool in place of one lowered for a shadow (an unprivileged process cannot raise its
-        workers' priority again)."""
+        workers' priority again). A new pool still loading when ``stop`` is set stops."""
         label = str(version)
         pool = self.front.pools.get(label)
         if pool is not None and pool.nice == 0:
@@ -100,7 +100,7 @@ class ServingFront:
         if pool is not None:
             await self.front.replace_version(spec, label)
             return
-        await self.front.add_version(spec, version=label)
+        await self.front.add_version(spec, version=label, stop=stop)
 
     async def stop_version(self, version: int) -> None:
         label = str(version)
@@ -134,7 +134,9 @@ class ServingFront:
         goes back to a split per request."""
         plan = self.router.plan
         if plan.batched and self.front.shared is None:
-            self.router.plan = replace(plan, batched=False)
+            plan = replace(plan, batched=False)
+            self._batch_holds(plan)
+            self.router.plan = plan
 
     def _batch_holds(self, plan: RoutePlan) -> None:
         """The version with the smaller share of user traffic (a canary at 10 %, stable at

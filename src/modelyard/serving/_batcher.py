@@ -583,7 +583,8 @@ class Batcher:
             )
         if ripe:
             for w in workers:
-                if w.ready and not w.batches and self.queued:
+                # ``while``: a batch lent instead leaves this worker idle, with more queued
+                while w.ready and not w.batches and self.queued:
                     self._dispatch(w)
         if not self.queued:
             return
@@ -646,10 +647,10 @@ class Batcher:
         if not items:  # a request larger than the limit is refused before it is queued
             items.append(q.popleft())
         self.queued -= len(items)
-        if partner is None:
-            self._rows_kept += rows
-        else:
+        if partner is not None:
             self._rows_lent += rows
+        elif self._partner is not None:  # only what could have been lent counts against it
+            self._rows_kept += sum(it.rows for it in items if it.shared)
         assert self.prepare is not None
         try:
             items, prepared = self.prepare(head.key, items)

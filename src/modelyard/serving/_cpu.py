@@ -11,8 +11,8 @@ idle (the default), under 1 % and nothing measurable. Off saturation it copies e
 
 Sources, read at most once per ``period_s`` (two small files; no thread):
 
-- the CPUs this process may run on (``sched_getaffinity``) and their idle and iowait time in
-  ``/proc/stat``;
+- the CPUs this process may run on (``sched_getaffinity``) and their idle, iowait and niced
+  time in ``/proc/stat`` (niced: what the shadow itself and the request-log processes take);
 - where the process's cgroup has a CPU quota (cgroup v2 ``cpu.max``; v1 ``cpu.cfs_quota_us``),
   the share of the quota its usage left (a container throttled at its limit on an idle node).
 
@@ -91,16 +91,24 @@ class IdleCpu:
             text = (self.proc / "stat").read_text()
         except OSError:
             return None
-        idle = total = 0
+        ours = all_cpus = (0, 0)
         for line in text.splitlines():
             name, _, rest = line.partition(" ")
-            if name not in self.cpus:
+            if not name.startswith("cpu"):
                 continue
             v = [int(x) for x in rest.split()[:8]]  # user nice system idle iowait irq softirq steal
             if len(v) < 5:
                 continue
-            idle += v[3] + v[4]
-            total += sum(v)
+            # niced time is idle for this purpose: it is what a shadow (nice 10, SCHED_IDLE)
+            # and the request-log processes take; counted busy, a shadow's own copies would
+            # close its gate, and it would open and close every period
+            ticks = (v[1] + v[3] + v[4], sum(v))
+            if name == "cpu":
+                all_cpus = ticks
+            elif name in self.cpus:
+                ours = (ours[0] + ticks[0], ours[1] + ticks[1])
+        # no line for our CPUs (lxcfs numbers a container's CPUs from 0): the whole machine
+        idle, total = ours if ours[1] else all_cpus
         return (idle, total) if total else None
 
 
@@ -114,28 +122,32 @@ def _quota(proc: Path, cgroup: Path) -> tuple[float, Path, float] | None:
     for line in lines:
         _, controllers, path = line.split(":", 2)
         rel = path.lstrip("/")
+        # a container without its own cgroup namespace sees its cgroup at the mount's root
+        # while /proc/self/cgroup names the host's path
         if controllers == "":  # cgroup v2
-            folder = cgroup / rel
-            try:
-                limit, period = (folder / "cpu.max").read_text().split()[:2]
-            except (OSError, ValueError):
-                continue
-            if limit != "max" and float(period) > 0:
-                return float(limit) / float(period), folder / "cpu.stat", 1e-6
-        elif "cpu" in controllers.split(","):  # cgroup v1
-            for mount in ("cpu,cpuacct", "cpu", "cpuacct,cpu"):
-                folder = cgroup / mount / rel
+            for folder in dict.fromkeys([cgroup / rel, cgroup]):
                 try:
-                    limit_us = int((folder / "cpu.cfs_quota_us").read_text())
-                    period_us = int((folder / "cpu.cfs_period_us").read_text())
+                    limit, period = (folder / "cpu.max").read_text().split()[:2]
                 except (OSError, ValueError):
                     continue
-                if limit_us <= 0 or period_us <= 0:
-                    return None
-                usage = folder / "cpuacct.usage"
-                if not usage.exists():  # cpu and cpuacct mounted apart
-                    usage = cgroup / "cpuacct" / rel / "cpuacct.usage"
-                return limit_us / period_us, usage, 1e-9
+                if limit != "max" and float(period) > 0:
+                    return float(limit) / float(period), folder / "cpu.stat", 1e-6
+                return None
+        elif "cpu" in controllers.split(","):  # cgroup v1
+            for mount in ("cpu,cpuacct", "cpu", "cpuacct,cpu"):
+                for sub in dict.fromkeys([rel, ""]):
+                    folder = cgroup / mount / sub
+                    try:
+                        limit_us = int((folder / "cpu.cfs_quota_us").read_text())
+                        period_us = int((folder / "cpu.cfs_period_us").read_text())
+                    except (OSError, ValueError):
+                        continue
+                    if limit_us <= 0 or period_us <= 0:
+                        return None
+                    usage = folder / "cpuacct.usage"
+                    if not usage.exists():  # cpu and cpuacct mounted apart
+                        usage = cgroup / "cpuacct" / sub / "cpuacct.usage"
+                    return limit_us / period_us, usage, 1e-9
     return None
 
 

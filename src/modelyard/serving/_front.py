@@ -175,6 +175,7 @@ class Front:
         pool = self._pool(spec, version, old.workers, old.contract)
         await pool.start()
         self.pools[version] = pool
+        old.lend(None)  # a share it had moves to the new pool (below), none stays with the old
         self._versions_changed()
         await old.drain(self.settings.grace_s)
         await old.stop(self.settings.grace_s)

@@ -9,6 +9,7 @@ policy or a strategy of your own without starting servers.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass, field, replace
 
@@ -94,7 +95,7 @@ class InMemoryFront:
         return v
 
     # -- DeliveryFront
-    async def start_version(self, version: int) -> None:
+    async def start_version(self, version: int, stop: asyncio.Event | None = None) -> None:
         v = self._version(version)
         if not v.running:
             v.running = True
