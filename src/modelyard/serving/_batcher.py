@@ -583,8 +583,10 @@ class Batcher:
             )
         if ripe:
             for w in workers:
-                # ``while``: a batch lent instead leaves this worker idle, with more queued
-                while w.ready and not w.batches and self.queued:
+                # a batch lent instead leaves this worker idle: what queues next reaches it when
+                # full or due (``max_wait_ms``), as for a busy worker. Taking the rest at once
+                # measured 3-5 % less throughput on a 90/10 canary (smaller batches)
+                if w.ready and not w.batches and self.queued:
                     self._dispatch(w)
         if not self.queued:
             return
