@@ -285,7 +285,7 @@ def test_a_share_counts_only_the_rows_stable_could_have_lent(front: str) -> None
             r = _predict(c, "share")
             answers.append((r.status_code, r.headers["x-model-version"], r.json()["predictions"]))
         assert {(a[0], a[1]) for a in answers} == {(200, "7")}
-        assert {str(a[2]) for a in answers[::2]} == {str(answers[0][2])}
+        assert all(a[2]["data"] == V7 for a in answers[::2])  # stable's model answered
         assert all(a[2] == [V7] for a in answers[1::2])
         lent = metric(c.get("/metrics").text, "modelyard_retried_requests_total", version="9")
         assert 0.3 <= (lent - before) / len(answers) <= 0.6, lent - before

@@ -651,7 +651,7 @@ class Batcher:
         self.queued -= len(items)
         if partner is not None:
             self._rows_lent += rows
-        elif self._partner is not None:  # only what could have been lent counts against it
+        elif self._partner is not None and not self._mirror:  # only what could have been lent
             self._rows_kept += sum(it.rows for it in items if it.shared)
         assert self.prepare is not None
         try:
