@@ -145,7 +145,7 @@ class LabelledTraffic:
 
     def _run(self) -> None:
         with httpx.Client(timeout=30) as client:
-            while not self._stop.is_set() and len(self.statuses) < 5000:
+            while not self._stop.is_set() and len(self.statuses) < 20000:
                 labels = self.rng.integers(0, 2, ROWS)
                 x = np.stack([labels, self.rng.random(ROWS)], 1).tolist()
                 r = client.post(f"{self.url}/v1/models/churn:predict", json={"instances": x})
